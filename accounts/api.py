@@ -1,0 +1,297 @@
+"""The identity API: ``/api/v1/auth/``, ``/api/v1/users/``, ``/api/v1/teams/``.
+
+Views parse input, call one service or selector, and render the result.
+"""
+
+import django_filters
+from django.contrib.auth import authenticate, logout
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.models import ApiToken, Team, User
+from gatehouse.api import IsAdmin
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True)
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
+
+
+class LoginView(APIView):
+    """Exchange a username and password for a bearer token."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        """Wrong credentials are a 401, as for any other failed authentication."""
+        return "Bearer"
+
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: TokenSerializer, 401: OpenApiResponse(description="Wrong credentials")},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        credentials = LoginSerializer(data=request.data)
+        credentials.is_valid(raise_exception=True)
+        user = authenticate(request, **credentials.validated_data)
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid username or password.")
+        raw_token, token = services.api_token_create(user=user)
+        return Response({"token": raw_token, "expires_at": token.expires_at})
+
+
+class LogoutView(APIView):
+    """Revoke the token in use (or end the browser session)."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            services.api_token_revoke(token=request.auth)
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserSerializer(serializers.ModelSerializer):
+    teams = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["username", "full_name", "email", "is_admin", "is_active", "teams", "date_joined"]
+        read_only_fields = fields
+
+
+class UserCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, write_only=True, trim_whitespace=False)
+    full_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    is_admin = serializers.BooleanField(required=False, default=False)
+
+
+class UserUpdateSerializer(serializers.Serializer):
+    full_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    is_admin = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False)
+
+    ADMIN_ONLY = frozenset({"is_admin", "is_active"})
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    old_password = serializers.CharField(
+        max_length=4096, required=False, write_only=True, trim_whitespace=False
+    )
+    new_password = serializers.CharField(max_length=4096, write_only=True, trim_whitespace=False)
+
+
+class UserFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(method="filter_search", label="Username, name or email")
+    team = django_filters.CharFilter(field_name="teams__name", label="Team name")
+
+    class Meta:
+        model = User
+        fields = ["is_active", "is_admin"]
+
+    def filter_search(self, queryset: QuerySet[User], name: str, value: str) -> QuerySet[User]:
+        return queryset.filter(
+            Q(username__icontains=value) | Q(full_name__icontains=value) | Q(email__icontains=value)
+        )
+
+
+class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Users. Admins see and manage everyone; a user sees and edits only themself."""
+
+    queryset = User.objects.none()  # names the model for the schema; get_queryset scopes
+    serializer_class = UserSerializer
+    filterset_class = UserFilter
+    lookup_field = "username"
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self) -> QuerySet[User]:
+        return selectors.user_list(viewer=self.request.user)
+
+    def get_permissions(self) -> list:
+        if self.action in {"create", "destroy"}:
+            return [IsAdmin()]
+        return [IsAuthenticated()]
+
+    @extend_schema(request=UserCreateSerializer, responses={201: UserSerializer})
+    def create(self, request: Request) -> Response:
+        data = UserCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_create(actor=request.user, **data.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=UserUpdateSerializer, responses={200: UserSerializer})
+    def partial_update(self, request: Request, username: str) -> Response:
+        user = self.get_object()
+        data = UserUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        if not request.user.is_admin and (
+            user.pk != request.user.pk or changes.keys() & UserUpdateSerializer.ADMIN_ONLY
+        ):
+            raise exceptions.PermissionDenied("You may change only your own full name and email.")
+        is_active = changes.pop("is_active", None)
+        user = services.user_update(actor=request.user, user=user, **changes)
+        if is_active is True:
+            user = services.user_reactivate(actor=request.user, user=user)
+        elif is_active is False:
+            user = services.user_deactivate(actor=request.user, user=user)
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(responses={204: None}, description="Deactivates the user; nothing is deleted.")
+    def destroy(self, request: Request, username: str) -> Response:
+        services.user_deactivate(actor=request.user, user=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=PasswordChangeSerializer, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def password(self, request: Request, username: str) -> Response:
+        """Change a password: the user with their old password, or an admin."""
+        user = self.get_object()
+        if user.pk != request.user.pk and not request.user.is_admin:
+            raise exceptions.PermissionDenied("Only admins may change another user's password.")
+        data = PasswordChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_password_change(
+            actor=request.user,
+            user=user,
+            keep_token=request.auth if isinstance(request.auth, ApiToken) else None,
+            **data.validated_data,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    members = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+
+    class Meta:
+        model = Team
+        fields = ["name", "description", "members", "created_at"]
+        read_only_fields = ["members", "created_at"]
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class TeamUpdateSerializer(serializers.Serializer):
+    description = serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["username", "full_name", "is_active"]
+        read_only_fields = fields
+
+
+class TeamFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(method="filter_search", label="Name or description")
+    member = django_filters.CharFilter(field_name="memberships__user__username", label="Username")
+
+    class Meta:
+        model = Team
+        fields: list[str] = []
+
+    def filter_search(self, queryset: QuerySet[Team], name: str, value: str) -> QuerySet[Team]:
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+
+class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Teams. Everyone sees the teams they belong to; admins see and change all of them."""
+
+    queryset = Team.objects.none()  # names the model for the schema; get_queryset scopes
+    serializer_class = TeamSerializer
+    filterset_class = TeamFilter
+    lookup_field = "name"
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self) -> QuerySet[Team]:
+        return selectors.team_list(viewer=self.request.user)
+
+    def get_permissions(self) -> list:
+        if self.action in {"list", "retrieve", "members"}:
+            return [IsAuthenticated()]
+        return [IsAdmin()]
+
+    @extend_schema(request=TeamSerializer, responses={201: TeamSerializer})
+    def create(self, request: Request) -> Response:
+        data = TeamSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        team = services.team_create(actor=request.user, **data.validated_data)
+        return Response(TeamSerializer(team).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TeamUpdateSerializer, responses={200: TeamSerializer})
+    def partial_update(self, request: Request, name: str) -> Response:
+        team = self.get_object()
+        if "name" in request.data and request.data["name"] != team.name:
+            raise exceptions.ValidationError(
+                {"name": ["Team names cannot be changed: they name Notary roles."]}
+            )
+        data = TeamUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        team = services.team_update(actor=request.user, team=team, **data.validated_data)
+        return Response(TeamSerializer(team).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, name: str) -> Response:
+        services.team_delete(actor=request.user, team=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: MemberSerializer(many=True)}, filters=False)
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def members(self, request: Request, name: str) -> Response:
+        members = selectors.team_members(team=self.get_object())
+        page = self.paginate_queryset(members)
+        return self.get_paginated_response(MemberSerializer(page, many=True).data)
+
+
+class TeamMemberView(APIView):
+    """``PUT`` adds a user to a team, ``DELETE`` removes them (admins only)."""
+
+    permission_classes = [IsAdmin]
+
+    def _team_and_user(self, name: str, username: str) -> tuple[Team, User]:
+        team = get_object_or_404(Team, name=name)
+        user = get_object_or_404(User, username=username)
+        return team, user
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "MemberAdded",
+                {"team": serializers.CharField(), "username": serializers.CharField()},
+            ),
+            200: OpenApiResponse(description="Already a member"),
+        },
+    )
+    def put(self, request: Request, name: str, username: str) -> Response:
+        team, user = self._team_and_user(name, username)
+        _, created = services.team_member_add(actor=request.user, team=team, user=user)
+        return Response(
+            {"team": team.name, "username": user.username},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, name: str, username: str) -> Response:
+        team, user = self._team_and_user(name, username)
+        if not services.team_member_remove(actor=request.user, team=team, user=user):
+            raise exceptions.NotFound(f"'{username}' is not a member of '{name}'.")
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,25 @@
+"""One router for ``/api/v1/``; each app registers its endpoints here."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("users", UserViewSet, basename="user")
+router.register("teams", TeamViewSet, basename="team")
+
+urlpatterns = [
+    path("auth/login/", LoginView.as_view(), name="api-login"),
+    path("auth/logout/", LogoutView.as_view(), name="api-logout"),
+    path(
+        "teams/<str:name>/members/<str:username>/",
+        TeamMemberView.as_view(),
+        name="api-team-member",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *router.urls,
+]

@@ -1,0 +1,33 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def run_check(**env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):
+    result = run_check(GATEHOUSE_DEBUG="0", GATEHOUSE_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "GATEHOUSE_SECRET_KEY must be set" in result.stderr
+
+
+def test_development_mode_generates_a_secret_key_once_and_keeps_it(tmp_path):
+    assert run_check(GATEHOUSE_DEBUG="1", GATEHOUSE_VAR_DIR=str(tmp_path)).returncode == 0
+    key_file = tmp_path / "secret_key"
+    first = key_file.read_text()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert run_check(GATEHOUSE_DEBUG="1", GATEHOUSE_VAR_DIR=str(tmp_path)).returncode == 0
+    assert key_file.read_text() == first
