@@ -27,27 +27,43 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def development_secret(filename: str) -> str:
+def development_secret(filename: str, *, nbytes: int) -> str:
     """Read a secret kept under ``var/``, creating it on first use (development only)."""
     path = VAR_DIR / filename
     if not path.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
+            handle.write(secrets.token_urlsafe(nbytes))
     return path.read_text().strip()
+
+
+def required_secret(name: str, *, development_file: str, nbytes: int) -> str:
+    """A secret from the environment; in development, one kept under ``var/``."""
+    value = os.environ.get(name, "")
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} must be set when GATEHOUSE_DEBUG is off (generate one with: "
+            f"python -c 'import secrets; print(secrets.token_urlsafe({nbytes}))')."
+        )
+    return development_secret(development_file, nbytes=nbytes)
 
 
 DEBUG = env_bool("GATEHOUSE_DEBUG")
 
-SECRET_KEY = os.environ.get("GATEHOUSE_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "GATEHOUSE_SECRET_KEY must be set when GATEHOUSE_DEBUG is off "
-            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))')."
-        )
-    SECRET_KEY = development_secret("secret_key")
+SECRET_KEY = required_secret("GATEHOUSE_SECRET_KEY", development_file="secret_key", nbytes=50)
+
+# Private keys at rest are sealed with AES-256-GCM under this key-encryption key: 32 random
+# bytes, URL-safe base64. A comma-separated list rotates it: the first seals, all unseal.
+GATEHOUSE_KEY_ENCRYPTION_KEYS = [
+    key.strip()
+    for key in required_secret(
+        "GATEHOUSE_KEY_ENCRYPTION_KEY", development_file="key_encryption_key", nbytes=32
+    ).split(",")
+    if key.strip()
+]
 
 ALLOWED_HOSTS = env_list(
     "GATEHOUSE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else ""
@@ -169,10 +185,11 @@ NOTARY_URL = os.environ.get("NOTARY_URL", "")
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
-    _queue_dir = str(VAR_DIR / "celery-queue")
+    _queue_dir = VAR_DIR / "celery-queue"
+    _queue_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": _queue_dir,
-        "data_folder_out": _queue_dir,
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
         "store_processed": False,
     }
 
@@ -185,3 +202,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("GATEHOUSE_LOG_LEVEL", "INFO")},
 }
+
+GATEHOUSE_BUNDLE_CERT_DAYS = int(os.environ.get("GATEHOUSE_BUNDLE_CERT_DAYS", "365"))
+GATEHOUSE_DOCKER_HOST = os.environ.get("GATEHOUSE_DOCKER_HOST", "")
