@@ -5,7 +5,7 @@ Views parse input, call one service or selector, and render the result.
 
 import django_filters
 from django.contrib.auth import authenticate, logout
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -109,9 +109,7 @@ class UserFilter(django_filters.FilterSet):
         fields = ["is_active", "is_admin"]
 
     def filter_search(self, queryset: QuerySet[User], name: str, value: str) -> QuerySet[User]:
-        return queryset.filter(
-            Q(username__icontains=value) | Q(full_name__icontains=value) | Q(email__icontains=value)
-        )
+        return selectors.users_matching(queryset, value)
 
 
 class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -209,7 +207,7 @@ class TeamFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_search(self, queryset: QuerySet[Team], name: str, value: str) -> QuerySet[Team]:
-        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+        return selectors.teams_matching(queryset, value)
 
 
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -10,7 +10,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-RESERVED_TEAM_NAMES = frozenset({"releases"})
+# "releases" is Notary's targets/releases; "new" is the console's create page (/teams/new/).
+RESERVED_TEAM_NAMES = frozenset({"releases", "new"})
+RESERVED_USERNAMES = frozenset({"new"})
 
 team_name_syntax = RegexValidator(
     regex=r"\A[a-z0-9][a-z0-9_-]{0,63}\Z",
@@ -23,9 +25,12 @@ team_name_syntax = RegexValidator(
 
 def team_name_not_reserved(value: str) -> None:
     if value in RESERVED_TEAM_NAMES:
-        raise ValidationError(
-            f"'{value}' is reserved: Notary's targets/{value} role is managed by Gatehouse."
-        )
+        raise ValidationError(f"'{value}' is reserved and cannot be used as a name.")
+
+
+def username_not_reserved(value: str) -> None:
+    if value in RESERVED_USERNAMES:
+        raise ValidationError(f"'{value}' is reserved and cannot be used as a name.")
 
 
 class UserManager(BaseUserManager["User"]):
@@ -47,7 +52,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     username = models.CharField(
         max_length=150,
         unique=True,
-        validators=[UnicodeUsernameValidator()],
+        validators=[UnicodeUsernameValidator(), username_not_reserved],
         help_text="150 characters or fewer: letters, digits and @ . + - _ only.",
         error_messages={"unique": "A user with that username already exists."},
     )

@@ -24,7 +24,7 @@ MATRIX = [
     (
         "post",
         "/api/v1/users/",
-        {"username": "new", "password": NEW_PASSWORD},
+        {"username": "newcomer", "password": NEW_PASSWORD},
         {"anonymous": 401, "alice": 403, "admin": 201},
     ),
     ("get", "/api/v1/users/alice/", None, {"anonymous": 401, "alice": 200, "admin": 200}),

@@ -36,7 +36,7 @@ def test_user_create_refuses_a_duplicate_username():
 
 
 @pytest.mark.parametrize(
-    "name", ["CI", "-ci", "_ci", "c i", "c/i", "releases", "a" * 65, "", "ci.team"]
+    "name", ["CI", "-ci", "_ci", "c i", "c/i", "releases", "new", "a" * 65, "", "ci.team"]
 )
 def test_team_names_must_be_valid_notary_role_names(admin, name):
     with pytest.raises(ValidationError) as error:

@@ -1,0 +1,297 @@
+"""The identity console: users, teams and one's own profile.
+
+Each view parses a form, calls one service or selector, then redirects or renders. An
+action posted from a detail page that fails renders that page again with the errors in place.
+"""
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from accounts import selectors, services
+from accounts.forms import (
+    ActionForm,
+    PasswordChangeForm,
+    PasswordSetForm,
+    TeamCreateForm,
+    TeamMemberAddForm,
+    TeamUpdateForm,
+    UserCreateForm,
+    UserSearchForm,
+    UserUpdateForm,
+)
+from accounts.models import Team, User
+from gatehouse.views import admin_required
+
+USERS_PER_PAGE = 25
+
+
+def _visible_user(request: HttpRequest, username: str) -> User:
+    return get_object_or_404(selectors.user_list(viewer=request.user), username=username)
+
+
+def _visible_team(request: HttpRequest, name: str) -> Team:
+    """A team the viewer may see; any other team is a 404, as if it did not exist."""
+    return get_object_or_404(selectors.team_list(viewer=request.user), name=name)
+
+
+def _teams_of(request: HttpRequest, user: User) -> list[Team]:
+    return list(selectors.team_list(viewer=request.user, member=user))
+
+
+@require_safe
+@admin_required
+def user_list(request: HttpRequest) -> HttpResponse:
+    search = UserSearchForm(request.GET)
+    users = selectors.user_list(viewer=request.user, search=search.term)
+    page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "accounts/users/list.html", {"search": search, "page": page})
+
+
+@admin_required
+def user_create(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.user_create(
+                actor=request.user,
+                username=data["username"],
+                password=data["password"],
+                full_name=data["full_name"],
+                email=data["email"],
+                is_admin=data["is_admin"],
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"User {user.username} created.")
+            return redirect("users:detail", username=user.username)
+    return render(request, "accounts/users/create.html", {"form": form})
+
+
+def _user_page(
+    request: HttpRequest,
+    account: User,
+    *,
+    update_form: UserUpdateForm | None = None,
+    password_form: PasswordSetForm | None = None,
+    status_form: ActionForm | None = None,
+) -> HttpResponse:
+    """The user detail page, with any form that failed in place of its blank version."""
+    if update_form is None:
+        update_form = UserUpdateForm(
+            initial={
+                "full_name": account.full_name,
+                "email": account.email,
+                "is_admin": account.is_admin,
+            }
+        )
+    return render(
+        request,
+        "accounts/users/detail.html",
+        {
+            "account": account,
+            "teams": _teams_of(request, account),
+            "update_form": update_form,
+            "password_form": password_form or PasswordSetForm(),
+            "status_form": status_form or ActionForm(),
+        },
+    )
+
+
+@require_safe
+@admin_required
+def user_detail(request: HttpRequest, username: str) -> HttpResponse:
+    return _user_page(request, _visible_user(request, username))
+
+
+@require_POST
+@admin_required
+def user_update(request: HttpRequest, username: str) -> HttpResponse:
+    account = _visible_user(request, username)
+    form = UserUpdateForm(request.POST)
+    if form.is_valid():
+        try:
+            services.user_update(actor=request.user, user=account, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_error(error)
+            account.refresh_from_db()
+        else:
+            messages.success(request, f"Details of {account.username} saved.")
+            return redirect("users:detail", username=account.username)
+    return _user_page(request, account, update_form=form)
+
+
+@require_POST
+@admin_required
+def user_password(request: HttpRequest, username: str) -> HttpResponse:
+    account = _visible_user(request, username)
+    form = PasswordSetForm(request.POST)
+    if form.is_valid():
+        try:
+            services.user_password_change(
+                actor=request.user, user=account, new_password=form.cleaned_data["new_password"]
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"Password of {account.username} changed.")
+            return redirect("users:detail", username=account.username)
+    return _user_page(request, account, password_form=form)
+
+
+@require_POST
+@admin_required
+def user_deactivate(request: HttpRequest, username: str) -> HttpResponse:
+    account = _visible_user(request, username)
+    form = ActionForm(request.POST)
+    try:
+        services.user_deactivate(actor=request.user, user=account)
+    except ValidationError as error:
+        form.add_service_error(error)
+        return _user_page(request, account, status_form=form)
+    messages.success(request, f"User {account.username} deactivated.")
+    return redirect("users:detail", username=account.username)
+
+
+@require_POST
+@admin_required
+def user_reactivate(request: HttpRequest, username: str) -> HttpResponse:
+    account = services.user_reactivate(actor=request.user, user=_visible_user(request, username))
+    messages.success(request, f"User {account.username} reactivated.")
+    return redirect("users:detail", username=account.username)
+
+
+@require_safe
+@login_required
+def team_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "accounts/teams/list.html", {"teams": selectors.team_list(viewer=request.user)}
+    )
+
+
+@admin_required
+def team_create(request: HttpRequest) -> HttpResponse:
+    form = TeamCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team = services.team_create(actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"Team {team.name} created.")
+            return redirect("teams:detail", name=team.name)
+    return render(request, "accounts/teams/create.html", {"form": form})
+
+
+def _team_page(
+    request: HttpRequest,
+    team: Team,
+    *,
+    update_form: TeamUpdateForm | None = None,
+    member_form: TeamMemberAddForm | None = None,
+) -> HttpResponse:
+    """The team detail page, with any form that failed in place of its blank version."""
+    context = {"team": team, "members": selectors.team_members(team=team)}
+    if request.user.is_admin:
+        context["update_form"] = update_form or TeamUpdateForm(
+            initial={"description": team.description}
+        )
+        context["member_form"] = member_form or TeamMemberAddForm(
+            candidates=selectors.team_member_candidates(team=team)
+        )
+    return render(request, "accounts/teams/detail.html", context)
+
+
+@require_safe
+@login_required
+def team_detail(request: HttpRequest, name: str) -> HttpResponse:
+    return _team_page(request, _visible_team(request, name))
+
+
+@require_POST
+@admin_required
+def team_update(request: HttpRequest, name: str) -> HttpResponse:
+    team = _visible_team(request, name)
+    form = TeamUpdateForm(request.POST)
+    if form.is_valid():
+        try:
+            services.team_update(actor=request.user, team=team, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_error(error)
+            team.refresh_from_db()
+        else:
+            messages.success(request, f"Team {team.name} updated.")
+            return redirect("teams:detail", name=team.name)
+    return _team_page(request, team, update_form=form)
+
+
+@admin_required
+def team_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """GET asks for confirmation, POST deletes: the page works with JavaScript off."""
+    team = _visible_team(request, name)
+    if request.method == "POST":
+        services.team_delete(actor=request.user, team=team)
+        messages.success(request, f"Team {name} deleted.")
+        return redirect("teams:list")
+    return render(request, "accounts/teams/confirm_delete.html", {"team": team})
+
+
+@require_POST
+@admin_required
+def team_member_add(request: HttpRequest, name: str) -> HttpResponse:
+    team = _visible_team(request, name)
+    form = TeamMemberAddForm(request.POST, candidates=selectors.team_member_candidates(team=team))
+    if form.is_valid():
+        user = form.cleaned_data["username"]
+        try:
+            services.team_member_add(actor=request.user, team=team, user=user)
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"{user.username} added to {team.name}.")
+            return redirect("teams:detail", name=team.name)
+    return _team_page(request, team, member_form=form)
+
+
+@require_POST
+@admin_required
+def team_member_remove(request: HttpRequest, name: str, username: str) -> HttpResponse:
+    team = _visible_team(request, name)
+    user = _visible_user(request, username)
+    if services.team_member_remove(actor=request.user, team=team, user=user):
+        messages.success(request, f"{user.username} removed from {team.name}.")
+    else:
+        messages.info(request, f"{user.username} was not a member of {team.name}.")
+    return redirect("teams:detail", name=team.name)
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """Your own details and teams, and the form to change your password."""
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_password_change(
+                actor=request.user,
+                user=request.user,
+                old_password=form.cleaned_data["old_password"],
+                new_password=form.cleaned_data["new_password"],
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            update_session_auth_hash(request, user)
+            messages.success(request, "Your password has been changed.")
+            return redirect("profile")
+    return render(
+        request,
+        "accounts/profile.html",
+        {"teams": _teams_of(request, request.user), "form": form},
+    )
