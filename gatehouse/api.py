@@ -19,6 +19,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return drf_exception_handler(exc, context)
 
 
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "This conflicts with what exists."
+    default_code = "conflict"
+
+
 class IsAdmin(permissions.BasePermission):
     """Admins only: the permission for every write that is not about oneself."""
 

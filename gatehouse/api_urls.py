@@ -5,11 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
+from bundles.api import BundleView, ClientCAView, PublicKeyViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("users", UserViewSet, basename="user")
 router.register("teams", TeamViewSet, basename="team")
+router.register(r"users/(?P<username>[^/]+)/keys", PublicKeyViewSet, basename="user-key")
 
 urlpatterns = [
     path("auth/login/", LoginView.as_view(), name="api-login"),
@@ -19,6 +21,8 @@ urlpatterns = [
         TeamMemberView.as_view(),
         name="api-team-member",
     ),
+    path("bundles/", BundleView.as_view(), name="api-bundles"),
+    path("bundles/ca.pem", ClientCAView.as_view(), name="api-client-ca"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

@@ -1,0 +1,137 @@
+"""What the benchmarks share: a scratch PostgreSQL database, Django set up on it, and a
+production-style server (gunicorn) started against it."""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def scratch_database(name: str):
+    """A fresh PostgreSQL database, dropped afterwards; yields its URL."""
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def configure_environment(database_url: str) -> None:
+    """Production mode with throwaway secrets, on the scratch database."""
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="gatehouse.settings",
+        GATEHOUSE_DEBUG="0",
+        GATEHOUSE_SECRET_KEY=secrets.token_urlsafe(50),
+        GATEHOUSE_KEY_ENCRYPTION_KEY=secrets.token_urlsafe(32),
+        GATEHOUSE_LOG_LEVEL="WARNING",
+        DATABASE_URL=database_url,
+    )
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+@contextmanager
+def gunicorn(workers: int = 2):
+    """gunicorn on a free port with the current environment; yields the base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "gatehouse.wsgi:application",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--keep-alive",
+            "30",
+        ],
+        cwd=BASE_DIR,
+        env=os.environ.copy(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/api/v1/schema/", timeout=1)  # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def wrk(url: str, *, script: str, connections: int, seconds: int) -> dict[str, float]:
+    """Run wrk (Debian package ``wrk``) and read requests/s and latency percentiles."""
+    script_path = Path("/tmp") / f"gatehouse-bench-{os.getpid()}.lua"  # noqa: S108
+    script_path.write_text(script)
+    try:
+        output = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--latency",
+                "-s",
+                str(script_path),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        script_path.unlink()
+    figures = {}
+    for line in output.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            figures["rps"] = float(words[1])
+        elif len(words) == 2 and words[0] in {"50%", "99%"}:
+            figures[f"p{words[0][:-1]}_ms"] = _milliseconds(words[1])
+        elif "Non-2xx" in line:
+            figures["errors"] = float(words[-1])
+    figures.setdefault("errors", 0.0)
+    return figures
+
+
+def _milliseconds(text: str) -> float:
+    for suffix, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    raise ValueError(text)

@@ -1,0 +1,135 @@
+"""``/api/v1/bundles/`` and ``/api/v1/users/{username}/keys/``."""
+
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from accounts.selectors import user_list
+from bundles import selectors, services
+from bundles.models import PublicKey
+from gatehouse.api import Conflict
+
+LABEL_MAX = services.LABEL_MAX
+
+
+class BundleRequestSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)
+    signing = serializers.BooleanField(required=False, default=False)
+
+
+class PublicKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PublicKey
+        fields = [
+            "id",
+            "tuf_key_id",
+            "label",
+            "is_signing_key",
+            "algorithm",
+            "certificate",
+            "source",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+
+class PublicKeyUpdateSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)
+    is_signing_key = serializers.BooleanField(required=False)
+
+
+class PublicKeyRegisterSerializer(serializers.Serializer):
+    certificate = serializers.CharField(max_length=20000, trim_whitespace=False)
+    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)
+    signing = serializers.BooleanField(required=False, default=False)
+
+
+class BundleView(APIView):
+    """Issue a client bundle to the caller: a fresh keypair every time."""
+
+    @extend_schema(
+        request=BundleRequestSerializer,
+        responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY)},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = BundleRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        bundle = services.bundle_issue(user=request.user, **data.validated_data)
+        return zip_response(bundle, username=request.user.username)
+
+
+def zip_response(bundle: services.IssuedBundle, *, username: str) -> HttpResponse:
+    """The bundle as a download that no cache keeps (it holds a private key)."""
+    response = HttpResponse(bundle.archive, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="gatehouse-bundle-{username}.zip"'
+    response["Cache-Control"] = "no-store"
+    response["X-Gatehouse-Key-Id"] = bundle.key.id
+    return response
+
+
+class ClientCAView(APIView):
+    """The client CA certificate, which signs every bundle's ``cert.pem``."""
+
+    @extend_schema(responses={(200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.STR)})
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse(
+            services.client_ca_ensure().certificate, content_type="application/x-pem-file"
+        )
+
+
+class PublicKeyViewSet(viewsets.GenericViewSet):
+    """A user's public keys. Their owner and admins see them; for anyone else they are 404."""
+
+    queryset = PublicKey.objects.none()  # names the model for the schema; get_queryset scopes
+    serializer_class = PublicKeySerializer
+    lookup_value_regex = r"[0-9a-f]{1,64}"
+
+    def owner(self) -> User:
+        return get_object_or_404(
+            user_list(viewer=self.request.user), username=self.kwargs["username"]
+        )
+
+    def get_queryset(self) -> QuerySet[PublicKey]:
+        return selectors.public_key_list(viewer=self.request.user, owner=self.owner())
+
+    def list(self, request: Request, username: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(PublicKeySerializer(page, many=True).data)
+
+    def retrieve(self, request: Request, username: str, pk: str) -> Response:
+        return Response(PublicKeySerializer(self.get_object()).data)
+
+    @extend_schema(request=PublicKeyRegisterSerializer, responses={201: PublicKeySerializer})
+    def create(self, request: Request, username: str) -> Response:
+        owner = self.owner()
+        data = PublicKeyRegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            key = services.public_key_register(
+                actor=request.user, user=owner, **data.validated_data
+            )
+        except services.KeyAlreadyRegistered as error:
+            raise Conflict(str(error)) from error
+        return Response(PublicKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PublicKeyUpdateSerializer, responses={200: PublicKeySerializer})
+    def partial_update(self, request: Request, username: str, pk: str) -> Response:
+        key = self.get_object()
+        data = PublicKeyUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = services.public_key_update(actor=request.user, key=key, **data.validated_data)
+        return Response(PublicKeySerializer(key).data)
+
+    @extend_schema(responses={204: None}, description="Revokes the key; it stays in the history.")
+    def destroy(self, request: Request, username: str, pk: str) -> Response:
+        services.public_key_revoke(actor=request.user, key=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

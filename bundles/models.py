@@ -1,0 +1,58 @@
+"""Client bundles: Gatehouse's client CA and the public keys kept on users' accounts.
+
+No private key of a user is ever stored; the CA's own key is sealed (``gatehouse.keywrap``).
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class CertificateAuthority(models.Model):
+    """A CA of Gatehouse's, created on first use. Its key is sealed under the KEK."""
+
+    name = models.CharField(max_length=64, unique=True)
+    certificate = models.TextField(help_text="PEM")
+    sealed_private_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PublicKey(models.Model):
+    """A public key on a user's account, from an issued bundle or a registered certificate.
+
+    ``id`` is the key ID ``notary key list`` prints (the canonical ID, notary-wire §4.3);
+    ``tuf_key_id`` is the ID of the certificate as an x509 key in delegations (§4.1).
+    """
+
+    class Source(models.TextChoices):
+        ISSUED = "issued", "Issued in a client bundle"
+        REGISTERED = "registered", "Registered certificate"
+
+    id = models.CharField(primary_key=True, max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="public_keys"
+    )
+    tuf_key_id = models.CharField(max_length=64, unique=True)
+    label = models.CharField(max_length=100)
+    is_signing_key = models.BooleanField(default=False)
+    algorithm = models.CharField(max_length=32)
+    certificate = models.TextField(help_text="PEM")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(is_signing_key=False),
+                name="public_key_revoked_is_never_signing",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id[:12]} of {self.user_id}"

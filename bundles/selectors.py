@@ -1,0 +1,12 @@
+"""Reads of public keys, scoped to what the viewer may see: their own, or anyone's for admins."""
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+from bundles.models import PublicKey
+
+
+def public_key_list(*, viewer: User, owner: User) -> QuerySet[PublicKey]:
+    if viewer.is_admin or viewer.pk == owner.pk:
+        return PublicKey.objects.filter(user=owner)
+    return PublicKey.objects.none()

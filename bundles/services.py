@@ -1,0 +1,197 @@
+"""Writes for client bundles and the public keys on users' accounts."""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from bundles.archive import client_bundle_zip
+from bundles.certificates import (
+    CertificateRejected,
+    check_registered_certificate,
+    issue_client_certificate,
+    new_certificate_authority,
+)
+from bundles.models import CertificateAuthority, PublicKey
+from gatehouse.keywrap import seal, unseal
+from trust.notary.keys import canonical_key_id, certificate_tuf_key
+
+logger = logging.getLogger(__name__)
+
+CLIENT_CA = "client"
+LABEL_MAX = PublicKey._meta.get_field("label").max_length
+
+
+class KeyAlreadyRegistered(Exception):
+    """The key of a registered certificate is on an account already (someone's, maybe not yours)."""
+
+
+@dataclass(frozen=True)
+class IssuedBundle:
+    archive: bytes
+    key: PublicKey
+
+
+def _ca_purpose(name: str) -> str:
+    return f"bundles.ca:{name}"
+
+
+def client_ca_ensure() -> CertificateAuthority:
+    """The client CA, created on first use; concurrent first uses agree on one."""
+    existing = CertificateAuthority.objects.filter(name=CLIENT_CA).first()
+    if existing is not None:
+        return existing
+    certificate, key = new_certificate_authority("Gatehouse client CA")
+    key_der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        with transaction.atomic():
+            ca = CertificateAuthority.objects.create(
+                name=CLIENT_CA,
+                certificate=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+                sealed_private_key=seal(key_der, purpose=_ca_purpose(CLIENT_CA)),
+            )
+    except IntegrityError:
+        return CertificateAuthority.objects.get(name=CLIENT_CA)
+    logger.info("client CA created")
+    return ca
+
+
+@lru_cache(maxsize=4)
+def _ca_signer(
+    name: str, certificate_pem: str, sealed_key: bytes
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Unseal and parse a CA once per process, not once per bundle."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    key = serialization.load_der_private_key(unseal(sealed_key, purpose=_ca_purpose(name)), None)
+    return certificate, key
+
+
+def _clean_label(label: str | None) -> str:
+    label = (label or "").strip()
+    if len(label) > LABEL_MAX:
+        raise ValidationError({"label": [f"Labels have at most {LABEL_MAX} characters."]})
+    return label or f"Generated on {timezone.now():%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+@transaction.atomic
+def bundle_issue(*, user: User, label: str | None = None, signing: bool = False) -> IssuedBundle:
+    """A fresh ECDSA P-256 keypair and certificate, zipped. The private key is never stored."""
+    label = _clean_label(label)
+    ca = client_ca_ensure()
+    ca_certificate, ca_key = _ca_signer(ca.name, ca.certificate, bytes(ca.sealed_private_key))
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    certificate = issue_client_certificate(
+        username=user.username,
+        public_key=private_key.public_key(),
+        ca_certificate=ca_certificate,
+        ca_key=ca_key,
+        validity=dt.timedelta(days=settings.GATEHOUSE_BUNDLE_CERT_DAYS),
+    )
+    key = PublicKey.objects.create(
+        id=canonical_key_id(certificate),
+        user=user,
+        tuf_key_id=certificate_tuf_key(certificate).key_id,
+        label=label,
+        is_signing_key=signing,
+        algorithm="ecdsa-p256",
+        certificate=_pem(certificate),
+        source=PublicKey.Source.ISSUED,
+        expires_at=certificate.not_valid_after_utc,
+    )
+    archive = client_bundle_zip(
+        username=user.username,
+        key_id=key.id,
+        ca_pem=ca.certificate,
+        cert_pem=key.certificate,
+        key_pem=private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii"),
+        public_pem=private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii"),
+        docker_host=settings.GATEHOUSE_DOCKER_HOST,
+    )
+    logger.info("client bundle issued to %s: key %s", user.username, key.id)
+    return IssuedBundle(archive=archive, key=key)
+
+
+@transaction.atomic
+def public_key_register(
+    *, actor: User, user: User, certificate: str, label: str | None = None, signing: bool = False
+) -> PublicKey:
+    """Keep the certificate of a key made elsewhere (UCP's "add existing client bundle")."""
+    label = _clean_label(label)
+    try:
+        checked = check_registered_certificate(certificate)
+    except CertificateRejected as error:
+        raise ValidationError({"certificate": [str(error)]}) from error
+    key_id = canonical_key_id(checked.certificate)
+    if PublicKey.objects.filter(id=key_id).exists():
+        raise KeyAlreadyRegistered(f"The key {key_id} is registered already.")
+    try:
+        with transaction.atomic():
+            key = PublicKey.objects.create(
+                id=key_id,
+                user=user,
+                tuf_key_id=certificate_tuf_key(checked.certificate).key_id,
+                label=label,
+                is_signing_key=signing,
+                algorithm=checked.algorithm,
+                certificate=checked.pem,
+                source=PublicKey.Source.REGISTERED,
+                expires_at=checked.certificate.not_valid_after_utc,
+            )
+    except IntegrityError as error:
+        raise KeyAlreadyRegistered(f"The key {key_id} is registered already.") from error
+    logger.info("key %s registered for %s by %s", key.id, user.username, actor)
+    return key
+
+
+@transaction.atomic
+def public_key_update(
+    *, actor: User, key: PublicKey, label: str | None = None, is_signing_key: bool | None = None
+) -> PublicKey:
+    if label is not None:
+        key.label = _clean_label(label)
+    if is_signing_key:
+        if key.revoked_at is not None:
+            raise ValidationError(
+                {"is_signing_key": ["A revoked key can never again be a signing key."]}
+            )
+        if key.expires_at <= timezone.now():
+            raise ValidationError({"is_signing_key": ["An expired key cannot be a signing key."]})
+    if is_signing_key is not None:
+        key.is_signing_key = is_signing_key
+    key.save(update_fields=["label", "is_signing_key"])
+    logger.info("key %s of %s updated by %s", key.id, key.user.username, actor)
+    return key
+
+
+@transaction.atomic
+def public_key_revoke(*, actor: User, key: PublicKey) -> PublicKey:
+    """Revoke for good: the key stays in the history but never signs again."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.is_signing_key = False
+        key.save(update_fields=["revoked_at", "is_signing_key"])
+        logger.info("key %s of %s revoked by %s", key.id, key.user.username, actor)
+    return key
