@@ -57,8 +57,9 @@ def configure_environment(database_url: str) -> None:
 
 
 @contextmanager
-def gunicorn(workers: int = 2):
-    """gunicorn on a free port with the current environment; yields the base URL."""
+def gunicorn(workers: int = 2, threads: int = 4):
+    """gunicorn (gthread workers, as docs/deployment.md runs it) on a free port with the
+    current environment; yields the base URL."""
     port = free_port()
     process = subprocess.Popen(
         [

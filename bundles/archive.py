@@ -1,9 +1,9 @@
 """The client bundle zip, laid out as UCP's was (``ca.pem``, ``cert.pem``, ``key.pem`` ...)."""
 
-import io
 import json
+import struct
 import time
-import zipfile
+import zlib
 
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -46,12 +46,82 @@ set DOCKER_TLS_VERIFY=1
 {host_line}"""
 
 
-def _add(archive: zipfile.ZipFile, name: str, content: str, mode: int) -> None:
-    info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
-    info.external_attr = (0o100000 | mode) << 16
-    info.create_system = 3  # Unix, so unzip honours the file mode
-    info.compress_type = zipfile.ZIP_STORED  # tiny files: deflate costs more than it saves
-    archive.writestr(info, content)
+class StoredZip:
+    """A minimal writer of uncompressed zip archives with Unix file modes.
+
+    ``zipfile`` spends about 65 µs per entry on bookkeeping, more than the key generation
+    and signing of a whole bundle; issuing bundles is a hot path (benchmarks/bundles.py),
+    and nine small text files need none of its features. The format is APPNOTE 4.3: a local
+    header and the data per entry, then the central directory and its end record.
+    """
+
+    VERSION = 20  # 2.0: the lowest version that knows stored entries
+    UNIX = 3 << 8  # "made by" Unix, so extractors apply the file mode
+
+    def __init__(self) -> None:
+        now = time.gmtime()
+        self._dos_time = (now.tm_hour << 11) | (now.tm_min << 5) | (now.tm_sec // 2)
+        self._dos_date = ((now.tm_year - 1980) << 9) | (now.tm_mon << 5) | now.tm_mday
+        self._body = bytearray()
+        self._directory = bytearray()
+        self._count = 0
+
+    def add(self, name: str, content: str, mode: int) -> None:
+        encoded_name = name.encode("ascii")
+        data = content.encode("utf-8")
+        crc = zlib.crc32(data)
+        offset = len(self._body)
+        self._body += struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            self.VERSION,
+            0,
+            0,
+            self._dos_time,
+            self._dos_date,
+            crc,
+            len(data),
+            len(data),
+            len(encoded_name),
+            0,
+        )
+        self._body += encoded_name + data
+        self._directory += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            self.UNIX | self.VERSION,
+            self.VERSION,
+            0,
+            0,
+            self._dos_time,
+            self._dos_date,
+            crc,
+            len(data),
+            len(data),
+            len(encoded_name),
+            0,
+            0,
+            0,
+            0,
+            (0o100000 | mode) << 16,
+            offset,
+        )
+        self._directory += encoded_name
+        self._count += 1
+
+    def getvalue(self) -> bytes:
+        end = struct.pack(
+            "<IHHHHIIH",
+            0x06054B50,
+            0,
+            0,
+            self._count,
+            self._count,
+            len(self._directory),
+            len(self._body),
+            0,
+        )
+        return bytes(self._body + self._directory + end)
 
 
 def client_bundle_zip(
@@ -70,32 +140,27 @@ def client_bundle_zip(
         "Metadata": {"Description": f"Gatehouse client bundle for {username}"},
         "Endpoints": {"docker": {"Host": docker_host, "SkipTLSVerify": False}},
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        _add(archive, "ca.pem", ca_pem, PUBLIC_MODE)
-        _add(archive, "cert.pem", cert_pem, PUBLIC_MODE)
-        _add(archive, "key.pem", key_pem, PRIVATE_MODE)
-        _add(archive, "cert.pub", public_pem, PUBLIC_MODE)
-        _add(
-            archive,
-            "env.sh",
-            ENV_SH.format(host_line=f'export DOCKER_HOST="{docker_host}"\n' if docker_host else ""),
-            SCRIPT_MODE,
-        )
-        _add(
-            archive,
-            "env.ps1",
-            ENV_PS1.format(
-                host_line=f'$env:DOCKER_HOST = "{docker_host}"\n' if docker_host else ""
-            ),
-            PUBLIC_MODE,
-        )
-        _add(
-            archive,
-            "env.cmd",
-            ENV_CMD.format(host_line=f"set DOCKER_HOST={docker_host}\n" if docker_host else ""),
-            PUBLIC_MODE,
-        )
-        _add(archive, "meta.json", json.dumps(context, indent=2) + "\n", PUBLIC_MODE)
-        _add(archive, "README.txt", README.format(username=username, key_id=key_id), PUBLIC_MODE)
-    return buffer.getvalue()
+    archive = StoredZip()
+    archive.add("ca.pem", ca_pem, PUBLIC_MODE)
+    archive.add("cert.pem", cert_pem, PUBLIC_MODE)
+    archive.add("key.pem", key_pem, PRIVATE_MODE)
+    archive.add("cert.pub", public_pem, PUBLIC_MODE)
+    host = docker_host
+    archive.add(
+        "env.sh",
+        ENV_SH.format(host_line=f'export DOCKER_HOST="{host}"\n' if host else ""),
+        SCRIPT_MODE,
+    )
+    archive.add(
+        "env.ps1",
+        ENV_PS1.format(host_line=f'$env:DOCKER_HOST = "{host}"\n' if host else ""),
+        PUBLIC_MODE,
+    )
+    archive.add(
+        "env.cmd",
+        ENV_CMD.format(host_line=f"set DOCKER_HOST={host}\n" if host else ""),
+        PUBLIC_MODE,
+    )
+    archive.add("meta.json", json.dumps(context, indent=2) + "\n", PUBLIC_MODE)
+    archive.add("README.txt", README.format(username=username, key_id=key_id), PUBLIC_MODE)
+    return archive.getvalue()

@@ -175,3 +175,11 @@ def browser_page(chromium, live_server):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_client_ca() -> None:
+    """Each test's database starts without a client CA; forget the one a process cached."""
+    from bundles.services import client_ca_signer
+
+    client_ca_signer.cache_clear()

@@ -1,0 +1,173 @@
+"""Console pages for client bundles and the public keys on users' accounts.
+
+The keys are listed on My profile and, for admins, on each user's page: ``key_section``
+gives those pages what ``bundles/keys.html`` needs. Each action posts here and goes back
+to the page it came from; a failed action changes nothing and says why in a message, except
+a failed registration, which shows its form again so the pasted certificate is not lost.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts.forms import ServiceForm
+from accounts.models import User
+from accounts.selectors import user_list
+from bundles import selectors, services
+from bundles.api import zip_response
+from bundles.forms import BundleForm, KeyLabelForm, KeyRegisterForm, KeySigningForm
+from bundles.models import PublicKey
+
+
+def key_section(request: HttpRequest, owner: User) -> dict[str, object]:
+    """The context of the ``bundles/`` includes on the profile and user pages.
+
+    Only owners download bundles: a bundle is issued to whoever asks for it.
+    """
+    context = {
+        "keys": selectors.public_key_list(viewer=request.user, owner=owner),
+        "key_register_form": KeyRegisterForm(),
+        "label_max": services.LABEL_MAX,
+        # Expiry is judged against one instant, so every row of the page agrees.
+        "now": timezone.now(),
+    }
+    if owner.pk == request.user.pk:
+        context["bundle_form"] = BundleForm()
+    return context
+
+
+def _visible_key(request: HttpRequest, key_id: str) -> PublicKey:
+    """A key the viewer may see; any other key is a 404, as if it did not exist."""
+    owner = get_object_or_404(user_list(viewer=request.user), public_keys__id=key_id)
+    return get_object_or_404(selectors.public_key_list(viewer=request.user, owner=owner), pk=key_id)
+
+
+def _owner_page(request: HttpRequest, owner: User) -> str:
+    if owner.pk == request.user.pk:
+        return reverse("profile")
+    return reverse("users:detail", args=[owner.username])
+
+
+def _back(request: HttpRequest, key: PublicKey) -> HttpResponse:
+    """Back to the page the action came from, if ``next`` names one of ours; else the owner's."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = _owner_page(request, key.user)
+    return redirect(target)
+
+
+def _short(key: PublicKey) -> str:
+    return key.id[:12]
+
+
+def _report(request: HttpRequest, form: ServiceForm, failed: str) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, f"{failed}: {error}")
+
+
+@require_POST
+@login_required
+def bundle_download(request: HttpRequest) -> HttpResponse:
+    """A fresh keypair on every download: Gatehouse keeps the public key, the zip has key.pem."""
+    form = BundleForm(request.POST)
+    if form.is_valid():
+        try:
+            bundle = services.bundle_issue(
+                user=request.user,
+                label=form.cleaned_data["label"],
+                signing=form.cleaned_data["signing"],
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            # Shown on the next page the user loads, which then lists the new key.
+            messages.success(
+                request,
+                f"Client bundle downloaded with the new key {_short(bundle.key)} "
+                f"“{bundle.key.label}”. Its key.pem exists only in that download.",
+            )
+            return zip_response(bundle, username=request.user.username)
+    _report(request, form, "No bundle was made")
+    return redirect("profile")
+
+
+@login_required
+def key_register(request: HttpRequest, username: str | None = None) -> HttpResponse:
+    """Register a certificate on your own account (``/profile/``) or, for admins, on a user's."""
+    if username is None:
+        owner, back_url = request.user, reverse("profile")
+    else:
+        owner = get_object_or_404(user_list(viewer=request.user), username=username)
+        back_url = reverse("users:detail", args=[owner.username])
+    form = KeyRegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            key = services.public_key_register(actor=request.user, user=owner, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_error(error)
+        except services.KeyAlreadyRegistered as error:
+            form.add_error("certificate", str(error))
+        else:
+            messages.success(request, f"Certificate registered as key {_short(key)} “{key.label}”.")
+            return redirect(back_url)
+    return render(
+        request,
+        "bundles/register.html",
+        {"owner": owner, "form": form, "back_url": back_url, "from_profile": username is None},
+    )
+
+
+@require_POST
+@login_required
+def key_label(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = _visible_key(request, key_id)
+    form = KeyLabelForm(request.POST)
+    if form.is_valid():
+        try:
+            key = services.public_key_update(
+                actor=request.user, key=key, label=form.cleaned_data["label"]
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"Key {_short(key)} is now labelled “{key.label}”.")
+            return _back(request, key)
+    _report(request, form, f"Label of key {_short(key)} not changed")
+    return _back(request, key)
+
+
+@require_POST
+@login_required
+def key_signing(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = _visible_key(request, key_id)
+    form = KeySigningForm(request.POST)
+    if form.is_valid():
+        try:
+            key = services.public_key_update(
+                actor=request.user, key=key, is_signing_key=form.cleaned_data["is_signing_key"]
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            state = "now a signing key" if key.is_signing_key else "no longer a signing key"
+            messages.success(request, f"Key {_short(key)} is {state}.")
+            return _back(request, key)
+    _report(request, form, f"Key {_short(key)} not changed")
+    return _back(request, key)
+
+
+@require_POST
+@login_required
+def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = services.public_key_revoke(actor=request.user, key=_visible_key(request, key_id))
+    messages.success(request, f"Key {_short(key)} revoked. It can never sign again.")
+    return _back(request, key)
