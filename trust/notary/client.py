@@ -1,0 +1,373 @@
+"""Repository operations, each in as few round trips as the protocol allows (§6).
+
+``NotaryClient`` initialises repositories with a server-managed snapshot, reads their
+targets and delegations, keeps their delegations at a desired state without ever locking a
+delegate out (§6.5), rotates the snapshot key to the server, and deletes trust data.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from trust.notary.errors import InvalidMetadata, NotaryRejected, RepositoryExists, VersionConflict
+from trust.notary.keys import SigningKey, TufKey, load_public_key
+from trust.notary.metadata import (
+    KEY_ROLES_LIMIT,
+    ROOT_LIFETIME,
+    TARGETS_LIFETIME,
+    Delegation,
+    FileMeta,
+    RoleKeys,
+    Root,
+    SignedFile,
+    Snapshot,
+    Targets,
+    Timestamp,
+    expires_in,
+    file_hashes,
+    parse_file,
+    sign,
+)
+from trust.notary.transport import KEY_LIMIT, Transport, multipart, repository_scope
+
+RELEASES = "targets/releases"
+TIMESTAMP_LIMIT = 1024 * 1024  # §8.17
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    """What the server holds for a GUN, as far as a writer needs it.
+
+    ``snapshot_meta`` names every role file the snapshot knows, including those of roles
+    removed since (their versions must keep growing, §1.4).
+    """
+
+    gun: str
+    targets: Targets
+    snapshot_meta: dict[str, FileMeta] = field(default_factory=dict)
+
+    def delegations(self) -> dict[str, set[str]]:
+        """Role -> the key IDs it holds now."""
+        return {role.name: set(role.keyids) for role in self.targets.delegations}
+
+
+@dataclass(frozen=True)
+class DelegationUpdate:
+    changed: bool
+    state: RepositoryState
+    reset_roles: tuple[str, ...] = ()
+
+
+def _key_from_json(raw: bytes, *, gun: str, role: str) -> TufKey:
+    try:
+        document = json.loads(raw)
+        return TufKey(str(document["keytype"]), str(document["keyval"]["public"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidMetadata("malformed key from the server", gun=gun, role=role) from error
+
+
+class NotaryClient:
+    """Writes to one notary-server. Every method names the GUN it works on."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        expiry_margin: dt.timedelta = dt.timedelta(days=7),
+        max_attempts: int = 3,
+    ) -> None:
+        self.transport = transport
+        self.expiry_margin = expiry_margin
+        self.max_attempts = max_attempts
+
+    # -- low-level reads --------------------------------------------------------------
+
+    def _tuf(
+        self, gun: str, tail: str, *, role: str, limit: int, actions: tuple[str, ...] = ("pull",)
+    ) -> bytes:
+        return self.transport.request(
+            "GET",
+            f"/v2/{gun}/_trust/tuf/{tail}",
+            scope=repository_scope(gun, *actions),
+            gun=gun,
+            role=role,
+            limit=limit,
+        )
+
+    def _by_hash(self, gun: str, role: str, meta: FileMeta) -> SignedFile:
+        """A file by its sha256 name (§1.1), checked against the length and hashes given."""
+        raw = self._tuf(gun, f"{role}.{meta.sha256_hex}.json", role=role, limit=meta.length)
+        if len(raw) != meta.length or any(
+            file_hashes(raw)[name] != value
+            for name, value in meta.hashes.items()
+            if name in ("sha256", "sha512")
+        ):
+            raise InvalidMetadata("file does not match the hashes that name it", gun=gun, role=role)
+        return parse_file(raw, role=role, gun=gun)
+
+    def read_state(self, gun: str) -> RepositoryState:
+        """timestamp -> snapshot -> targets: three requests, never ``GET <role>.json`` (§6.5)."""
+        timestamp = parse_file(
+            self._tuf(gun, "timestamp.json", role="timestamp", limit=TIMESTAMP_LIMIT),
+            role="timestamp",
+            gun=gun,
+        )
+        snapshot_file = self._by_hash(
+            gun, "snapshot", Timestamp.from_signed(timestamp.signed).snapshot
+        )
+        snapshot = Snapshot.from_signed(snapshot_file.signed)
+        if "targets" not in snapshot.meta:
+            raise InvalidMetadata("snapshot names no targets", gun=gun, role="snapshot")
+        targets_file = self._by_hash(gun, "targets", snapshot.meta["targets"])
+        return RepositoryState(gun, Targets.from_signed(targets_file.signed), dict(snapshot.meta))
+
+    def _server_key(self, gun: str, role: str, *, method: str = "GET") -> TufKey:
+        raw = self.transport.request(
+            method,
+            f"/v2/{gun}/_trust/tuf/{role}.key",
+            scope=repository_scope(gun, *(("*",) if method == "POST" else ("push", "pull"))),
+            gun=gun,
+            role=role,
+            limit=KEY_LIMIT,
+        )
+        return _key_from_json(raw, gun=gun, role=role)
+
+    def _publish(self, gun: str, files: dict[str, bytes]) -> None:
+        body, content_type = multipart(files)
+        self.transport.request(
+            "POST",
+            f"/v2/{gun}/_trust/tuf/",
+            scope=repository_scope(gun, "push", "pull"),
+            gun=gun,
+            role="+".join(files),
+            body=body,
+            content_type=content_type,
+        )
+
+    # -- operations ---------------------------------------------------------------------
+
+    def initialize(
+        self,
+        gun: str,
+        *,
+        root_key: SigningKey,
+        targets_key: SigningKey,
+        delegations: Mapping[str, Iterable[TufKey]] | None = None,
+    ) -> RepositoryState:
+        """Root and targets v1, snapshot managed by the server from the start (§6.1).
+
+        Three requests: the timestamp key, the snapshot key, and one publish. ``root_key``
+        must carry a certificate for this GUN (``keys.root_signing_key``).
+        """
+        timestamp_key = self._server_key(gun, "timestamp")
+        snapshot_key = self._server_key(gun, "snapshot")
+        keys = {
+            k.key_id: k for k in (root_key.public, targets_key.public, snapshot_key, timestamp_key)
+        }
+        root = Root(
+            keys=keys,
+            roles={
+                "root": RoleKeys((root_key.key_id,), 1),
+                "snapshot": RoleKeys((snapshot_key.key_id,), 1),
+                "targets": RoleKeys((targets_key.key_id,), 1),
+                "timestamp": RoleKeys((timestamp_key.key_id,), 1),
+            },
+            expires=expires_in(ROOT_LIFETIME),
+            version=1,
+        )
+        desired = {
+            role: {k.key_id: k for k in role_keys}
+            for role, role_keys in (delegations or {}).items()
+        }
+        targets = Targets(
+            expires=expires_in(TARGETS_LIFETIME),
+            version=1,
+            delegation_keys={
+                k_id: k for role_keys in desired.values() for k_id, k in role_keys.items()
+            },
+            delegations=tuple(
+                Delegation(role, tuple(sorted(role_keys)))
+                for role, role_keys in _ordered(desired.items())
+                if role_keys
+            ),
+        )
+        root_bytes = sign(root.to_signed(), [root_key])
+        targets_bytes = sign(targets.to_signed(), [targets_key])
+        try:
+            self._publish(gun, {"root": root_bytes, "targets": targets_bytes})
+        except VersionConflict as error:
+            raise RepositoryExists(
+                "already has trust data on the server", gun=gun, code="EXISTS", status=error.status
+            ) from error
+        return RepositoryState(
+            gun,
+            targets,
+            {"root": _file_meta(root_bytes), "targets": _file_meta(targets_bytes)},
+        )
+
+    def set_delegations(
+        self,
+        gun: str,
+        desired: Mapping[str, Iterable[TufKey]],
+        *,
+        targets_key: SigningKey,
+        custodian: SigningKey,
+        state: RepositoryState | None = None,
+    ) -> DelegationUpdate:
+        """Make the repository's delegations ``desired`` (role -> keys, all paths).
+
+        Roles left without keys are removed. Nothing is published when nothing changes. With
+        a known ``state`` a change that only adds keys is one request. When a role's key set
+        shrinks or a role comes back, its stored file is checked against the new set; if it
+        would no longer verify, the custodian key joins the role and an empty role file at
+        the stored version + 1, signed by the custodian, goes out in the same publish, so
+        the remaining delegates can still sign (§6.5). The custodian leaves the role once
+        the stored file verifies without it. On a ``VERSION`` conflict the state is read
+        again and the update retried, a bounded number of times.
+        """
+        wanted = {role: {k.key_id: k for k in keys} for role, keys in desired.items()}
+        wanted = {role: keys for role, keys in wanted.items() if keys}
+        for attempt in range(1, self.max_attempts + 1):
+            current = state or self.read_state(gun)
+            try:
+                return self._apply_delegations(current, wanted, targets_key, custodian)
+            except VersionConflict:
+                if attempt == self.max_attempts:
+                    raise
+                state = None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_delegations(
+        self,
+        state: RepositoryState,
+        wanted: dict[str, dict[str, TufKey]],
+        targets_key: SigningKey,
+        custodian: SigningKey,
+    ) -> DelegationUpdate:
+        gun = state.gun
+        held = state.delegations()
+        final: dict[str, dict[str, TufKey]] = {}
+        resets: dict[str, bytes] = {}
+        for role, keys in wanted.items():
+            final[role] = dict(keys)
+            meta = state.snapshot_meta.get(role)
+            if meta is None:
+                continue  # never published: no delegate can be locked out of it
+            old = held.get(role, set()) - {custodian.key_id}
+            shrinks = role not in held or not old <= set(keys)
+            if not shrinks and custodian.key_id not in held.get(role, set()):
+                continue
+            stored = self._by_hash(gun, role, meta)
+            if self._verifies(stored, keys):
+                continue
+            final[role][custodian.key_id] = custodian.public
+            with_custodian = {**keys, custodian.key_id: custodian.public}
+            if custodian.key_id in held.get(role, set()) and self._verifies(stored, with_custodian):
+                continue  # reset already published; no delegate has signed since
+            resets[role] = sign(
+                Targets(
+                    expires=expires_in(TARGETS_LIFETIME), version=stored.version + 1
+                ).to_signed(),
+                [custodian],
+            )
+        delegations = _merge_order(state.targets.delegations, final)
+        delegation_keys = {k_id: k for keys in final.values() for k_id, k in keys.items()}
+        if not resets and _same_delegations(state.targets, delegations, delegation_keys):
+            return DelegationUpdate(changed=False, state=state)
+        targets = replace(
+            state.targets,
+            version=state.targets.version + 1,
+            expires=expires_in(TARGETS_LIFETIME),
+            delegation_keys=delegation_keys,
+            delegations=delegations,
+        )
+        targets_bytes = sign(targets.to_signed(), [targets_key])
+        self._publish(gun, {"targets": targets_bytes, **resets})
+        meta = dict(state.snapshot_meta)
+        meta["targets"] = _file_meta(targets_bytes)
+        meta.update({role: _file_meta(data) for role, data in resets.items()})
+        return DelegationUpdate(
+            changed=True, state=RepositoryState(gun, targets, meta), reset_roles=tuple(resets)
+        )
+
+    def _verifies(self, stored: SignedFile, keys: dict[str, TufKey]) -> bool:
+        """Would a delegate's client accept this role file with these keys (threshold 1)?"""
+        try:
+            expires = stored.expires
+        except InvalidMetadata:
+            return False
+        soon = dt.datetime.now(dt.UTC) + self.expiry_margin
+        return expires > soon and bool(stored.signed_by(keys, list(keys)))
+
+    def rotate_snapshot_key(self, gun: str, *, root_key: ec.EllipticCurvePrivateKey) -> None:
+        """Hand the snapshot key to the server (``notary key rotate <gun> snapshot -r``, §6.2).
+
+        ``root_key`` is the private root key; its certificate comes from the stored root.
+        """
+        new_key = self._server_key(gun, "snapshot", method="POST")
+        current = parse_file(
+            self._tuf(gun, "root.json", role="root", limit=KEY_ROLES_LIMIT), role="root", gun=gun
+        )
+        root = Root.from_signed(current.signed)
+        signer = _root_signer(root, root_key, gun)
+        keys = {
+            k_id: k for k_id, k in root.keys.items() if k_id not in root.roles["snapshot"].keyids
+        }
+        keys[new_key.key_id] = new_key
+        rotated = replace(
+            root,
+            keys=keys,
+            roles={**root.roles, "snapshot": RoleKeys((new_key.key_id,), 1)},
+            version=root.version + 1,
+        )
+        self._publish(gun, {"root": sign(rotated.to_signed(), [signer])})
+
+    def delete(self, gun: str) -> None:
+        """Remove every version of every role of the GUN (§6.6); an unknown GUN is fine too."""
+        self.transport.request(
+            "DELETE", f"/v2/{gun}/_trust/tuf/", scope=repository_scope(gun, "*"), gun=gun
+        )
+
+
+def _file_meta(raw: bytes) -> FileMeta:
+    return FileMeta(len(raw), file_hashes(raw))
+
+
+def _ordered(items: Iterable[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """``targets/releases`` first (Docker reads it first), then by name."""
+    return sorted(items, key=lambda item: (item[0] != RELEASES, item[0]))
+
+
+def _merge_order(
+    current: tuple[Delegation, ...], final: dict[str, dict[str, TufKey]]
+) -> tuple[Delegation, ...]:
+    """Existing roles keep their place; new ones follow in ``_ordered`` order."""
+    kept = [d.name for d in current if d.name in final]
+    added = [name for name, _ in _ordered(final.items()) if name not in kept]
+    return tuple(Delegation(name, tuple(sorted(final[name]))) for name in kept + added)
+
+
+def _same_delegations(
+    targets: Targets, delegations: tuple[Delegation, ...], keys: dict[str, TufKey]
+) -> bool:
+    def shape(roles: Iterable[Delegation]) -> dict:
+        return {d.name: (frozenset(d.keyids), d.threshold, d.paths) for d in roles}
+
+    return shape(targets.delegations) == shape(delegations) and targets.delegation_keys == keys
+
+
+def _root_signer(root: Root, root_key: ec.EllipticCurvePrivateKey, gun: str) -> SigningKey:
+    """The root key object that names ``root_key`` in this root (its GUN's certificate)."""
+    for key_id in root.roles["root"].keyids:
+        key = root.keys.get(key_id)
+        try:
+            if key is not None and load_public_key(key) == root_key.public_key():
+                return SigningKey(root_key, key)
+        except ValueError:
+            continue
+    raise NotaryRejected(
+        "the root key given is not this repository's root key", gun=gun, role="root"
+    )
