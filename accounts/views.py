@@ -26,6 +26,7 @@ from accounts.forms import (
     UserUpdateForm,
 )
 from accounts.models import Team, User
+from bundles.views import key_section
 from gatehouse.views import admin_required
 
 USERS_PER_PAGE = 25
@@ -101,6 +102,7 @@ def _user_page(
             "update_form": update_form,
             "password_form": password_form or PasswordSetForm(),
             "status_form": status_form or ActionForm(),
+            **key_section(request, account),
         },
     )
 
@@ -274,7 +276,7 @@ def team_member_remove(request: HttpRequest, name: str, username: str) -> HttpRe
 
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
-    """Your own details and teams, and the form to change your password."""
+    """Your own details, teams and keys, and the form to change your password."""
     form = PasswordChangeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -293,5 +295,9 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/profile.html",
-        {"teams": _teams_of(request, request.user), "form": form},
+        {
+            "teams": _teams_of(request, request.user),
+            "form": form,
+            **key_section(request, request.user),
+        },
     )

@@ -10,4 +10,5 @@ urlpatterns = [
     path("jobs/", views.coming_soon, {"section": "jobs"}, name="jobs"),
     path("audit/", views.coming_soon, {"section": "audit"}, name="audit"),
     path("", include("accounts.urls")),
+    path("", include("bundles.urls")),
 ]
