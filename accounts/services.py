@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, Membership, Team, User
+from trust.services import identity_changed
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def user_deactivate(*, actor: User, user: User) -> User:
         user.is_active = False
         user.save(update_fields=["is_active"])
         api_tokens_revoke(user=user)
+        identity_changed(actor=actor, cause=f"{user.username} deactivated", users=[user])
         logger.info("user %s deactivated by %s", user.username, actor)
     return user
 
@@ -110,6 +112,7 @@ def user_reactivate(*, actor: User, user: User) -> User:
     if not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
+        identity_changed(actor=actor, cause=f"{user.username} reactivated", users=[user])
         logger.info("user %s reactivated by %s", user.username, actor)
     return user
 
@@ -158,7 +161,9 @@ def team_update(*, actor: User, team: Team, description: str | None = None) -> T
 
 @transaction.atomic
 def team_delete(*, actor: User, team: Team) -> None:
+    """Its repositories' syncs are asked for first, while the team still names them."""
     name = team.name
+    identity_changed(actor=actor, cause=f"team {name} deleted", teams=[team])
     team.delete()
     logger.info("team %s deleted by %s", name, actor)
 
@@ -170,6 +175,7 @@ def team_member_add(*, actor: User, team: Team, user: User) -> tuple[Membership,
         raise ValidationError({"username": [f"'{user.username}' is deactivated."]})
     membership, created = Membership.objects.get_or_create(team=team, user=user)
     if created:
+        identity_changed(actor=actor, cause=f"{user.username} joined {team.name}", teams=[team])
         logger.info("%s added to team %s by %s", user.username, team.name, actor)
     return membership, created
 
@@ -179,6 +185,7 @@ def team_member_remove(*, actor: User, team: Team, user: User) -> bool:
     """Remove ``user`` from ``team``; returns whether they were a member."""
     deleted, _ = Membership.objects.filter(team=team, user=user).delete()
     if deleted:
+        identity_changed(actor=actor, cause=f"{user.username} left {team.name}", teams=[team])
         logger.info("%s removed from team %s by %s", user.username, team.name, actor)
     return bool(deleted)
 

@@ -24,6 +24,7 @@ from bundles.certificates import (
 from bundles.models import CertificateAuthority, PublicKey
 from gatehouse.keywrap import seal, unseal
 from trust.notary.keys import canonical_key_id, certificate_tuf_key
+from trust.services import identity_changed
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         source=PublicKey.Source.ISSUED,
         expires_at=certificate.not_valid_after_utc,
     )
+    if signing:
+        identity_changed(actor=user, cause=f"signing key {key.id[:12]} issued", users=[user])
     logger.info("client bundle issued to %s: key %s", user.username, key.id)
     return IssuedBundle(archive=archive, key=key)
 
@@ -169,6 +172,8 @@ def public_key_register(
             )
     except IntegrityError as error:
         raise KeyAlreadyRegistered(f"The key {key_id} is registered already.") from error
+    if signing:
+        identity_changed(actor=actor, cause=f"signing key {key_id[:12]} registered", users=[user])
     logger.info("key %s registered for %s by %s", key.id, user.username, actor)
     return key
 
@@ -186,9 +191,12 @@ def public_key_update(
             )
         if key.expires_at <= timezone.now():
             raise ValidationError({"is_signing_key": ["An expired key cannot be a signing key."]})
+    signing_changed = is_signing_key is not None and is_signing_key != key.is_signing_key
     if is_signing_key is not None:
         key.is_signing_key = is_signing_key
     key.save(update_fields=["label", "is_signing_key"])
+    if signing_changed:
+        identity_changed(actor=actor, cause=f"key {key.id[:12]} signing changed", users=[key.user])
     logger.info("key %s of %s updated by %s", key.id, key.user.username, actor)
     return key
 
@@ -197,8 +205,11 @@ def public_key_update(
 def public_key_revoke(*, actor: User, key: PublicKey) -> PublicKey:
     """Revoke for good: the key stays in the history but never signs again."""
     if key.revoked_at is None:
+        was_signing = key.is_signing_key
         key.revoked_at = timezone.now()
         key.is_signing_key = False
         key.save(update_fields=["revoked_at", "is_signing_key"])
+        if was_signing:
+            identity_changed(actor=actor, cause=f"key {key.id[:12]} revoked", users=[key.user])
         logger.info("key %s of %s revoked by %s", key.id, key.user.username, actor)
     return key

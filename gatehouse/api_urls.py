@@ -6,12 +6,15 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
 from bundles.api import BundleView, ClientCAView, PublicKeyViewSet
+from trust.api import JobViewSet, RepositoryViewSet, TrustRootExportView, TrustRootView
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("users", UserViewSet, basename="user")
 router.register("teams", TeamViewSet, basename="team")
 router.register(r"users/(?P<username>[^/]+)/keys", PublicKeyViewSet, basename="user-key")
+router.register("repositories", RepositoryViewSet, basename="repository")
+router.register("jobs", JobViewSet, basename="job")
 
 urlpatterns = [
     path("auth/login/", LoginView.as_view(), name="api-login"),
@@ -23,6 +26,8 @@ urlpatterns = [
     ),
     path("bundles/", BundleView.as_view(), name="api-bundles"),
     path("bundles/ca.pem", ClientCAView.as_view(), name="api-client-ca"),
+    path("trust/root/", TrustRootView.as_view(), name="api-trust-root"),
+    path("trust/root/export/", TrustRootExportView.as_view(), name="api-trust-root-export"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

@@ -182,8 +182,25 @@ GATEHOUSE_TOKEN_TTL = timedelta(
 )
 
 NOTARY_URL = os.environ.get("NOTARY_URL", "")
+NOTARY_CA_BUNDLE = os.environ.get("NOTARY_CA_BUNDLE", "")
+NOTARY_USERNAME = os.environ.get("NOTARY_USERNAME", "")
+NOTARY_PASSWORD = os.environ.get("NOTARY_PASSWORD", "")
+NOTARY_TIMEOUT = float(os.environ.get("NOTARY_TIMEOUT_SECONDS", "10"))
+
+# Jobs: retries with exponential backoff while Notary is unavailable, then fail.
+GATEHOUSE_JOB_MAX_ATTEMPTS = int(os.environ.get("GATEHOUSE_JOB_MAX_ATTEMPTS", "8"))
+GATEHOUSE_JOB_BACKOFF_SECONDS = float(os.environ.get("GATEHOUSE_JOB_BACKOFF_SECONDS", "2"))
+GATEHOUSE_JOB_BACKOFF_MAX_SECONDS = float(os.environ.get("GATEHOUSE_JOB_BACKOFF_MAX_SECONDS", "60"))
+# A burst of identity changes within this many seconds ends in one sync per repository.
+GATEHOUSE_SYNC_DELAY_SECONDS = float(os.environ.get("GATEHOUSE_SYNC_DELAY_SECONDS", "1"))
+GATEHOUSE_DRIFT_CHECK_SECONDS = int(os.environ.get("GATEHOUSE_DRIFT_CHECK_SECONDS", "300"))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("GATEHOUSE_CELERY_QUEUE", "gatehouse")
+CELERY_BEAT_SCHEDULE = {
+    "check-drift": {"task": "trust.check_drift", "schedule": GATEHOUSE_DRIFT_CHECK_SECONDS},
+    "requeue-stale-jobs": {"task": "trust.requeue_stale_jobs", "schedule": 60.0},
+}
 if CELERY_BROKER_URL == "filesystem://":
     _queue_dir = VAR_DIR / "celery-queue"
     _queue_dir.mkdir(parents=True, exist_ok=True)

@@ -183,3 +183,65 @@ def fresh_client_ca() -> None:
     from bundles.services import client_ca_signer
 
     client_ca_signer.cache_clear()
+
+
+# --- Notary client integration (tests/trust/notary) -------------------------------------
+
+NOTARY_CLI_PASSPHRASES = {
+    "NOTARY_ROOT_PASSPHRASE": "root-passphrase",
+    "NOTARY_TARGETS_PASSPHRASE": "targets-passphrase",
+    "NOTARY_SNAPSHOT_PASSPHRASE": "snapshot-passphrase",
+    "NOTARY_DELEGATION_PASSPHRASE": "delegation-passphrase",
+}
+
+
+@pytest.fixture
+def notary_cli_in(notary_server):
+    """Like ``notary_cli``, with the trust directory named by the test (same passphrases).
+
+    ``notary_cli_in(trust_dir, "addhash", …)``: several delegates, each with its own trust
+    directory that keeps its cached metadata from one command to the next.
+    """
+    import subprocess
+
+    env = {**os.environ, **NOTARY_CLI_PASSPHRASES}
+
+    def run(trust_dir, *args: str, check: bool = True, server: str | None = None):
+        command = ["notary", "-d", str(trust_dir), "-s", server or notary_server.url, *args]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"{' '.join(command)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def notary_token_issuer(tmp_path_factory):
+    """A token issuer (tests/trust/notary/tokens.py) for user ``alice``, password ``wonderland``."""
+    from tests.trust.notary.tokens import TokenIssuer
+
+    issuer = TokenIssuer(tmp_path_factory.mktemp("token-issuer"), {"alice": "wonderland"})
+    issuer.start()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture(scope="session")
+def notary_token_server(notary_postgres_url, notary_token_issuer):
+    """notary-server + notary-signer that demand tokens from ``notary_token_issuer`` (§7)."""
+    from trust.devnotary import NotaryStack
+
+    stack = NotaryStack.ephemeral(
+        notary_postgres_url, server_config={"auth": notary_token_issuer.auth_config()}
+    )
+    try:
+        stack.start()
+        yield stack
+        if not stack.alive():
+            pytest.fail(f"a notary process died during the tests:\n{stack.log_tail(40)}")
+    finally:
+        stack.discard()

@@ -37,6 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -53,6 +54,12 @@ PORT_ATTEMPTS = 5
 CERT_FILES = ("ca.crt", "signer.crt", "signer.key", "server.crt", "server.key")
 # Unix socket paths are limited to 107 bytes; leave room for the ".lock" sibling.
 MAX_SOCKET_PATH = 100
+# notary-wire.md's development server: server keys in memory, metadata in memory. It needs
+# neither notary-signer nor PostgreSQL, and it crashes under concurrent clients (ops §1).
+DEVELOPMENT_CONFIG: dict[str, Any] = {
+    "trust_service": {"type": "local", "hostname": "", "port": "", "key_algorithm": "ecdsa"},
+    "storage": {"backend": "memory"},
+}
 
 # notary's migrations (server 0001 + 0002, signer 0001); neither binary creates its tables.
 SERVER_SCHEMA = """
@@ -226,6 +233,11 @@ class NotaryStack:
     ``postgres://postgres@127.0.0.1:5432``; ``None`` means a private cluster in
     ``state_dir/pg``. Databases and schema are created only if missing, so a stack started
     again with the same arguments serves the same repositories.
+
+    ``server_config`` holds extra top-level sections for notary-server's config, such as
+    ``"auth"`` (notary-wire §7.1); a section given there replaces the default one. With
+    ``DEVELOPMENT_CONFIG`` (``NotaryStack.development()``) only notary-server runs: no
+    signer, no PostgreSQL.
     """
 
     state_dir: Path
@@ -235,12 +247,18 @@ class NotaryStack:
     signer_db: str = "gatehouse_notary_signer"
     postgres_url: str | None = LOCAL_POSTGRES_URL
     retry_ports: bool = False  # pick new ports when one is taken (only for chosen-free ports)
+    server_config: dict[str, Any] = field(default_factory=dict)
     _cluster: PrivateCluster | None = field(default=None, init=False, repr=False)
     _signer: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _server: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def ephemeral(cls, postgres_url: str | None = LOCAL_POSTGRES_URL) -> NotaryStack:
+    def ephemeral(
+        cls,
+        postgres_url: str | None = LOCAL_POSTGRES_URL,
+        *,
+        server_config: dict[str, Any] | None = None,
+    ) -> NotaryStack:
         """A throwaway stack: temporary directory, free ports, uniquely named databases.
 
         The directory is made with ``mkdtemp`` under the system temp dir, which keeps a
@@ -255,7 +273,26 @@ class NotaryStack:
             signer_db=f"notary_signer_{suffix}",
             postgres_url=postgres_url,
             retry_ports=True,
+            server_config=dict(server_config or {}),
         )
+
+    @classmethod
+    def development(cls) -> NotaryStack:
+        """A throwaway notary-server alone, ``local`` trust and ``memory`` storage.
+
+        For single-client experiments and benchmarks only (notary-ops §1).
+        """
+        return cls.ephemeral(None, server_config=DEVELOPMENT_CONFIG)
+
+    @property
+    def uses_signer(self) -> bool:
+        trust = self.server_config.get("trust_service", {"type": "remote"})
+        return trust.get("type") == "remote"
+
+    @property
+    def uses_postgres(self) -> bool:
+        storage = self.server_config.get("storage", {"backend": "postgres"})
+        return self.uses_signer or storage.get("backend") == "postgres"
 
     @property
     def url(self) -> str:
@@ -268,9 +305,11 @@ class NotaryStack:
         """
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            pg_url = self._start_postgres()
+            pg_url = ""
+            if self.uses_postgres:
+                pg_url = self._start_postgres()
+                self._create_databases(pg_url)
             self._write_certificates()
-            self._create_databases(pg_url)
             for attempt in range(1, PORT_ATTEMPTS + 1):
                 try:
                     self._start_processes(pg_url)
@@ -293,7 +332,8 @@ class NotaryStack:
 
     def alive(self) -> bool:
         """Both processes are still running: an exit of either one is a crash (ops §6.11)."""
-        return all(p is not None and p.poll() is None for p in (self._signer, self._server))
+        processes = (self._signer, self._server) if self.uses_signer else (self._server,)
+        return all(p is not None and p.poll() is None for p in processes)
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of both logs, for error messages (Go crashes are plain text on stderr)."""
@@ -312,6 +352,8 @@ class NotaryStack:
 
     def drop_databases(self) -> None:
         """Drop both databases (a private cluster is deleted as a whole). Call after stop()."""
+        if not self.uses_postgres:
+            return
         if self.postgres_url is None:
             shutil.rmtree(self.state_dir / "pg", ignore_errors=True)
             return
@@ -391,10 +433,11 @@ class NotaryStack:
     def _start_processes(self, pg_url: str) -> None:
         """Signer first (the server exits if it cannot reach it), each waited for in turn."""
         self._write_configs(pg_url)
-        passphrase = self._passphrase()
-        env = {**os.environ, f"NOTARY_SIGNER_{SIGNER_ALIAS.upper()}": passphrase}
-        self._signer = self._spawn("notary-signer", "signer", env)
-        self._wait(self._signer, "signer", self._signer_ready)
+        if self.uses_signer:
+            passphrase = self._passphrase()
+            env = {**os.environ, f"NOTARY_SIGNER_{SIGNER_ALIAS.upper()}": passphrase}
+            self._signer = self._spawn("notary-signer", "signer", env)
+            self._wait(self._signer, "signer", self._signer_ready)
         self._server = self._spawn("notary-server", "server", dict(os.environ))
         self._wait(self._server, "server", self._server_ready)
 
@@ -439,9 +482,11 @@ class NotaryStack:
             },
             "storage": {"backend": "postgres", "db_url": database_url(pg_url, self.server_db)},
             "logging": {"level": "error"},
+            **self.server_config,
         }
         # 0600: a database URL may carry a password.
-        _write(self.state_dir / "signer.json", json.dumps(signer, indent=2).encode(), 0o600)
+        if self.uses_signer:
+            _write(self.state_dir / "signer.json", json.dumps(signer, indent=2).encode(), 0o600)
         _write(self.state_dir / "server.json", json.dumps(server, indent=2).encode(), 0o600)
 
     def _passphrase(self) -> str:

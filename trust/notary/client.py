@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from trust.notary.errors import InvalidMetadata, NotaryRejected, RepositoryExists, VersionConflict
+from trust.notary.errors import (
+    InvalidMetadata,
+    NotaryRejected,
+    NotFound,
+    RepositoryExists,
+    VersionConflict,
+)
 from trust.notary.keys import SigningKey, TufKey, load_public_key
 from trust.notary.metadata import (
     KEY_ROLES_LIMIT,
@@ -52,6 +58,28 @@ class RepositoryState:
     def delegations(self) -> dict[str, set[str]]:
         """Role -> the key IDs it holds now."""
         return {role.name: set(role.keyids) for role in self.targets.delegations}
+
+    def to_json(self) -> dict:
+        """A plain-JSON form, so a caller can keep the state and update in one request."""
+        return {
+            "gun": self.gun,
+            "targets": self.targets.to_signed(),
+            "snapshot_meta": {
+                role: {"length": meta.length, "hashes": meta.hashes}
+                for role, meta in self.snapshot_meta.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RepositoryState":
+        return cls(
+            data["gun"],
+            Targets.from_signed(data["targets"]),
+            {
+                role: FileMeta(int(meta["length"]), dict(meta["hashes"]))
+                for role, meta in data["snapshot_meta"].items()
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -198,15 +226,29 @@ class NotaryClient:
         targets_bytes = sign(targets.to_signed(), [targets_key])
         try:
             self._publish(gun, {"root": root_bytes, "targets": targets_bytes})
-        except VersionConflict as error:
+        except NotaryRejected as error:
+            # Over an existing root the server answers ErrBadRoot ("could not rotate trust"),
+            # or VERSION when the very same certificate signs: ask it whether a root exists.
+            if not self._has_root(gun):
+                raise
             raise RepositoryExists(
-                "already has trust data on the server", gun=gun, code="EXISTS", status=error.status
+                "already has trust data on the server",
+                gun=gun,
+                code=error.code,
+                status=error.status,
             ) from error
         return RepositoryState(
             gun,
             targets,
             {"root": _file_meta(root_bytes), "targets": _file_meta(targets_bytes)},
         )
+
+    def _has_root(self, gun: str) -> bool:
+        try:
+            self._tuf(gun, "root.json", role="root", limit=KEY_ROLES_LIMIT)
+        except NotFound:
+            return False
+        return True
 
     def set_delegations(
         self,
@@ -230,6 +272,8 @@ class NotaryClient:
         """
         wanted = {role: {k.key_id: k for k in keys} for role, keys in desired.items()}
         wanted = {role: keys for role, keys in wanted.items() if keys}
+        if state is not None and _needs_stored_files(state, wanted, custodian):
+            state = None  # a delegate may have published since that state was read
         for attempt in range(1, self.max_attempts + 1):
             current = state or self.read_state(gun)
             try:
@@ -325,11 +369,34 @@ class NotaryClient:
         )
         self._publish(gun, {"root": sign(rotated.to_signed(), [signer])})
 
+    def server_manages_snapshot(self, gun: str, root: Root) -> bool:
+        """Whether the server holds the snapshot key that ``root`` names (§6.2).
+
+        ``GET snapshot.key`` answers the root's key when the server holds it, and mints a new
+        one otherwise (§1.1), so comparing the two tells which it is.
+        """
+        return self._server_key(gun, "snapshot").key_id in root.roles["snapshot"].keyids
+
     def delete(self, gun: str) -> None:
         """Remove every version of every role of the GUN (§6.6); an unknown GUN is fine too."""
         self.transport.request(
             "DELETE", f"/v2/{gun}/_trust/tuf/", scope=repository_scope(gun, "*"), gun=gun
         )
+
+
+def _needs_stored_files(
+    state: RepositoryState, wanted: dict[str, dict[str, TufKey]], custodian: SigningKey
+) -> bool:
+    """Whether the update must look at stored role files, which only a fresh read shows:
+    a role that loses keys, a role that comes (back), or one the custodian is in."""
+    held = state.delegations()
+    for role, keys in wanted.items():
+        current = held.get(role)
+        if current is None or custodian.key_id in current:
+            return True
+        if not current <= set(keys):
+            return True
+    return False
 
 
 def _file_meta(raw: bytes) -> FileMeta:

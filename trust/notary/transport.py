@@ -179,7 +179,8 @@ class HttpTransport:
             response = self._pool.request(
                 method, url, body=body, headers=headers, preload_content=False
             )
-            self.requests_sent += 1
+            with self._lock:  # threads share one transport (pool_size); += is not atomic
+                self.requests_sent += 1
             try:
                 ceiling = limit if 200 <= response.status < 300 else ERROR_BODY_LIMIT
                 payload = response.read(ceiling + 1)

@@ -1,0 +1,89 @@
+"""A real Celery worker process on the Redis broker, for the tests of the Celery path.
+
+Eager mode would hide what matters here (serialisation, commit-then-enqueue, retries,
+redelivery), so the worker is a separate process on the test database and a real broker.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import require
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db, notary_server, tmp_path):
+    """Start ``celery worker`` (2 processes) against the test database and this Notary.
+
+    Yields the process; it is stopped with SIGTERM at the end, and its log is printed, so
+    pytest shows it when a test fails.
+    """
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
+    require(
+        settings.CELERY_BROKER_URL.startswith("redis://"),
+        "Redis as the broker (CELERY_BROKER_URL=redis://...)",
+    )
+    from gatehouse.celery import app
+
+    app.control.purge()
+    log = tmp_path / "worker.log"
+    log_file = log.open("w")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "NOTARY_URL": notary_server.url,
+        "GATEHOUSE_SYNC_DELAY_SECONDS": "0.5",
+        "GATEHOUSE_JOB_BACKOFF_SECONDS": "0.5",
+        "GATEHOUSE_JOB_BACKOFF_MAX_SECONDS": "2",
+        "GATEHOUSE_JOB_MAX_ATTEMPTS": "30",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gatehouse",
+            "worker",
+            "-l",
+            "INFO",
+            "-c",
+            "2",
+            "-Q",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the Celery worker did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log_file.close()
+    print(log.read_text()[-5000:])

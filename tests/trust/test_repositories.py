@@ -1,0 +1,120 @@
+"""Repositories on a real notary-server, with jobs run by the service as a worker runs them."""
+
+import pytest
+
+from accounts.services import team_member_add, team_member_remove, user_deactivate
+from bundles.services import public_key_revoke
+from tests.factories import make_team, make_user
+from tests.trust.helpers import cli_delegations, run_jobs, signing_key_of
+from trust import services
+from trust.models import Job, Repository
+
+pytestmark = [pytest.mark.django_db, pytest.mark.notary]
+
+
+@pytest.fixture
+def on_notary(settings, notary_server):
+    settings.NOTARY_URL = notary_server.url
+    settings.GATEHOUSE_SYNC_DELAY_SECONDS = 0
+    return notary_server
+
+
+def test_the_seed_scenario(on_notary, notary_cli, notary_gun, admin):
+    jenkins = make_user("jenkins")
+    key, _ = signing_key_of(jenkins)
+    make_team("ci", members=(jenkins,), actor=admin)
+
+    repository, job = services.repository_create(
+        actor=admin, gun=notary_gun, signer_team_names=["ci"]
+    )
+    assert job.kind == "initialize"
+    jobs = run_jobs()
+
+    assert [j.status for j in jobs] == ["succeeded"]
+    repository.refresh_from_db()
+    assert repository.state == "ready"
+    assert cli_delegations(notary_cli, notary_gun) == {
+        "targets/releases": {key.id},
+        "targets/ci": {key.id},
+    }
+
+
+def test_membership_and_key_changes_reach_notary(on_notary, notary_cli, notary_gun, admin):
+    jenkins, moby = make_user("jenkins"), make_user("moby")
+    jenkins_key, _ = signing_key_of(jenkins)
+    moby_key, _ = signing_key_of(moby)
+    ci = make_team("ci", members=(jenkins,), actor=admin)
+    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    run_jobs()
+
+    team_member_add(actor=admin, team=ci, user=moby)
+    run_jobs()
+    assert cli_delegations(notary_cli, notary_gun) == {
+        "targets/releases": {jenkins_key.id, moby_key.id},
+        "targets/ci": {jenkins_key.id, moby_key.id},
+    }
+
+    team_member_remove(actor=admin, team=ci, user=jenkins)
+    run_jobs()
+    assert cli_delegations(notary_cli, notary_gun) == {
+        "targets/releases": {moby_key.id},
+        "targets/ci": {moby_key.id},
+    }
+
+    public_key_revoke(actor=moby, key=moby_key)
+    run_jobs()
+    assert cli_delegations(notary_cli, notary_gun) == {}
+    assert Job.objects.filter(status="failed").count() == 0
+
+
+def test_deactivation_removes_every_key_of_the_user(on_notary, notary_cli, notary_gun, admin):
+    jenkins = make_user("jenkins")
+    signing_key_of(jenkins)
+    make_team("ci", members=(jenkins,), actor=admin)
+    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    run_jobs()
+    user_deactivate(actor=admin, user=jenkins)
+    run_jobs()
+    assert cli_delegations(notary_cli, notary_gun) == {}
+
+
+def test_a_gun_with_trust_data_elsewhere_fails_its_job_clearly(
+    on_notary, notary_cli, notary_gun, admin
+):
+    notary_cli("init", notary_gun, "-p")
+    repository, _ = services.repository_create(actor=admin, gun=notary_gun)
+    (job,) = run_jobs()
+    assert job.status == "failed"
+    assert "already has trust data" in job.error
+    assert "adopt" in job.error
+    repository.refresh_from_db()
+    assert repository.state == "failed"
+
+
+def test_a_burst_of_changes_is_absorbed_by_one_queued_sync(on_notary, notary_gun, admin):
+    people = [make_user(f"dev{n}") for n in range(5)]
+    for person in people:
+        signing_key_of(person)
+    team = make_team("ci", actor=admin)
+    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    run_jobs()
+    for person in people:
+        team_member_add(actor=admin, team=team, user=person)
+    queued = Job.objects.filter(kind="sync", status="queued")
+    assert queued.count() == 1
+    run_jobs()
+    repository = Repository.objects.get(gun=notary_gun)
+    (releases,) = [d for d in repository.delegations if d["role"] == "targets/releases"]
+    assert len(releases["key_ids"]) == 5
+
+
+def test_delete_removes_the_trust_data_then_the_row(on_notary, notary_cli, notary_gun, admin):
+    repository, _ = services.repository_create(actor=admin, gun=notary_gun)
+    run_jobs()
+    job = services.repository_delete(actor=admin, repository=repository)
+    run_jobs()
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+    assert not Repository.objects.filter(gun=notary_gun).exists()
+    listed = notary_cli("list", notary_gun, fresh=True, check=False)
+    assert "does not have trust data" in listed.stdout + listed.stderr

@@ -1,0 +1,200 @@
+"""The Celery path end to end: the API, a real worker process, Redis and notary-server."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from accounts.services import team_member_add, team_member_remove
+from bundles.services import public_key_revoke
+from tests.factories import make_team, make_user
+from tests.trust.helpers import cli_delegations, settled, signing_key_of, wait_until
+from trust.models import Job, Repository
+from trust.selectors import desired_delegations
+
+pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
+
+
+def create_repository(api, admin, gun: str, teams: list[str]) -> dict:
+    response = api(admin).post(
+        "/api/v1/repositories/", {"gun": gun, "signer_teams": teams}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    assert response.json()["job"]["url"].endswith(f"/api/v1/jobs/{response.json()['job']['id']}/")
+    return response.json()
+
+
+def ready(gun: str) -> bool:
+    return Repository.objects.filter(gun=gun, state="ready").exists()
+
+
+def test_seed_scenario_through_a_real_worker(celery_worker, api, admin, notary_cli, notary_gun):
+    jenkins = make_user("jenkins")
+    key, _ = signing_key_of(jenkins)
+    make_team("ci", members=(jenkins,), actor=admin)
+
+    created = create_repository(api, admin, notary_gun, ["ci"])
+    assert created["state"] == "pending"
+    wait_until(lambda: ready(notary_gun) and settled(), what="the repository to be ready")
+
+    assert cli_delegations(notary_cli, notary_gun) == {
+        "targets/releases": {key.id},
+        "targets/ci": {key.id},
+    }
+    detail = api(admin).get(f"/api/v1/repositories/{created['id']}/").json()
+    assert detail["state"] == "ready"
+    assert detail["latest_job"]["status"] == "succeeded"
+    assert {d["role"] for d in detail["delegations"]} == {"targets/releases", "targets/ci"}
+    assert detail["delegations"][0]["keys"][0]["username"] == "jenkins"
+
+
+def test_changes_reach_notary_and_remaining_signers_can_still_sign(
+    celery_worker, api, admin, notary_cli, notary_cli_in, notary_gun, tmp_path
+):
+    jenkins, moby, lee = make_user("jenkins"), make_user("moby"), make_user("lee")
+    jenkins_key, jenkins_pem = signing_key_of(jenkins)
+    moby_key, moby_pem = signing_key_of(moby)
+    lee_key, _ = signing_key_of(lee)
+    ci = make_team("ci", members=(jenkins, moby), actor=admin)
+    create_repository(api, admin, notary_gun, ["ci"])
+    wait_until(lambda: ready(notary_gun) and settled(), what="the repository to be ready")
+
+    jenkins_dir, moby_dir = tmp_path / "jenkins", tmp_path / "moby"
+    for trust_dir, pem in ((jenkins_dir, jenkins_pem), (moby_dir, moby_pem)):
+        (tmp_path / "key.pem").write_bytes(pem)
+        notary_cli_in(trust_dir, "key", "import", str(tmp_path / "key.pem"))
+    digest = "a" * 64
+    notary_cli_in(
+        moby_dir,
+        "addhash",
+        notary_gun,
+        "v0.9",
+        "10",
+        "--sha256",
+        digest,
+        "-r",
+        "targets/releases",
+        "-p",
+    )
+    notary_cli_in(
+        jenkins_dir,
+        "addhash",
+        notary_gun,
+        "v1.0",
+        "12",
+        "--sha256",
+        digest,
+        "-r",
+        "targets/releases",
+        "-p",
+    )
+
+    team_member_remove(actor=admin, team=ci, user=jenkins)
+    wait_until(
+        lambda: (
+            settled() and cli_delegations(notary_cli, notary_gun).get("targets/ci") == {moby_key.id}
+        ),
+        what="jenkins' key to leave both roles",
+    )
+    assert jenkins_key.id not in set().union(*cli_delegations(notary_cli, notary_gun).values())
+
+    notary_cli_in(
+        moby_dir,
+        "addhash",
+        notary_gun,
+        "v2.0",
+        "12",
+        "--sha256",
+        digest,
+        "-r",
+        "targets/releases",
+        "-p",
+    )
+    listed = notary_cli("list", notary_gun, fresh=True).stdout
+    assert "v2.0" in listed
+
+    team_member_add(actor=admin, team=ci, user=lee)
+    wait_until(
+        lambda: (
+            settled()
+            and lee_key.id in cli_delegations(notary_cli, notary_gun).get("targets/ci", set())
+        ),
+        what="lee's key to arrive",
+    )
+    public_key_revoke(actor=lee, key=lee_key)
+    wait_until(
+        lambda: (
+            settled()
+            and lee_key.id not in cli_delegations(notary_cli, notary_gun).get("targets/ci", set())
+        ),
+        what="lee's revoked key to leave",
+    )
+    assert not Job.objects.filter(status="failed").exists()
+
+
+def test_concurrent_membership_changes_converge(celery_worker, api, admin, notary_cli):
+    people = [make_user(f"dev{n}") for n in range(10)]
+    for person in people:
+        signing_key_of(person)
+    make_team("ci", members=tuple(people[:5]), actor=admin)
+    guns = [f"test.gatehouse/burst-{n}-{connection.settings_dict['NAME']}" for n in range(5)]
+    for gun in guns:
+        create_repository(api, admin, gun, ["ci"])
+    wait_until(lambda: all(ready(g) for g in guns) and settled(), what="5 repositories")
+
+    changes = [("add", p) for p in people[5:]] + [("remove", p) for p in people[:5]]
+    changes += [("add", p) for p in people[:5]] + [("remove", p) for p in people[5:]]
+    assert len(changes) == 20
+
+    outcomes = []
+
+    def change(kind: str, person) -> None:
+        try:
+            client = api(admin)
+            path = f"/api/v1/teams/ci/members/{person.username}/"
+            response = client.put(path) if kind == "add" else client.delete(path)
+            outcomes.append(response.status_code)
+        finally:
+            connection.close()  # each thread has its own database connection
+
+    threads = [threading.Thread(target=change, args=item) for item in changes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 20
+    assert set(outcomes) <= {200, 201, 204, 404}  # 404: removed by a concurrent request first
+    wait_until(settled, what="the syncs to settle", timeout=120)
+
+    for gun in guns:
+        repository = Repository.objects.get(gun=gun)
+        want = {
+            role: {k.id for k in keys} for role, keys in desired_delegations(repository).items()
+        }
+        assert cli_delegations(notary_cli, gun) == want
+    assert not Job.objects.filter(status="failed").exists()
+
+
+def test_jobs_wait_out_a_notary_outage(celery_worker, api, admin, notary_server, notary_cli):
+    jenkins = make_user("jenkins")
+    key, _ = signing_key_of(jenkins)
+    make_team("ci", members=(jenkins,), actor=admin)
+    notary_server.stop()
+    try:
+        guns = [f"test.gatehouse/outage-{n}-{connection.settings_dict['NAME']}" for n in range(3)]
+        for gun in guns:
+            create_repository(api, admin, gun, ["ci"])
+        wait_until(
+            lambda: Job.objects.filter(attempts__gte=2, status="running").count() == 3,
+            what="the jobs to retry while Notary is down",
+        )
+        assert all("Notary unavailable" in job.error for job in Job.objects.all())
+    finally:
+        notary_server.start()
+    wait_until(lambda: all(ready(g) for g in guns) and settled(), what="recovery", timeout=90)
+    assert Job.objects.filter(status="succeeded").count() == 3
+    for gun in guns:
+        assert cli_delegations(notary_cli, gun) == {
+            "targets/releases": {key.id},
+            "targets/ci": {key.id},
+        }

@@ -1,0 +1,339 @@
+"""``/api/v1/repositories/``, ``/api/v1/jobs/`` and ``/api/v1/trust/root/``.
+
+Long work answers 202 with a link to its job, as Pulp does.
+"""
+
+import django_filters
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gatehouse.api import IsAdmin
+from trust import selectors, services
+from trust.models import Job, Repository
+
+GUN_MAX = 255
+TEAM_NAMES = serializers.ListField(
+    child=serializers.CharField(max_length=64), max_length=100, required=False
+)
+
+
+def job_link(request: Request, job: Job) -> dict:
+    return {"id": job.pk, "url": request.build_absolute_uri(reverse("job-detail", args=[job.pk]))}
+
+
+class JobSerializer(serializers.ModelSerializer):
+    repository = serializers.PrimaryKeyRelatedField(read_only=True)
+    caused_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress = serializers.SerializerMethodField()
+    url = serializers.HyperlinkedIdentityField(view_name="job-detail")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "status",
+            "repository",
+            "gun",
+            "caused_by",
+            "cause",
+            "attempts",
+            "progress",
+            "error",
+            "result",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, job: Job) -> dict[str, int]:
+        return {"done": job.progress_done, "total": job.progress_total}
+
+
+class DelegationKeySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    tuf_key_id = serializers.CharField()
+    username = serializers.CharField(allow_null=True)
+    label = serializers.CharField()
+
+
+class DelegationSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    keys = DelegationKeySerializer(many=True)
+
+
+class RepositorySerializer(serializers.ModelSerializer):
+    signer_teams = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    delegations = serializers.SerializerMethodField()
+    root_key_id = serializers.SerializerMethodField()
+    latest_job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Repository
+        fields = [
+            "id",
+            "gun",
+            "state",
+            "signer_teams",
+            "adopted",
+            "delegations",
+            "root_key_id",
+            "last_synced_at",
+            "drift",
+            "drift_checked_at",
+            "latest_job",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(DelegationSerializer(many=True))
+    def get_delegations(self, repository: Repository) -> list[dict]:
+        return selectors.published_delegations(repository)
+
+    def get_root_key_id(self, repository: Repository) -> str | None:
+        """Our one root key for the repositories Gatehouse made; the pinned one if adopted."""
+        if repository.adopted:
+            return repository.pinned_root_key_ids[0] if repository.pinned_root_key_ids else None
+        return selectors.root_key_id()
+
+    @extend_schema_field(JobSerializer(allow_null=True))
+    def get_latest_job(self, repository: Repository) -> dict | None:
+        job = repository.jobs.order_by("-created_at", "-id").first()
+        return JobSerializer(job, context=self.context).data if job else None
+
+
+class RepositoryCreateSerializer(serializers.Serializer):
+    gun = serializers.CharField(max_length=GUN_MAX)
+    signer_teams = TEAM_NAMES
+
+
+class RepositoryBulkSerializer(serializers.Serializer):
+    guns = serializers.ListField(
+        child=serializers.CharField(max_length=GUN_MAX), min_length=1, max_length=1000
+    )
+    signer_teams = TEAM_NAMES
+
+
+class RepositoryAdoptSerializer(serializers.Serializer):
+    gun = serializers.CharField(max_length=GUN_MAX)
+    targets_key = serializers.CharField(max_length=20000, trim_whitespace=False)
+    passphrase = serializers.CharField(
+        max_length=1024, required=False, allow_blank=True, trim_whitespace=False, write_only=True
+    )
+    signer_teams = TEAM_NAMES
+
+
+class RepositoryUpdateSerializer(serializers.Serializer):
+    signer_teams = serializers.ListField(child=serializers.CharField(max_length=64), max_length=100)
+
+
+class RepositoryFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(method="filter_search", label="Part of the GUN")
+    team = django_filters.CharFilter(field_name="signer_teams__name", label="Signer team")
+
+    class Meta:
+        model = Repository
+        fields = ["state"]
+
+    def filter_search(
+        self, queryset: QuerySet[Repository], name: str, value: str
+    ) -> QuerySet[Repository]:
+        return selectors.repositories_matching(queryset, value)
+
+
+def accepted(request: Request, repository: Repository, job: Job) -> Response:
+    data = RepositorySerializer(repository, context={"request": request}).data
+    data["job"] = job_link(request, job)
+    return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Repositories Gatehouse manages on Notary. Writes are for admins."""
+
+    queryset = Repository.objects.none()  # names the model for the schema; get_queryset scopes
+    serializer_class = RepositorySerializer
+    filterset_class = RepositoryFilter
+
+    def get_queryset(self) -> QuerySet[Repository]:
+        return selectors.repository_list(viewer=self.request.user)
+
+    def get_permissions(self) -> list:
+        if self.action in {"list", "retrieve"}:
+            return [IsAuthenticated()]
+        return [IsAdmin()]
+
+    @extend_schema(request=RepositoryCreateSerializer, responses={202: RepositorySerializer})
+    def create(self, request: Request) -> Response:
+        data = RepositoryCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        repository, job = services.repository_create(
+            actor=request.user,
+            gun=data.validated_data["gun"],
+            signer_team_names=data.validated_data.get("signer_teams"),
+        )
+        return accepted(request, repository, job)
+
+    @extend_schema(request=RepositoryUpdateSerializer, responses={202: RepositorySerializer})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        repository = self.get_object()
+        data = RepositoryUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.repository_update_signer_teams(
+            actor=request.user,
+            repository=repository,
+            signer_team_names=data.validated_data["signer_teams"],
+        )
+        return accepted(request, repository, job)
+
+    @extend_schema(responses={202: RepositorySerializer})
+    def destroy(self, request: Request, pk: str) -> Response:
+        repository = self.get_object()
+        job = services.repository_delete(actor=request.user, repository=repository)
+        return accepted(request, repository, job)
+
+    @extend_schema(request=None, responses={202: RepositorySerializer})
+    @action(detail=True, methods=["post"])
+    def sync(self, request: Request, pk: str) -> Response:
+        repository = self.get_object()
+        job = services.repository_sync_request(
+            repository=repository, actor=request.user, cause="sync asked for", delay=0
+        )
+        return accepted(request, repository, job)
+
+    @extend_schema(request=RepositoryAdoptSerializer, responses={202: RepositorySerializer})
+    @action(detail=False, methods=["post"])
+    def adopt(self, request: Request) -> Response:
+        data = RepositoryAdoptSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        repository, job = services.repository_adopt(
+            actor=request.user,
+            gun=data.validated_data["gun"],
+            targets_key=data.validated_data["targets_key"],
+            passphrase=data.validated_data.get("passphrase", ""),
+            signer_team_names=data.validated_data.get("signer_teams"),
+        )
+        return accepted(request, repository, job)
+
+    @extend_schema(
+        request=RepositoryBulkSerializer,
+        responses={
+            202: inline_serializer(
+                "BulkCreated",
+                {
+                    "repositories": RepositorySerializer(many=True),
+                    "jobs": serializers.ListField(child=serializers.DictField()),
+                    "summary": serializers.DictField(),
+                },
+            )
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def bulk(self, request: Request) -> Response:
+        data = RepositoryBulkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.repositories_create_bulk(
+            actor=request.user,
+            guns=data.validated_data["guns"],
+            signer_team_names=data.validated_data.get("signer_teams"),
+        )
+        context = {"request": request}
+        return Response(
+            {
+                "repositories": [
+                    RepositorySerializer(repository, context=context).data
+                    for repository, _ in result.created
+                ],
+                "jobs": [job_link(request, job) for _, job in result.created],
+                "summary": {
+                    "requested": len(data.validated_data["guns"]),
+                    "created": len(result.created),
+                    "skipped": result.skipped,
+                },
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class JobFilter(django_filters.FilterSet):
+    class Meta:
+        model = Job
+        fields = ["status", "repository", "kind"]
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Notary work and how it went. Admins see all jobs; others those of their repositories."""
+
+    queryset = Job.objects.none()  # names the model for the schema; get_queryset scopes
+    serializer_class = JobSerializer
+    filterset_class = JobFilter
+
+    def get_queryset(self) -> QuerySet[Job]:
+        return selectors.job_list(viewer=self.request.user)
+
+
+class RootExportSerializer(serializers.Serializer):
+    passphrase = serializers.CharField(
+        min_length=services.ROOT_EXPORT_MIN_PASSPHRASE,
+        max_length=1024,
+        trim_whitespace=False,
+        write_only=True,
+    )
+
+
+class TrustRootView(APIView):
+    """The root key every Gatehouse repository shares, and how a cluster pins it."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "TrustRoot",
+            {
+                "root_key_id": serializers.CharField(),
+                "exported": serializers.BooleanField(),
+                "daemon_json": serializers.DictField(),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        key_id = services.root_key_ensure()
+        return Response(
+            {
+                "root_key_id": key_id,
+                "exported": selectors.root_key_exported(),
+                "daemon_json": selectors.trust_pinning_snippet(key_id),
+            }
+        )
+
+
+class TrustRootExportView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        request=RootExportSerializer,
+        responses={(200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.STR)},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = RootExportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pem = services.root_key_export(actor=request.user, **data.validated_data)
+        response = HttpResponse(pem, content_type="application/x-pem-file")
+        response["Content-Disposition"] = 'attachment; filename="gatehouse-root-key.pem"'
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,165 @@
+"""Repositories Gatehouse manages on Notary, the keys it holds for them, and the jobs that
+bring Notary in step with identity."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Team
+
+gun_syntax = RegexValidator(
+    regex=r"\A[a-z0-9._-]+(/[a-z0-9._-]+)*\Z",
+    message=(
+        "A GUN is lowercase letters, digits, '.', '_', '-' and '/' between non-empty "
+        "segments, such as registry.example.com/ci/app."
+    ),
+)
+
+
+class CustodyKey(models.Model):
+    """A private key Gatehouse holds, sealed under the KEK (``gatehouse.keywrap``).
+
+    One root key signs the root of every repository Gatehouse creates (each GUN gets its own
+    certificate of it), so one pinned ID covers them all. Each repository has its own
+    targets key. The custodian key is put into a delegation only to keep its remaining
+    signers from being locked out (notary-wire §6.5); it never counts as a signature.
+    """
+
+    class Kind(models.TextChoices):
+        ROOT = "root"
+        TARGETS = "targets"
+        CUSTODIAN = "custodian"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key_id = models.CharField(
+        max_length=64, unique=True, help_text="Canonical key ID (the one the notary CLI shows)."
+    )
+    sealed_private_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=Q(kind__in=["root", "custodian"]),
+                name="custody_key_one_root_one_custodian",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} key {self.key_id[:12]}"
+
+
+class RootKeyExport(models.Model):
+    """Each offline backup of the root key: who took it and when."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"root key exported by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Repository(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        FAILED = "failed"
+
+    gun = models.CharField(
+        max_length=255,
+        unique=True,
+        validators=[gun_syntax],
+        error_messages={"unique": "Gatehouse manages this GUN already."},
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    signer_teams = models.ManyToManyField(Team, related_name="repositories", blank=True)
+    targets_key = models.OneToOneField(
+        CustodyKey, on_delete=models.PROTECT, null=True, blank=True, related_name="repository"
+    )
+    adopted = models.BooleanField(
+        default=False, help_text="Initialised elsewhere and taken over with its targets key."
+    )
+    pinned_root_key_ids = models.JSONField(
+        default=list, blank=True, help_text="TUF IDs of the root keys an adopted repo had."
+    )
+    delegations = models.JSONField(
+        default=list, blank=True, help_text='As last published: [{"role", "key_ids"}].'
+    )
+    notary_state = models.JSONField(
+        null=True, blank=True, help_text="The targets and snapshot meta last seen or published."
+    )
+    drift = models.JSONField(null=True, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    lock_job = models.ForeignKey(
+        "Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    lock_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["gun"]
+        verbose_name_plural = "repositories"
+
+    def __str__(self) -> str:
+        return self.gun
+
+
+class Job(models.Model):
+    """One piece of Notary work. Its status moves only forward, by compare-and-set."""
+
+    class Kind(models.TextChoices):
+        INITIALIZE = "initialize"
+        ADOPT = "adopt"
+        SYNC = "sync"
+        DELETE = "delete"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    repository = models.ForeignKey(
+        Repository, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    gun = models.CharField(max_length=255, help_text="Kept when the repository is deleted.")
+    caused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    cause = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=1)
+    error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "enqueued_at"]),
+            models.Index(fields=["repository", "status"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository"],
+                condition=Q(status="queued", kind="sync"),
+                name="job_one_queued_sync_per_repository",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.gun} ({self.status})"

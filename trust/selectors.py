@@ -1,0 +1,148 @@
+"""Reads for repositories and jobs, and the desired state of a repository's delegations."""
+
+from collections import defaultdict
+
+from cryptography import x509
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import Team, User
+from bundles.models import PublicKey
+from trust.models import CustodyKey, Job, Repository, RootKeyExport
+from trust.notary.keys import TufKey, certificate_tuf_key
+
+RELEASES = "targets/releases"
+
+
+def repository_list(*, viewer: User) -> QuerySet[Repository]:
+    """Admins see every repository; others those their teams sign."""
+    repositories = Repository.objects.prefetch_related(
+        Prefetch("signer_teams", queryset=Team.objects.only("name"))
+    )
+    if viewer.is_admin:
+        return repositories
+    return repositories.filter(signer_teams__memberships__user=viewer).distinct()
+
+
+def job_list(*, viewer: User) -> QuerySet[Job]:
+    jobs = Job.objects.select_related("caused_by")
+    if viewer.is_admin:
+        return jobs
+    return jobs.filter(repository__in=repository_list(viewer=viewer))
+
+
+def signing_keys_of_teams(team_ids: list[int]) -> dict[int, list[PublicKey]]:
+    """Team id -> the keys that sign for it: signing, not revoked, not expired, of active
+    members. One query for any number of teams."""
+    keys = PublicKey.objects.filter(
+        is_signing_key=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+        user__is_active=True,
+        user__memberships__team_id__in=team_ids,
+    ).values_list("user__memberships__team_id", "id")
+    by_team: dict[int, list[str]] = defaultdict(list)
+    for team_id, key_id in keys:
+        by_team[team_id].append(key_id)
+    loaded = PublicKey.objects.in_bulk({k for ids in by_team.values() for k in ids})
+    return {team_id: [loaded[k] for k in sorted(ids)] for team_id, ids in by_team.items()}
+
+
+def desired_delegations(repository: Repository) -> dict[str, list[PublicKey]]:
+    """What Notary should hold: ``targets/<team>`` per signer team with its members' signing
+    keys, and ``targets/releases`` with all of them. Roles without keys are left out."""
+    teams = list(repository.signer_teams.all())
+    keys_by_team = signing_keys_of_teams([team.pk for team in teams])
+    desired: dict[str, list[PublicKey]] = {}
+    releases: dict[str, PublicKey] = {}
+    for team in teams:
+        keys = keys_by_team.get(team.pk, [])
+        if keys:
+            desired[f"targets/{team.name}"] = keys
+            releases.update({key.id: key for key in keys})
+    if releases:
+        desired[RELEASES] = [releases[k] for k in sorted(releases)]
+    return desired
+
+
+def tuf_keys(keys: list[PublicKey]) -> list[TufKey]:
+    """Delegation key objects: each certificate as an x509 key (notary-wire §4.2)."""
+    return [
+        certificate_tuf_key(x509.load_pem_x509_certificate(key.certificate.encode("ascii")))
+        for key in keys
+    ]
+
+
+def repositories_of_teams(team_ids: list[int]) -> QuerySet[Repository]:
+    return Repository.objects.filter(signer_teams__in=team_ids).distinct()
+
+
+def repositories_of_user(user: User) -> QuerySet[Repository]:
+    return Repository.objects.filter(signer_teams__memberships__user=user).distinct()
+
+
+def published_delegations(repository: Repository) -> list[dict]:
+    """The delegations last published, each key with its owner and label when known."""
+    key_ids = {k for entry in repository.delegations for k in entry["key_ids"]}
+    known = {
+        key.tuf_key_id: key
+        for key in PublicKey.objects.filter(tuf_key_id__in=key_ids).select_related("user")
+    }
+    custodian = CustodyKey.objects.filter(kind=CustodyKey.Kind.CUSTODIAN).first()
+    described = []
+    for entry in repository.delegations:
+        keys = []
+        for key_id in entry["key_ids"]:
+            key = known.get(key_id)
+            if key is not None:
+                keys.append(
+                    {
+                        "id": key.id,
+                        "tuf_key_id": key_id,
+                        "username": key.user.username,
+                        "label": key.label,
+                    }
+                )
+            elif custodian is not None and key_id == custodian.key_id:
+                keys.append(
+                    {
+                        "id": key_id,
+                        "tuf_key_id": key_id,
+                        "username": None,
+                        "label": "Gatehouse custodian (keeps remaining signers able to sign)",
+                    }
+                )
+            else:
+                keys.append({"id": key_id, "tuf_key_id": key_id, "username": None, "label": ""})
+        described.append({"role": entry["role"], "keys": keys})
+    return described
+
+
+def root_key_id() -> str | None:
+    key = CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT).first()
+    return key.key_id if key else None
+
+
+def root_key_exported() -> bool:
+    return RootKeyExport.objects.exists()
+
+
+def trust_pinning_snippet(key_id: str) -> dict:
+    """``daemon.json`` pinning every Gatehouse-made repository's root to our one root key,
+    per registry (Docker Enterprise's ``content-trust.trust-pinning.root-keys``)."""
+    registries = sorted(
+        {
+            gun.split("/", 1)[0]
+            for gun in Repository.objects.filter(adopted=False).values_list("gun", flat=True)
+        }
+    ) or ["registry.example.com"]
+    return {
+        "content-trust": {
+            "trust-pinning": {"root-keys": {f"{registry}/*": [key_id] for registry in registries}},
+            "mode": "enforced",
+        }
+    }
+
+
+def repositories_matching(repositories: QuerySet[Repository], term: str) -> QuerySet[Repository]:
+    return repositories.filter(Q(gun__icontains=term)) if term else repositories

@@ -1,0 +1,593 @@
+"""Writes for repositories and their jobs: the work that keeps Notary in step with identity.
+
+Views and the API call the ``repository_*`` functions, which change the database and queue
+a job after the transaction commits. Identity services call ``identity_changed`` so that
+every change of people, teams or keys reaches Notary. The Celery task calls ``job_run``.
+"""
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from celery import current_app
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import Team, User
+from trust import custody, selectors
+from trust.models import Job, Repository, RootKeyExport
+from trust.notary.client import NotaryClient, RepositoryState
+from trust.notary.errors import (
+    InvalidMetadata,
+    NotaryError,
+    NotaryRejected,
+    NotaryUnavailable,
+    NotFound,
+    RepositoryExists,
+)
+from trust.notary.keys import load_public_key, plain_signing_key
+from trust.notary.metadata import Root, parse_file
+from trust.notary_access import notary_client
+
+logger = logging.getLogger(__name__)
+
+JOB_TASK = "trust.run_job"
+LOCK_RETRY_SECONDS = 2.0
+ROOT_EXPORT_MIN_PASSPHRASE = 12
+
+
+# --- Enqueueing ---------------------------------------------------------------------------
+
+
+def _enqueue(job: Job, *, countdown: float = 0) -> None:
+    """Send the job's id to a worker once the transaction that made it has committed."""
+    Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now())
+    job_id = job.pk
+    transaction.on_commit(
+        lambda: current_app.send_task(JOB_TASK, args=[job_id], countdown=countdown or None)
+    )
+
+
+def _new_job(
+    *, kind: str, repository: Repository, actor: User | None, cause: str, countdown: float = 0
+) -> Job:
+    job = Job.objects.create(
+        kind=kind, repository=repository, gun=repository.gun, caused_by=actor, cause=cause[:255]
+    )
+    _enqueue(job, countdown=countdown)
+    return job
+
+
+def repository_sync_request(
+    *, repository: Repository, actor: User | None, cause: str, delay: float | None = None
+) -> Job:
+    """Ask for a sync; a sync already queued for the repository absorbs the request.
+
+    The queued job reads the desired state when it runs, so it covers this change too; the
+    short delay lets a burst of changes end in one update.
+    """
+    delay = settings.GATEHOUSE_SYNC_DELAY_SECONDS if delay is None else delay
+    queued = Job.objects.filter(
+        repository=repository, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
+    ).first()
+    if queued is not None:
+        return queued
+    try:
+        with transaction.atomic():
+            return _new_job(
+                kind=Job.Kind.SYNC, repository=repository, actor=actor, cause=cause, countdown=delay
+            )
+    except IntegrityError:  # another request queued one at the same moment
+        return Job.objects.get(repository=repository, kind=Job.Kind.SYNC, status=Job.Status.QUEUED)
+
+
+def identity_changed(
+    *,
+    actor: User | None,
+    cause: str,
+    teams: Iterable[Team] = (),
+    users: Iterable[User] = (),
+) -> None:
+    """Sync every repository whose desired delegations may have changed."""
+    team_ids = [team.pk for team in teams]
+    repositories = set(selectors.repositories_of_teams(team_ids)) if team_ids else set()
+    for user in users:
+        repositories.update(selectors.repositories_of_user(user))
+    for repository in repositories:
+        repository_sync_request(repository=repository, actor=actor, cause=cause)
+
+
+# --- Repositories -------------------------------------------------------------------------
+
+
+def _teams_named(names: Iterable[str] | None) -> list[Team]:
+    names = list(dict.fromkeys(names or []))
+    teams = {team.name: team for team in Team.objects.filter(name__in=names)}
+    unknown = [name for name in names if name not in teams]
+    if unknown:
+        raise ValidationError({"signer_teams": [f"Unknown team: {name}." for name in unknown]})
+    return [teams[name] for name in names]
+
+
+def default_signer_teams() -> list[Team]:
+    """New repositories are signed by no team until a content-trust policy names some."""
+    return []
+
+
+def _validated_gun(gun: str) -> str:
+    repository = Repository(gun=gun)
+    try:
+        repository.full_clean(validate_unique=True, exclude=["signer_teams"])
+    except ValidationError as error:
+        raise ValidationError({"gun": error.message_dict.get("gun", ["Invalid GUN."])}) from error
+    return gun
+
+
+@transaction.atomic
+def repository_create(
+    *, actor: User, gun: str, signer_team_names: list[str] | None = None
+) -> tuple[Repository, Job]:
+    """A repository to initialise on Notary, with its ``initialize`` job."""
+    _validated_gun(gun)
+    teams = default_signer_teams() if signer_team_names is None else _teams_named(signer_team_names)
+    try:
+        with transaction.atomic():
+            repository = Repository.objects.create(gun=gun, created_by=actor)
+    except IntegrityError as error:
+        raise ValidationError({"gun": ["Gatehouse manages this GUN already."]}) from error
+    repository.signer_teams.set(teams)
+    job = _new_job(
+        kind=Job.Kind.INITIALIZE, repository=repository, actor=actor, cause="repository created"
+    )
+    logger.info("repository %s created by %s", gun, actor)
+    return repository, job
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    created: list[tuple[Repository, Job]]
+    skipped: list[str]
+
+
+@transaction.atomic
+def repositories_create_bulk(
+    *, actor: User, guns: list[str], signer_team_names: list[str] | None = None
+) -> BulkResult:
+    """Many repositories at once, for provisioning scripts: all valid or none made.
+
+    GUNs Gatehouse already manages are skipped and reported, so a script can run again.
+    """
+    errors = {}
+    for gun in dict.fromkeys(guns):
+        try:
+            Repository(gun=gun).full_clean(validate_unique=False, exclude=["signer_teams"])
+        except ValidationError as error:
+            errors[gun] = error.message_dict.get("gun", ["Invalid GUN."])
+    if errors:
+        raise ValidationError(
+            {"guns": [f"{gun}: {' '.join(messages)}" for gun, messages in errors.items()]}
+        )
+    teams = default_signer_teams() if signer_team_names is None else _teams_named(signer_team_names)
+    existing = set(Repository.objects.filter(gun__in=guns).values_list("gun", flat=True))
+    created = []
+    for gun in dict.fromkeys(guns):
+        if gun in existing:
+            continue
+        repository = Repository.objects.create(gun=gun, created_by=actor)
+        repository.signer_teams.set(teams)
+        job = _new_job(
+            kind=Job.Kind.INITIALIZE, repository=repository, actor=actor, cause="bulk creation"
+        )
+        created.append((repository, job))
+    logger.info("%d repositories created in bulk by %s", len(created), actor)
+    return BulkResult(created=created, skipped=sorted(existing))
+
+
+@transaction.atomic
+def repository_update_signer_teams(
+    *, actor: User, repository: Repository, signer_team_names: list[str]
+) -> Job:
+    repository.signer_teams.set(_teams_named(signer_team_names))
+    return repository_sync_request(
+        repository=repository, actor=actor, cause="signer teams changed", delay=0
+    )
+
+
+@transaction.atomic
+def repository_delete(*, actor: User, repository: Repository) -> Job:
+    """Remove the trust data from Notary, then the repository, through a ``delete`` job."""
+    return _new_job(
+        kind=Job.Kind.DELETE, repository=repository, actor=actor, cause="repository deleted"
+    )
+
+
+def _strip_pem_headers(pem: str) -> bytes:
+    """The notary CLI writes ``role:`` and ``gun:`` headers inside the PEM armour."""
+    lines = [line for line in pem.strip().splitlines() if ":" not in line or "-----" in line]
+    return ("\n".join(line for line in lines if line.strip()) + "\n").encode("ascii", "replace")
+
+
+def _load_targets_key(pem: str, passphrase: str) -> ec.EllipticCurvePrivateKey:
+    data = _strip_pem_headers(pem)
+    encrypted = b"ENCRYPTED PRIVATE KEY" in data
+    try:
+        key = serialization.load_pem_private_key(
+            data, passphrase.encode("utf-8") if encrypted else None
+        )
+    except (ValueError, TypeError) as error:
+        if encrypted:
+            raise ValidationError(
+                {"passphrase": ["The passphrase does not open this key."]}
+            ) from error
+        raise ValidationError({"targets_key": ["This is not a PEM private key."]}) from error
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValidationError({"targets_key": ["Only ECDSA targets keys are supported."]})
+    return key
+
+
+def repository_adopt(
+    *,
+    actor: User,
+    gun: str,
+    targets_key: str,
+    passphrase: str = "",
+    signer_team_names: list[str] | None = None,
+    client: NotaryClient | None = None,
+) -> tuple[Repository, Job]:
+    """Take over a repository initialised elsewhere, given its targets key.
+
+    Checked against Notary before anything is stored: the key must be the targets key in
+    the repository's root, and the snapshot key must be the server's. The root seen now is
+    pinned for later reads.
+    """
+    _validated_gun(gun)
+    teams = default_signer_teams() if signer_team_names is None else _teams_named(signer_team_names)
+    private_key = _load_targets_key(targets_key, passphrase)
+    client = client or notary_client()
+    try:
+        raw_root = client.transport.request(
+            "GET",
+            f"/v2/{gun}/_trust/tuf/root.json",
+            scope=f"repository:{gun}:pull",
+            gun=gun,
+            role="root",
+            limit=10 * 1024 * 1024,
+        )
+    except NotFound as error:
+        raise ValidationError({"gun": [f"{gun} has no trust data on Notary to adopt."]}) from error
+    root = Root.from_signed(parse_file(raw_root, role="root", gun=gun).signed)
+    targets_ids = root.roles["targets"].keyids
+    ours = plain_signing_key(private_key).key_id
+    held = [root.keys[key_id] for key_id in targets_ids if key_id in root.keys]
+    if ours not in targets_ids and not any(
+        load_public_key(key) == private_key.public_key() for key in held
+    ):
+        raise ValidationError({"targets_key": [f"This is not the targets key of {gun}."]})
+    if not client.server_manages_snapshot(gun, root):
+        raise ValidationError(
+            {
+                "gun": [
+                    f"The snapshot key of {gun} is not managed by the server. Run "
+                    f"`notary key rotate {gun} snapshot -r` and publish, then adopt it."
+                ]
+            }
+        )
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                repository = Repository.objects.create(
+                    gun=gun,
+                    created_by=actor,
+                    adopted=True,
+                    pinned_root_key_ids=list(root.roles["root"].keyids),
+                    targets_key=custody.targets_key_store(private_key),
+                )
+        except IntegrityError as error:
+            raise ValidationError({"gun": ["Gatehouse manages this GUN already."]}) from error
+        repository.signer_teams.set(teams)
+        job = _new_job(kind=Job.Kind.ADOPT, repository=repository, actor=actor, cause="adopted")
+    logger.info("repository %s adopted by %s", gun, actor)
+    return repository, job
+
+
+def root_key_ensure() -> str:
+    """The canonical ID of Gatehouse's root key, made now if it does not exist yet."""
+    return custody.root_key().key_id
+
+
+def root_key_export(*, actor: User, passphrase: str) -> bytes:
+    """The root key, encrypted under ``passphrase``; every export is recorded."""
+    if len(passphrase) < ROOT_EXPORT_MIN_PASSPHRASE:
+        raise ValidationError(
+            {"passphrase": [f"Use at least {ROOT_EXPORT_MIN_PASSPHRASE} characters."]}
+        )
+    pem = custody.root_key_export(passphrase)
+    RootKeyExport.objects.create(actor=actor)
+    logger.info("root key exported by %s", actor)
+    return pem
+
+
+# --- Running jobs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What the task should do next: nothing, or run the job again after ``retry_in``."""
+
+    retry_in: float | None = None
+
+
+DONE = JobOutcome()
+
+
+def _lock(repository_id: int, job: Job) -> bool:
+    """Claim the repository for this job: at most one job works on a repository at a time.
+
+    A lease, not a transaction: a worker killed mid-job frees the repository when its lease
+    runs out (the task's hard time limit), and the redelivered job takes it.
+    """
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=current_app.conf.task_time_limit or 300)
+    return bool(
+        Repository.objects.filter(pk=repository_id)
+        .filter(Q(lock_job__isnull=True) | Q(lock_job=job) | Q(lock_expires_at__lt=now))
+        .update(lock_job=job, lock_expires_at=lease)
+    )
+
+
+def _unlock(repository_id: int, job: Job) -> None:
+    Repository.objects.filter(pk=repository_id, lock_job=job).update(
+        lock_job=None, lock_expires_at=None
+    )
+
+
+def _finish(job: Job, status: str, *, error: str = "", result: dict | None = None) -> bool:
+    """Unfinished -> finished, by compare-and-set: a finished job never changes again."""
+    return bool(
+        Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+            status=status,
+            error=error,
+            result=result,
+            finished_at=timezone.now(),
+            progress_done=F("progress_total")
+            if status == Job.Status.SUCCEEDED
+            else F("progress_done"),
+        )
+    )
+
+
+def _backoff(attempts: int) -> float:
+    return min(
+        settings.GATEHOUSE_JOB_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0),
+        settings.GATEHOUSE_JOB_BACKOFF_MAX_SECONDS,
+    )
+
+
+def job_run(*, job_id: int) -> JobOutcome:
+    """Run a job once. Unavailable Notary: retry later. Rejected or invalid: fail now."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status in Job.FINISHED:
+        return DONE
+    if job.repository_id is None:
+        _finish(job, Job.Status.FAILED, error="The repository no longer exists.")
+        return DONE
+    repository_id = job.repository_id
+    if not _lock(repository_id, job):
+        return JobOutcome(retry_in=LOCK_RETRY_SECONDS)
+    try:
+        started = Job.objects.filter(
+            pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+        ).update(
+            status=Job.Status.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), timezone.now()),
+        )
+        if not started:
+            return DONE
+        job.refresh_from_db()
+        repository = Repository.objects.get(pk=repository_id)
+        try:
+            result = RUNNERS[job.kind](job, repository)
+        except NotaryUnavailable as error:
+            return _retry_or_fail(job, repository, error)
+        except (NotaryRejected, InvalidMetadata) as error:
+            _fail(job, repository, str(error))
+        except Exception:
+            # A bug, not a Notary problem: fail the job for a person to see, never retry it.
+            logger.exception("job %s %s on %s crashed", job.pk, job.kind, job.gun)
+            _fail(job, repository, "Internal error in Gatehouse; the log has the details.")
+        else:
+            _finish(job, Job.Status.SUCCEEDED, result=result)
+            logger.info("job %s %s on %s succeeded", job.pk, job.kind, job.gun)
+    finally:
+        _unlock(repository_id, job)
+    return DONE
+
+
+def _retry_or_fail(job: Job, repository: Repository, error: NotaryError) -> JobOutcome:
+    if job.attempts >= settings.GATEHOUSE_JOB_MAX_ATTEMPTS:
+        _fail(job, repository, f"Notary stayed unavailable after {job.attempts} attempts: {error}")
+        return DONE
+    delay = _backoff(job.attempts)
+    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        error=f"Notary unavailable (attempt {job.attempts} of "
+        f"{settings.GATEHOUSE_JOB_MAX_ATTEMPTS}), retrying in {delay:.0f} s: {error}",
+        enqueued_at=timezone.now(),
+    )
+    logger.warning("job %s on %s: Notary unavailable, retry in %.0f s", job.pk, job.gun, delay)
+    return JobOutcome(retry_in=delay)
+
+
+def _fail(job: Job, repository: Repository, message: str) -> None:
+    _finish(job, Job.Status.FAILED, error=message)
+    if job.kind in (Job.Kind.INITIALIZE, Job.Kind.ADOPT):
+        Repository.objects.filter(pk=repository.pk).update(state=Repository.State.FAILED)
+    logger.warning("job %s %s on %s failed: %s", job.pk, job.kind, job.gun, message)
+
+
+def _desired_tuf_keys(repository: Repository) -> dict:
+    return {
+        role: selectors.tuf_keys(keys)
+        for role, keys in selectors.desired_delegations(repository).items()
+    }
+
+
+def _record(repository: Repository, notary: RepositoryState, **fields: object) -> None:
+    """What was published, and that the repository is in step now."""
+    Repository.objects.filter(pk=repository.pk).update(
+        delegations=[
+            {"role": role.name, "key_ids": list(role.keyids)} for role in notary.targets.delegations
+        ],
+        notary_state=notary.to_json(),
+        last_synced_at=timezone.now(),
+        drift=None,
+        **fields,
+    )
+
+
+def _run_initialize(job: Job, repository: Repository) -> dict:
+    if repository.targets_key is None:
+        repository.targets_key = custody.targets_key_create()
+        repository.save(update_fields=["targets_key"])
+    client = notary_client()
+    targets_key = custody.signing_key(repository.targets_key)
+    try:
+        state = client.initialize(
+            repository.gun,
+            root_key=custody.root_signing_key_for(repository.gun),
+            targets_key=targets_key,
+            delegations=_desired_tuf_keys(repository),
+        )
+    except RepositoryExists as error:
+        if not _initialised_by_us(client, repository):
+            raise NotaryRejected(
+                "already has trust data on Notary; Gatehouse manages only the repositories it "
+                "initialised (adopt it with its targets key instead)",
+                gun=repository.gun,
+                code="EXISTS",
+            ) from error
+        return _run_sync(job, repository)  # an earlier attempt got there before a crash
+    _record(repository, state, state=Repository.State.READY)
+    return {"published": True, "delegations": [d.name for d in state.targets.delegations]}
+
+
+def _initialised_by_us(client: NotaryClient, repository: Repository) -> bool:
+    raw = client.transport.request(
+        "GET",
+        f"/v2/{repository.gun}/_trust/tuf/root.json",
+        scope=f"repository:{repository.gun}:pull",
+        gun=repository.gun,
+        role="root",
+    )
+    root = Root.from_signed(parse_file(raw, role="root", gun=repository.gun).signed)
+    return repository.targets_key.key_id in root.roles["targets"].keyids
+
+
+def _run_sync(job: Job, repository: Repository) -> dict:
+    client = notary_client()
+    known = RepositoryState.from_json(repository.notary_state) if repository.notary_state else None
+    update = client.set_delegations(
+        repository.gun,
+        _desired_tuf_keys(repository),
+        targets_key=custody.signing_key(repository.targets_key),
+        custodian=custody.signing_key(custody.custodian_key()),
+        state=known,
+    )
+    _record(repository, update.state, state=Repository.State.READY)
+    return {
+        "published": update.changed,
+        "reset_roles": list(update.reset_roles),
+        "delegations": [d.name for d in update.state.targets.delegations],
+    }
+
+
+def _run_delete(job: Job, repository: Repository) -> dict:
+    notary_client().delete(repository.gun)
+    targets_key = repository.targets_key
+    with transaction.atomic():
+        repository.delete()
+        if targets_key is not None:
+            targets_key.delete()
+    return {"deleted": True}
+
+
+RUNNERS = {
+    Job.Kind.INITIALIZE: _run_initialize,
+    Job.Kind.ADOPT: _run_sync,
+    Job.Kind.SYNC: _run_sync,
+    Job.Kind.DELETE: _run_delete,
+}
+
+
+# --- Periodic work ------------------------------------------------------------------------
+
+
+def _drift(repository: Repository, state: RepositoryState) -> dict | None:
+    """Roles and keys Notary holds that it should not, and those it lacks."""
+    desired = {
+        role: {key.tuf_key_id for key in keys}
+        for role, keys in selectors.desired_delegations(repository).items()
+    }
+    actual = state.delegations()
+    custodian = custody.custodian_key().key_id
+    missing = {
+        role: sorted(keys - actual.get(role, set()))
+        for role, keys in desired.items()
+        if keys - actual.get(role, set())
+    }
+    unexpected = {
+        role: sorted(keys - desired.get(role, set()) - {custodian})
+        for role, keys in actual.items()
+        if keys - desired.get(role, set()) - {custodian}
+    }
+    if not missing and not unexpected:
+        return None
+    return {"missing": missing, "unexpected": unexpected}
+
+
+def drift_check(*, repository: Repository) -> dict | None:
+    """Read the repository from Notary, record any drift, and ask for a sync if there is."""
+    state = notary_client().read_state(repository.gun)
+    drift = _drift(repository, state)
+    Repository.objects.filter(pk=repository.pk).update(
+        drift=drift, drift_checked_at=timezone.now(), notary_state=state.to_json()
+    )
+    if drift is not None:
+        repository_sync_request(repository=repository, actor=None, cause="drift found", delay=0)
+    return drift
+
+
+def drift_check_all() -> int:
+    """The periodic check; returns how many repositories had drifted."""
+    drifted = 0
+    for repository in Repository.objects.filter(state=Repository.State.READY):
+        try:
+            if drift_check(repository=repository) is not None:
+                drifted += 1
+        except NotaryError as error:
+            logger.warning("drift check of %s failed: %s", repository.gun, error)
+    return drifted
+
+
+def jobs_requeue_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=2)) -> int:
+    """Send again the jobs whose message may have been lost (a broker restarted empty).
+
+    A duplicate is harmless: the repository lock and the status compare-and-set let only
+    one run, and a finished job ignores its message.
+    """
+    cutoff = timezone.now() - older_than
+    stale = Job.objects.filter(
+        status__in=[Job.Status.QUEUED, Job.Status.RUNNING], enqueued_at__lt=cutoff
+    ).exclude(repository__lock_expires_at__gt=timezone.now())
+    count = 0
+    for job in stale:
+        _enqueue(job)
+        count += 1
+    return count

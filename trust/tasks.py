@@ -1,0 +1,22 @@
+"""Celery entry points: ids in, one service call, nothing else."""
+
+from celery import shared_task
+
+from trust import services
+
+
+@shared_task(name=services.JOB_TASK, bind=True, max_retries=None, acks_late=True)
+def run_job(self, job_id: int) -> None:
+    outcome = services.job_run(job_id=job_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(name="trust.check_drift")
+def check_drift() -> int:
+    return services.drift_check_all()
+
+
+@shared_task(name="trust.requeue_stale_jobs")
+def requeue_stale_jobs() -> int:
+    return services.jobs_requeue_stale()
