@@ -1,7 +1,8 @@
 """``make run``: the whole of Gatehouse on one machine, on embedded defaults.
 
 Starts a development Notary (unless ``NOTARY_URL`` points at one), migrates, makes sure an
-admin exists, then runs the web console and a real Celery worker. Ctrl-C stops everything.
+admin exists, then runs the web console and a real Celery worker with its periodic tasks
+(``--beat``: drift checks, requeueing). Ctrl-C stops everything.
 """
 
 import os
@@ -87,7 +88,21 @@ def main() -> int:
                 processes.append(notary)
         manage("migrate", "--no-input", "-v", "0")
         manage("ensure_admin")
-        worker = [PYTHON, "-m", "celery", "-A", "gatehouse", "worker", "-l", "INFO", "-c", "2"]
+        worker = [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "gatehouse",
+            "worker",
+            "--beat",
+            "-l",
+            "INFO",
+            "-c",
+            "2",
+            "--schedule",
+            str(var_dir / "celerybeat-schedule"),
+        ]
         processes.append(subprocess.Popen(worker, cwd=BASE_DIR))  # noqa: S603
         print(
             f"Gatehouse console: http://{CONSOLE_ADDRESS}/  "

@@ -1,0 +1,247 @@
+"""The repositories, jobs and trust-root API: who may do what, and bad input."""
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.factories import make_team, make_user
+from trust.models import CustodyKey, Job, Repository, RootKeyExport
+from trust.notary.keys import public_tuf_key
+from trust.services import repository_create
+
+pytestmark = pytest.mark.django_db
+
+GUN = "registry.example.com/ci/app"
+
+
+@pytest.fixture
+def world(admin, alice):
+    """alice is in ci, which signs GUN; bob is in no team."""
+    make_team("ci", members=(alice,), actor=admin)
+    make_team("ops", actor=admin)
+    repository, _ = repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
+    other, _ = repository_create(actor=admin, gun="registry.example.com/ops/db")
+    return {
+        "admin": admin,
+        "alice": alice,
+        "bob": make_user("bob"),
+        "repo": repository,
+        "other": other,
+    }
+
+
+MATRIX = [
+    (
+        "get",
+        "/api/v1/repositories/",
+        None,
+        {"anonymous": 401, "alice": 200, "bob": 200, "admin": 200},
+    ),
+    (
+        "get",
+        "/api/v1/repositories/{repo}/",
+        None,
+        {"anonymous": 401, "alice": 200, "bob": 404, "admin": 200},
+    ),
+    (
+        "get",
+        "/api/v1/repositories/{other}/",
+        None,
+        {"anonymous": 401, "alice": 404, "bob": 404, "admin": 200},
+    ),
+    (
+        "post",
+        "/api/v1/repositories/",
+        {"gun": "registry.example.com/new/one"},
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 202},
+    ),
+    (
+        "post",
+        "/api/v1/repositories/bulk/",
+        {"guns": ["registry.example.com/b/1"]},
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 202},
+    ),
+    (
+        "patch",
+        "/api/v1/repositories/{repo}/",
+        {"signer_teams": ["ops"]},
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 202},
+    ),
+    (
+        "post",
+        "/api/v1/repositories/{repo}/sync/",
+        None,
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 202},
+    ),
+    (
+        "delete",
+        "/api/v1/repositories/{repo}/",
+        None,
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 202},
+    ),
+    (
+        "post",
+        "/api/v1/repositories/adopt/",
+        {"gun": "x", "targets_key": "y"},
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 400},
+    ),
+    ("get", "/api/v1/jobs/", None, {"anonymous": 401, "alice": 200, "bob": 200, "admin": 200}),
+    (
+        "get",
+        "/api/v1/trust/root/",
+        None,
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 200},
+    ),
+    (
+        "post",
+        "/api/v1/trust/root/export/",
+        {"passphrase": "correct horse battery"},
+        {"anonymous": 401, "alice": 403, "bob": 403, "admin": 200},
+    ),
+]
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "alice", "bob", "admin"])
+@pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX)
+def test_permission_matrix(api, world, caller, method, path, body, expected):
+    client = api(None if caller == "anonymous" else world[caller])
+    url = path.format(repo=world["repo"].pk, other=world["other"].pk)
+    response = getattr(client, method)(url, body, format="json")
+    assert response.status_code == expected[caller], response.content
+
+
+def test_lists_are_scoped_and_filterable(api, world):
+    listed = api(world["alice"]).get("/api/v1/repositories/").json()
+    assert [r["gun"] for r in listed["results"]] == [GUN]
+    assert api(world["bob"]).get("/api/v1/repositories/").json()["count"] == 0
+    admin = api(world["admin"])
+    assert admin.get("/api/v1/repositories/", {"team": "ci"}).json()["count"] == 1
+    assert admin.get("/api/v1/repositories/", {"search": "ops/"}).json()["count"] == 1
+    assert admin.get("/api/v1/repositories/", {"state": "pending"}).json()["count"] == 2
+    jobs = api(world["alice"]).get("/api/v1/jobs/").json()["results"]
+    assert {job["gun"] for job in jobs} == {GUN}
+    assert admin.get("/api/v1/jobs/", {"status": "queued"}).json()["count"] == 2
+    repo_jobs = admin.get("/api/v1/jobs/", {"repository": world["repo"].pk}).json()
+    assert [job["kind"] for job in repo_jobs["results"]] == ["initialize"]
+
+
+def test_create_answers_202_with_the_job(api, world):
+    response = api(world["admin"]).post(
+        "/api/v1/repositories/",
+        {"gun": "registry.example.com/ci/web", "signer_teams": ["ci"]},
+        format="json",
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert body["state"] == "pending"
+    assert body["signer_teams"] == ["ci"]
+    job = Job.objects.get(pk=body["job"]["id"])
+    assert job.kind == "initialize"
+    assert body["job"]["url"].endswith(f"/api/v1/jobs/{job.pk}/")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"gun": ""}, "gun"),
+        ({"gun": "Registry.example.com/App"}, "gun"),
+        ({"gun": "registry.example.com//app"}, "gun"),
+        ({"gun": "/registry.example.com/app"}, "gun"),
+        ({"gun": "registry.example.com/app/"}, "gun"),
+        ({"gun": "registry example/app"}, "gun"),
+        ({"gun": "a" * 256}, "gun"),
+        ({"gun": GUN}, "gun"),
+        ({"gun": "registry.example.com/x", "signer_teams": ["nope"]}, "signer_teams"),
+        ({"gun": "registry.example.com/x", "signer_teams": "ci"}, "signer_teams"),
+        ({"gun": ["x"]}, "gun"),
+    ],
+)
+def test_bad_repository_input_is_a_400_and_creates_nothing(api, world, body, field):
+    before = set(Repository.objects.values_list("gun", flat=True)), Job.objects.count()
+    response = api(world["admin"]).post("/api/v1/repositories/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert (set(Repository.objects.values_list("gun", flat=True)), Job.objects.count()) == before
+
+
+def test_bulk_creates_all_or_nothing_and_skips_existing(api, world):
+    client = api(world["admin"])
+    bad = client.post(
+        "/api/v1/repositories/bulk/",
+        {"guns": ["registry.example.com/ok", "Bad//Gun"]},
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert "Bad//Gun" in str(bad.json()["guns"])
+    assert not Repository.objects.filter(gun="registry.example.com/ok").exists()
+
+    guns = [f"registry.example.com/bulk/{n}" for n in range(3)] + [GUN]
+    response = client.post(
+        "/api/v1/repositories/bulk/", {"guns": guns, "signer_teams": ["ci"]}, format="json"
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert body["summary"] == {"requested": 4, "created": 3, "skipped": [GUN]}
+    assert len(body["jobs"]) == 3
+    assert all(r["signer_teams"] == ["ci"] for r in body["repositories"])
+
+
+def test_signer_teams_update_and_sync_queue_one_sync(api, world):
+    client = api(world["admin"])
+    repo = world["repo"]
+    first = client.patch(
+        f"/api/v1/repositories/{repo.pk}/", {"signer_teams": ["ci", "ops"]}, format="json"
+    )
+    assert first.status_code == 202
+    assert sorted(first.json()["signer_teams"]) == ["ci", "ops"]
+    second = client.post(f"/api/v1/repositories/{repo.pk}/sync/")
+    assert second.json()["job"]["id"] == first.json()["job"]["id"]
+    assert Job.objects.filter(repository=repo, kind="sync", status="queued").count() == 1
+    bad = client.patch(
+        f"/api/v1/repositories/{repo.pk}/", {"signer_teams": ["ghost"]}, format="json"
+    )
+    assert bad.status_code == 400
+    assert sorted(repo.signer_teams.values_list("name", flat=True)) == ["ci", "ops"]
+
+
+def test_trust_root_gives_the_pinning_snippet(api, world):
+    body = api(world["admin"]).get("/api/v1/trust/root/").json()
+    root = CustodyKey.objects.get(kind="root")
+    assert body["root_key_id"] == root.key_id
+    assert body["exported"] is False
+    pins = body["daemon_json"]["content-trust"]["trust-pinning"]["root-keys"]
+    assert pins == {"registry.example.com/*": [root.key_id]}
+
+
+def test_root_export_is_encrypted_recorded_and_refuses_short_passphrases(api, world):
+    client = api(world["admin"])
+    short = client.post("/api/v1/trust/root/export/", {"passphrase": "too short"}, format="json")
+    assert short.status_code == 400
+    assert "passphrase" in short.json()
+    assert not RootKeyExport.objects.exists()
+
+    response = client.post(
+        "/api/v1/trust/root/export/", {"passphrase": "correct horse battery"}, format="json"
+    )
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    assert response.content.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    key = serialization.load_pem_private_key(response.content, b"correct horse battery")
+    root = CustodyKey.objects.get(kind="root")
+    assert public_tuf_key(key.public_key()).key_id == root.key_id
+    assert RootKeyExport.objects.get().actor == world["admin"]
+    assert client.get("/api/v1/trust/root/").json()["exported"] is True
+    assert "correct horse battery" not in str(response.headers)
+
+
+def test_private_keys_never_appear_in_responses(api, world):
+    client = api(world["admin"])
+    bodies = [
+        client.get("/api/v1/repositories/").content,
+        client.get(f"/api/v1/repositories/{world['repo'].pk}/").content,
+        client.get("/api/v1/jobs/").content,
+        client.get("/api/v1/trust/root/").content,
+    ]
+    sealed = [bytes(k.sealed_private_key) for k in CustodyKey.objects.all()]
+    for body in bodies:
+        assert b"PRIVATE KEY" not in body
+        assert not any(blob[-32:].hex().encode() in body for blob in sealed)
