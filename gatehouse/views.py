@@ -43,9 +43,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 # The sections whose console is not built yet: title and what the section will be for.
 COMING_SOON = {
-    "repositories": ("Repositories", "Browse the repositories in Notary and who may sign them."),
     "content_trust": ("Content Trust", "Delegate the signing of repositories to teams."),
-    "jobs": ("Jobs", "Follow the background work Gatehouse runs, and how it ended."),
     "audit": ("Audit", "See who changed what, and when."),
 }
 

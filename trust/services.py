@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from celery import current_app
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,7 +31,13 @@ from trust.notary.errors import (
     NotFound,
     RepositoryExists,
 )
-from trust.notary.keys import load_public_key, plain_signing_key
+from trust.notary.keys import (
+    NotAPrivateKey,
+    WrongPassphrase,
+    load_private_key_pem,
+    load_public_key,
+    plain_signing_key,
+)
 from trust.notary.metadata import Root, parse_file
 from trust.notary_access import notary_client
 
@@ -208,28 +213,16 @@ def repository_delete(*, actor: User, repository: Repository) -> Job:
     )
 
 
-def _strip_pem_headers(pem: str) -> bytes:
-    """The notary CLI writes ``role:`` and ``gun:`` headers inside the PEM armour."""
-    lines = [line for line in pem.strip().splitlines() if ":" not in line or "-----" in line]
-    return ("\n".join(line for line in lines if line.strip()) + "\n").encode("ascii", "replace")
-
-
 def _load_targets_key(pem: str, passphrase: str) -> ec.EllipticCurvePrivateKey:
-    data = _strip_pem_headers(pem)
-    encrypted = b"ENCRYPTED PRIVATE KEY" in data
+    """A targets key as the notary CLI stores it (encrypted, with headers) or a plain one."""
     try:
-        key = serialization.load_pem_private_key(
-            data, passphrase.encode("utf-8") if encrypted else None
-        )
-    except (ValueError, TypeError) as error:
-        if encrypted:
-            raise ValidationError(
-                {"passphrase": ["The passphrase does not open this key."]}
-            ) from error
-        raise ValidationError({"targets_key": ["This is not a PEM private key."]}) from error
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValidationError({"targets_key": ["Only ECDSA targets keys are supported."]})
-    return key
+        return load_private_key_pem(pem, passphrase or None)
+    except WrongPassphrase as error:
+        raise ValidationError({"passphrase": ["The passphrase does not open this key."]}) from error
+    except NotAPrivateKey as error:
+        raise ValidationError(
+            {"targets_key": [f"This is not an ECDSA private key: {error}"]}
+        ) from error
 
 
 def repository_adopt(

@@ -154,9 +154,9 @@ def test_dashboard_counts_users_and_teams(as_admin, admin, alice):
 
 
 def test_coming_soon_pages_share_one_template(as_admin):
-    titles = {path: as_admin.get(path) for path in ("/repositories/", "/audit/")}
+    titles = {path: as_admin.get(path) for path in ("/content-trust/", "/audit/")}
 
-    assert "Repositories" in titles["/repositories/"].text
+    assert "Content Trust" in titles["/content-trust/"].text
     assert "Audit" in titles["/audit/"].text
     for response in titles.values():
         assert "Coming soon" in response.text

@@ -6,8 +6,9 @@ from accounts.services import team_member_add, team_member_remove, user_deactiva
 from bundles.services import public_key_revoke
 from tests.factories import make_team, make_user
 from tests.trust.helpers import cli_delegations, run_jobs, signing_key_of
-from trust import services
+from trust import custody, selectors, services
 from trust.models import Job, Repository
+from trust.notary_access import notary_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 
@@ -118,3 +119,34 @@ def test_delete_removes_the_trust_data_then_the_row(on_notary, notary_cli, notar
     assert not Repository.objects.filter(gun=notary_gun).exists()
     listed = notary_cli("list", notary_gun, fresh=True, check=False)
     assert "does not have trust data" in listed.stdout + listed.stderr
+
+
+def test_drift_is_reported_and_repaired(on_notary, notary_cli, notary_gun, admin, api):
+    jenkins = make_user("jenkins")
+    key, _ = signing_key_of(jenkins)
+    make_team("ci", members=(jenkins,), actor=admin)
+    repository, _ = services.repository_create(
+        actor=admin, gun=notary_gun, signer_team_names=["ci"]
+    )
+    run_jobs()
+    repository.refresh_from_db()
+    # Someone with the targets key removes targets/ci behind Gatehouse's back.
+    notary_client().set_delegations(
+        notary_gun,
+        {"targets/releases": selectors.tuf_keys([key])},
+        targets_key=custody.signing_key(repository.targets_key),
+        custodian=custody.signing_key(custody.custodian_key()),
+    )
+
+    drift = services.drift_check(repository=repository)
+
+    assert drift == {"missing": {"targets/ci": [key.tuf_key_id]}, "unexpected": {}}
+    shown = api(admin).get(f"/api/v1/repositories/{repository.pk}/").json()
+    assert shown["drift"] == drift
+    assert Job.objects.filter(repository=repository, kind="sync", status="queued").exists()
+    run_jobs()
+    assert cli_delegations(notary_cli, notary_gun) == {
+        "targets/releases": {key.id},
+        "targets/ci": {key.id},
+    }
+    assert services.drift_check(repository=repository) is None

@@ -6,6 +6,7 @@ delegate out (§6.5), rotates the snapshot key to the server, and deletes trust 
 """
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -126,12 +127,21 @@ class NotaryClient:
         )
 
     def _by_hash(self, gun: str, role: str, meta: FileMeta) -> SignedFile:
-        """A file by its sha256 name (§1.1), checked against the length and hashes given."""
-        raw = self._tuf(gun, f"{role}.{meta.sha256_hex}.json", role=role, limit=meta.length)
-        if len(raw) != meta.length or any(
-            file_hashes(raw)[name] != value
-            for name, value in meta.hashes.items()
-            if name in ("sha256", "sha512")
+        """A file by its sha256 name (§1.1), checked against the length and hashes given.
+
+        The sha256 is required: without it any bytes of the right length would pass.
+        """
+        try:
+            digest = meta.sha256_hex
+        except (KeyError, ValueError, TypeError) as error:
+            raise InvalidMetadata("no valid sha256 names the file", gun=gun, role=role) from error
+        if len(digest) != 64:
+            raise InvalidMetadata("no valid sha256 names the file", gun=gun, role=role)
+        raw = self._tuf(gun, f"{role}.{digest}.json", role=role, limit=meta.length)
+        if (
+            len(raw) != meta.length
+            or hashlib.sha256(raw).hexdigest() != digest
+            or ("sha512" in meta.hashes and file_hashes(raw)["sha512"] != meta.hashes["sha512"])
         ):
             raise InvalidMetadata("file does not match the hashes that name it", gun=gun, role=role)
         return parse_file(raw, role=role, gun=gun)

@@ -72,6 +72,8 @@ class SignedFile:
 
     @property
     def expires(self) -> dt.datetime:
+        if "expires" not in self.signed:
+            raise InvalidMetadata("metadata without an expiry")
         return parse_expires(self.signed["expires"])
 
     def hashes(self) -> dict[str, str]:
@@ -81,8 +83,12 @@ class SignedFile:
         """The key IDs among ``keyids`` whose signatures verify over the canonical bytes (§5).
 
         A signature only counts for the key object whose recomputed ID equals its key ID.
+        Content that has no canonical form (a non-integer number) verifies for no key.
         """
-        message = canonical_json(self.signed)
+        try:
+            message = canonical_json(self.signed)
+        except (ValueError, RecursionError):
+            return set()
         valid = set()
         for signature in self.signatures:
             key = keys.get(signature.keyid)
@@ -108,6 +114,10 @@ def parse_file(raw: bytes, *, role: str, gun: str = "") -> SignedFile:
         )
     except (ValueError, KeyError, TypeError) as error:
         raise InvalidMetadata("malformed metadata file", gun=gun, role=role) from error
+    except RecursionError as error:  # json.loads on absurdly deep nesting
+        raise InvalidMetadata(
+            "malformed metadata file (nested too deeply)", gun=gun, role=role
+        ) from error
     if not isinstance(signed, dict) or not isinstance(signed.get("version"), int):
         raise InvalidMetadata("metadata without a version", gun=gun, role=role)
     return SignedFile(signed, signatures, raw)
@@ -115,7 +125,11 @@ def parse_file(raw: bytes, *, role: str, gun: str = "") -> SignedFile:
 
 def file_bytes(signed: dict[str, Any], signatures: list[dict[str, str]]) -> bytes:
     """The exact bytes Go writes for an envelope (§3.3)."""
-    body = canonical_json(signed).decode("utf-8").translate(HTML_ESCAPES)
+    return _envelope(canonical_json(signed), signatures)
+
+
+def _envelope(canonical: bytes, signatures: list[dict[str, str]]) -> bytes:
+    body = canonical.decode("utf-8").translate(HTML_ESCAPES)
     parts = ",".join(
         '{"keyid":"%s","method":"%s","sig":"%s"}' % (s["keyid"], s["method"], s["sig"])  # noqa: UP031
         for s in signatures
@@ -124,8 +138,9 @@ def file_bytes(signed: dict[str, Any], signatures: list[dict[str, str]]) -> byte
 
 
 def sign(signed: dict[str, Any], keys: list[SigningKey]) -> bytes:
+    """The file bytes of ``signed`` signed by ``keys``; the canonical form is made once."""
     message = canonical_json(signed)
-    return file_bytes(signed, [key.sign(message) for key in keys])
+    return _envelope(message, [key.sign(message) for key in keys])
 
 
 def file_hashes(raw: bytes) -> dict[str, str]:
@@ -174,6 +189,9 @@ class Root:
         missing = [name for name in BASE_ROLES if name not in roles]
         if missing:
             raise InvalidMetadata(f"root lacks roles {missing}", role="root")
+        for name, role in roles.items():
+            if role.threshold < 1:  # len(signed_by(...)) >= 0 would accept unsigned data
+                raise InvalidMetadata(f"role {name} has threshold {role.threshold}", role="root")
         return cls(keys, roles, parse_expires(signed.get("expires", "")), int(signed["version"]))
 
     def to_signed(self) -> dict[str, Any]:
@@ -263,6 +281,11 @@ class Targets:
             }
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise InvalidMetadata("malformed targets", role=role) from error
+        for delegation in roles:
+            if delegation.threshold < 1:  # len(signed_by(...)) >= 0 would accept anything
+                raise InvalidMetadata(
+                    f"delegation {delegation.name} has threshold {delegation.threshold}", role=role
+                )
         return cls(
             expires=parse_expires(signed.get("expires", "")),
             version=int(signed["version"]),

@@ -229,10 +229,8 @@ class Verifier:
     def _parse(self, data: bytes, role: str) -> SignedFile:
         try:
             return parse_file(data, role=role, gun=self.gun)
-        except InvalidMetadata as error:
+        except InvalidMetadata as error:  # deep nesting included (parse_file)
             raise self._reworded(error, role) from error
-        except RecursionError as error:  # json.loads on absurdly deep nesting
-            raise self._invalid(role, "malformed metadata file (nested too deeply)") from error
 
     def _reworded(self, error: InvalidMetadata, role: str) -> InvalidMetadata:
         """The metadata parsers know the role but not the GUN: name both (errors.py)."""

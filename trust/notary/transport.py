@@ -1,21 +1,23 @@
 """HTTP to notary-server: one connection pool, TLS always verified, token auth (§1, §7).
 
 Everything that talks to the network is here, behind ``Transport``; the rest of the package
-works on bytes, so it can be tested without a server.
+works on bytes, so it can be tested without a server. The HTTP is the standard library's
+``http.client`` with a small keep-alive pool per origin: a third of urllib3's CPU per request.
 """
 
 import base64
+import http.client
 import json
+import queue
 import re
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote, urlencode
-
-import urllib3
+from urllib.parse import quote, urlencode, urlsplit
 
 from trust.notary.errors import (
     NotaryRejected,
@@ -29,6 +31,10 @@ KEY_LIMIT = 256 * 1024
 TOKEN_LIMIT = 64 * 1024
 DEFAULT_LIMIT = 100 * 1024 * 1024
 TOKEN_MIN_LIFETIME = 60  # seconds; the registry token spec's minimum (§7.3)
+CONNECT_TIMEOUT_CAP = 5.0
+# What a kept-alive connection that the server closed meanwhile raises on reuse. Only then,
+# and only on a reused connection, is a request sent again (once, on a fresh connection).
+STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,96 @@ def multipart(files: dict[str, bytes]) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+class _ResponseTooLarge(Exception):
+    """A 2xx body over the caller's limit (internal: becomes ``NotaryRejected`` TOO_LARGE)."""
+
+
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    headers: http.client.HTTPMessage
+
+
+class _ConnectionPool:
+    """Idle keep-alive connections per origin, last in first out, at most ``size`` each.
+
+    A connection is handed to one thread at a time; it comes back only when its response was
+    read to the end and the server did not ask to close it. Anything else is closed.
+    """
+
+    def __init__(
+        self, size: int, connect_timeout: float, read_timeout: float, ca_bundle: str | None
+    ) -> None:
+        self._size = max(size, 1)
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._ca_bundle = ca_bundle
+        self._idle: dict[Origin, queue.LifoQueue[http.client.HTTPConnection]] = {}
+        self._ssl_context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+
+    def _queue(self, origin: Origin) -> "queue.LifoQueue[http.client.HTTPConnection]":
+        idle = self._idle.get(origin)
+        if idle is None:
+            with self._lock:
+                idle = self._idle.setdefault(origin, queue.LifoQueue(self._size))
+        return idle
+
+    def _context(self) -> ssl.SSLContext:
+        """Verifying TLS, always: the system CAs, or only ``ca_bundle`` when given."""
+        with self._lock:
+            if self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context(cafile=self._ca_bundle)
+            return self._ssl_context
+
+    def take(self, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (reused = True) or a new, connected one."""
+        try:
+            return self._queue(origin).get_nowait(), True
+        except queue.Empty:
+            return self.connect(origin), False
+
+    def connect(self, origin: Origin) -> http.client.HTTPConnection:
+        scheme, host, port = origin
+        connection: http.client.HTTPConnection
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=self._connect_timeout, context=self._context()
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+        try:
+            connection.connect()  # TCP (and TLS handshake) under the connect timeout
+            connection.sock.settimeout(self._read_timeout)  # type: ignore[union-attr]
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def give_back(self, origin: Origin, connection: http.client.HTTPConnection) -> None:
+        if connection.sock is None:  # the server asked to close it (Connection: close)
+            connection.close()
+            return
+        try:
+            self._queue(origin).put_nowait(connection)
+        except queue.Full:
+            connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            queues = list(self._idle.values())
+        for idle in queues:
+            while True:
+                try:
+                    idle.get_nowait().close()
+                except queue.Empty:
+                    break
+
+
 class HttpTransport:
     """notary-server over HTTP(S), with keep-alive and Docker token authentication.
 
@@ -96,6 +192,11 @@ class HttpTransport:
     needs (with the configured credentials, or anonymously), caches it per scope until it
     expires, and retries once. ``token_minter`` replaces the HTTP call to the realm, for a
     caller that is itself the token issuer.
+
+    HTTPS always verifies the server's certificate and name, against ``ca_bundle`` when
+    given, else the system's CAs. ``timeout`` bounds each read; connecting gets at most 5 s.
+    Thread-safe: threads share the pool, which keeps up to ``pool_size`` idle connections
+    per origin (more may be open at once; the extra ones are closed after use).
     """
 
     def __init__(
@@ -110,13 +211,13 @@ class HttpTransport:
         pool_size: int = 8,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=pool_size,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=ca_bundle,
-            timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
-            retries=False,
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self._origin: Origin = _origin(parts.scheme, parts.hostname, parts.port)
+        self._prefix = parts.path
+        self._pool = _ConnectionPool(
+            pool_size, min(timeout, CONNECT_TIMEOUT_CAP), timeout, ca_bundle
         )
         self._credentials = (username, password) if username else None
         self._token_minter = token_minter
@@ -126,6 +227,10 @@ class HttpTransport:
 
     def trust_path(self, gun: str, tail: str) -> str:
         return f"/v2/{gun}/_trust/tuf/{tail}"
+
+    def close(self) -> None:
+        """Close the idle connections (the transport stays usable)."""
+        self._pool.close()
 
     def request(
         self,
@@ -143,11 +248,10 @@ class HttpTransport:
         token = self._cached_token(scope)
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        status, payload, response_headers = self._send(
-            method, path, body, headers, limit, gun, role
-        )
-        if status == 401:
-            challenge = Challenge.parse(response_headers.get("WWW-Authenticate", ""))
+        target = self._prefix + quote(path, safe="/:@!$&'()*+,;=-._~?")
+        answer = self._send(method, target, body, headers, limit, gun, role)
+        if answer.status == 401:
+            challenge = Challenge.parse(answer.headers.get("WWW-Authenticate", ""))
             if challenge is None:
                 raise NotaryRejected(
                     "authentication required, but no Bearer challenge",
@@ -157,45 +261,86 @@ class HttpTransport:
                     status=401,
                 )
             headers["Authorization"] = f"Bearer {self._fetch_token(challenge, scope, gun)}"
-            status, payload, response_headers = self._send(
-                method, path, body, headers, limit, gun, role
-            )
-        if 200 <= status < 300:
-            return payload
-        raise self._error(status, payload, gun=gun, role=role)
+            answer = self._send(method, target, body, headers, limit, gun, role)
+        if 200 <= answer.status < 300:
+            return answer.body
+        raise self._error(answer.status, answer.body, gun=gun, role=role)
 
     def _send(
         self,
         method: str,
-        path: str,
+        target: str,
         body: bytes | None,
         headers: dict[str, str],
         limit: int,
         gun: str,
         role: str,
-    ) -> tuple[int, bytes, urllib3.HTTPHeaderDict]:
-        url = self.base_url + quote(path, safe="/:@!$&'()*+,;=-._~?")
+    ) -> _Answer:
         try:
-            response = self._pool.request(
-                method, url, body=body, headers=headers, preload_content=False
-            )
-            with self._lock:  # threads share one transport (pool_size); += is not atomic
-                self.requests_sent += 1
-            try:
-                ceiling = limit if 200 <= response.status < 300 else ERROR_BODY_LIMIT
-                payload = response.read(ceiling + 1)
-                if len(payload) > ceiling and 200 <= response.status < 300:
-                    raise NotaryRejected(
-                        f"response larger than {limit} bytes", gun=gun, role=role, code="TOO_LARGE"
-                    )
-            finally:
-                response.drain_conn()
-                response.release_conn()
-        except urllib3.exceptions.HTTPError as error:
+            return self._exchange(self._origin, method, target, body, headers, limit)
+        except _ResponseTooLarge as error:
+            raise NotaryRejected(
+                f"response larger than {limit} bytes", gun=gun, role=role, code="TOO_LARGE"
+            ) from error
+        except (OSError, http.client.HTTPException) as error:  # refused, timeout, TLS, garbage
             raise NotaryUnavailable(
                 f"cannot reach {self.base_url}: {type(error).__name__}: {error}", gun=gun, role=role
             ) from error
-        return response.status, payload, response.headers
+
+    def _exchange(
+        self,
+        origin: Origin,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        limit: int,
+        *,
+        counted: bool = True,
+    ) -> _Answer:
+        """One request and its answer; a stale kept-alive connection is replaced once.
+
+        ``counted``: whether it goes into ``requests_sent`` (requests to notary-server do,
+        those to the token realm do not).
+        """
+        connection, reused = self._pool.take(origin)
+        try:
+            try:
+                response = self._roundtrip(connection, method, target, body, headers, counted)
+            except STALE_CONNECTION_ERRORS:
+                connection.close()
+                if not reused:
+                    raise
+                connection = self._pool.connect(origin)
+                response = self._roundtrip(connection, method, target, body, headers, counted)
+            ceiling = limit if 200 <= response.status < 300 else ERROR_BODY_LIMIT
+            payload = response.read(ceiling + 1)
+            if len(payload) > ceiling and 200 <= response.status < 300:
+                # Never drain it: a hostile server could stream forever.
+                raise _ResponseTooLarge
+        except BaseException:
+            connection.close()
+            raise
+        if response.isclosed():  # read to the end: the connection can serve another request
+            self._pool.give_back(origin, connection)
+        else:  # an error body over 1 KiB, left unread
+            connection.close()
+        return _Answer(response.status, payload, response.headers)
+
+    def _roundtrip(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        counted: bool,
+    ) -> http.client.HTTPResponse:
+        connection.request(method, target, body=body, headers=headers)
+        if counted:
+            with self._lock:  # threads share one transport (pool_size); += is not atomic
+                self.requests_sent += 1
+        return connection.getresponse()
 
     @staticmethod
     def _error(status: int, payload: bytes, *, gun: str, role: str) -> Exception:
@@ -206,7 +351,7 @@ class HttpTransport:
             message = str(first.get("message", "")) + (
                 f" ({json.dumps(first['detail'])})" if first.get("detail") else ""
             )
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
             pass
         message = message or f"HTTP {status}"
         if status >= 500:
@@ -244,34 +389,47 @@ class HttpTransport:
             query["account"] = username
             basic = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {basic}"
-        try:
-            response = self._pool.request(
-                "GET",
-                f"{challenge.realm}?{urlencode(query)}",
-                headers=headers,
-                preload_content=False,
+        realm = urlsplit(challenge.realm)
+        if realm.scheme not in ("http", "https") or not realm.hostname:
+            raise NotaryRejected(
+                f"the token realm {challenge.realm!r} is not an http(s) URL",
+                gun=gun,
+                code="UNAUTHORIZED",
             )
-            try:
-                payload = response.read(TOKEN_LIMIT + 1)
-            finally:
-                response.release_conn()
-        except urllib3.exceptions.HTTPError as error:
+        target = (realm.path or "/") + "?" + (f"{realm.query}&" if realm.query else "")
+        try:
+            answer = self._exchange(
+                _origin(realm.scheme, realm.hostname, realm.port),
+                "GET",
+                target + urlencode(query),
+                None,
+                headers,
+                TOKEN_LIMIT,
+                counted=False,
+            )
+        except _ResponseTooLarge as error:
+            raise NotaryRejected("token service answered too much", gun=gun) from error
+        except (OSError, http.client.HTTPException) as error:
             raise NotaryUnavailable(
                 f"cannot reach the token service {challenge.realm}: {error}", gun=gun
             ) from error
-        if response.status >= 500:
-            raise NotaryUnavailable(f"token service answered {response.status}", gun=gun)
-        if response.status != 200:
+        if answer.status >= 500:
+            raise NotaryUnavailable(f"token service answered {answer.status}", gun=gun)
+        if answer.status != 200:
             raise NotaryRejected(
                 f"token service refused the credentials for {scope}",
                 gun=gun,
                 code="UNAUTHORIZED",
-                status=response.status,
+                status=answer.status,
             )
         try:
-            answer = json.loads(payload)
-            token = answer.get("token") or answer["access_token"]
-            lifetime = max(int(answer.get("expires_in", TOKEN_MIN_LIFETIME)), TOKEN_MIN_LIFETIME)
-        except (ValueError, KeyError, TypeError) as error:
+            document = json.loads(answer.body)
+            token = document.get("token") or document["access_token"]
+            lifetime = max(int(document.get("expires_in", TOKEN_MIN_LIFETIME)), TOKEN_MIN_LIFETIME)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise NotaryRejected("token service answered no token", gun=gun) from error
         return str(token), lifetime
+
+
+def _origin(scheme: str, host: str, port: int | None) -> Origin:
+    return scheme, host, port or (443 if scheme == "https" else 80)

@@ -4,7 +4,6 @@ Whatever the client publishes must be what ``notary`` reads from a fresh trust d
 and whatever the CLI made, the client must be able to extend (notary-wire.md §6).
 """
 
-import base64
 import datetime as dt
 import re
 import uuid
@@ -13,10 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import NOTARY_CLI_PASSPHRASES
@@ -66,68 +62,13 @@ class Delegate:
 
 
 def cli_private_key(trust_dir: Path, role: str) -> ec.EllipticCurvePrivateKey:
-    """A key the CLI made: an ``ENCRYPTED PRIVATE KEY`` PEM with ``role:``/``gun:`` headers.
-
-    ``load_pem_private_key`` refuses these files ("Invalid key", cryptography 50): notary
-    writes the inner PKCS#8 with version 1 and no public key, which OpenSSL tolerates but
-    cryptography's strict parser does not. So: strip the headers, decrypt the PBES2 envelope
-    with cryptography's primitives, set the version to 0, and load that.
-    """
+    """A key the CLI made: an ``ENCRYPTED PRIVATE KEY`` PEM with ``role:``/``gun:`` headers."""
     passphrase = NOTARY_CLI_PASSPHRASES[f"NOTARY_{role.upper()}_PASSPHRASE"]
     for path in sorted((trust_dir / "private").rglob("*.key")):
-        lines = path.read_text().splitlines()
-        headers = [line for line in lines if re.match(r"^[a-z]+: ", line)]
-        if f"role: {role}" not in headers:
-            continue
-        body = "".join(line for line in lines if line not in headers and "-----" not in line)
-        return _decrypt_pkcs8(base64.b64decode(body), passphrase.encode())
+        pem = path.read_text()
+        if re.search(rf"^role: {re.escape(role)}$", pem, re.MULTILINE):
+            return keys.load_private_key_pem(pem, passphrase)
     raise AssertionError(f"no {role} key in {trust_dir}")
-
-
-HMAC_SHA256 = bytes.fromhex("2a864886f70d0209")  # PBKDF2's PRF when not the default SHA-1
-
-
-def _der(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[int, int, int]]:
-    """The DER elements between ``start`` and ``end``: (tag, content start, content end)."""
-    elements, position, end = [], start, len(data) if end is None else end
-    while position < end:
-        tag, length = data[position], data[position + 1]
-        position += 2
-        if length & 0x80:
-            size = length & 0x7F
-            length = int.from_bytes(data[position : position + size], "big")
-            position += size
-        elements.append((tag, position, position + length))
-        position += length
-    return elements
-
-
-def _decrypt_pkcs8(der: bytes, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
-    """PBES2 (PBKDF2 + AES-CBC), as notary's ``EncryptPKCS8`` writes it (§4.4)."""
-    [(_, start, end)] = _der(der)
-    algorithm, ciphertext = _der(der, start, end)
-    _, parameters = _der(der, algorithm[1], algorithm[2])
-    kdf, cipher = _der(der, parameters[1], parameters[2])
-    _, kdf_parameters = _der(der, kdf[1], kdf[2])
-    salt, iterations, *rest = _der(der, kdf_parameters[1], kdf_parameters[2])
-    prf = hashes.SHA1()  # noqa: S303 - PKCS#5's default PRF, what notary writes
-    if any(tag == 0x30 and HMAC_SHA256 in der[s:e] for tag, s, e in rest):
-        prf = hashes.SHA256()
-    cipher_oid, iv = _der(der, cipher[1], cipher[2])
-    key_size = {0x02: 16, 0x16: 24, 0x2A: 32}[der[cipher_oid[2] - 1]]  # aes-128/192/256-cbc
-    key = PBKDF2HMAC(
-        prf, key_size, der[salt[1] : salt[2]], int.from_bytes(der[iterations[1] : iterations[2]])
-    ).derive(passphrase)
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(der[iv[1] : iv[2]])).decryptor()
-    padded = decryptor.update(der[ciphertext[1] : ciphertext[2]]) + decryptor.finalize()
-    unpadder = sym_padding.PKCS7(128).unpadder()
-    plain = bytearray(unpadder.update(padded) + unpadder.finalize())
-    [(_, start, end)] = _der(bytes(plain))
-    version = _der(bytes(plain), start, end)[0]
-    plain[version[1] : version[2]] = b"\x00"  # notary writes 1; PKCS#8 v1 is 0
-    loaded = serialization.load_der_private_key(bytes(plain), None)
-    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
-    return loaded
 
 
 def delegation_rows(listing: str) -> dict[str, set[str]]:

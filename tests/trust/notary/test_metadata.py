@@ -7,6 +7,7 @@ import pytest
 from trust.notary.errors import InvalidMetadata
 from trust.notary.keys import TufKey, generate_ecdsa_key, plain_signing_key
 from trust.notary.metadata import (
+    BASE_ROLES,
     Delegation,
     Root,
     TargetFile,
@@ -131,3 +132,72 @@ def test_tolerant_parsing_of_null_roles_and_refusal_of_garbage():
         Targets.from_signed({**signed, "_type": "Root"})
     with pytest.raises(InvalidMetadata):
         parse_expires("tomorrow")
+
+
+# --- hardening (review findings) ---------------------------------------------------------
+
+VALID_ROOT_ROLES = {name: {"keyids": ["a"], "threshold": 1} for name in BASE_ROLES}
+
+
+def test_deeply_nested_json_is_invalid_metadata_not_a_recursion_error():
+    deep = b'{"signed":' + b"[" * 100_000 + b"]" * 100_000 + b',"signatures":[]}'
+
+    with pytest.raises(InvalidMetadata, match="nested too deeply"):
+        parse_file(deep, role="targets", gun="example.com/app")
+
+
+@pytest.mark.parametrize("threshold", [0, -1])
+def test_a_root_role_threshold_below_one_is_refused(threshold):
+    signed = {
+        "_type": "Root",
+        "expires": "2030-01-01T00:00:00Z",
+        "keys": {},
+        "roles": {**VALID_ROOT_ROLES, "timestamp": {"keyids": [], "threshold": threshold}},
+        "version": 1,
+    }
+    assert Root.from_signed({**signed, "roles": VALID_ROOT_ROLES}).version == 1
+
+    with pytest.raises(InvalidMetadata, match=f"role timestamp has threshold {threshold}"):
+        Root.from_signed(signed)
+
+
+@pytest.mark.parametrize("threshold", [0, -1])
+def test_a_delegation_threshold_below_one_is_refused(threshold):
+    signed = {
+        "_type": "Targets",
+        "delegations": {
+            "keys": {},
+            "roles": [{"keyids": [], "name": "targets/releases", "threshold": threshold}],
+        },
+        "expires": "2030-01-01T00:00:00Z",
+        "targets": {},
+        "version": 2,
+    }
+
+    with pytest.raises(InvalidMetadata, match=f"targets/releases has threshold {threshold}"):
+        Targets.from_signed(signed, role="targets")
+
+
+def test_a_missing_expiry_is_invalid_metadata_not_a_key_error():
+    parsed = parse_file(b'{"signed":{"_type":"Targets","version":1},"signatures":[]}', role="x")
+
+    with pytest.raises(InvalidMetadata, match="without an expiry"):
+        _ = parsed.expires
+
+
+def test_content_with_a_float_verifies_for_no_key():
+    key = plain_signing_key(generate_ecdsa_key())
+    expires = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    raw = sign(Targets(expires=expires, version=1).to_signed(), [key])
+    floating = parse_file(raw.replace(b'"targets":{}', b'"targets":{"x":{"length":1.5}}'), role="t")
+
+    assert floating.signed_by({key.key_id: key.public}, [key.key_id]) == set()
+
+
+def test_sign_gives_the_same_bytes_as_file_bytes():
+    key = plain_signing_key(generate_ecdsa_key())
+    signed = Targets(expires=dt.datetime(2030, 1, 1, tzinfo=dt.UTC), version=1).to_signed()
+    raw = sign(signed, [key])
+    signatures = [s.__dict__ for s in parse_file(raw, role="targets").signatures]
+
+    assert file_bytes(signed, signatures) == raw

@@ -7,6 +7,7 @@ of the real server that rewrites the bytes of one chosen file.
 
 import base64
 import datetime as dt
+import http.client
 import json
 import re
 import threading
@@ -14,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
@@ -35,6 +36,18 @@ RELEASES, CI = "targets/releases", "targets/ci"
 DIGEST = "5e" * 32
 
 
+def fetch(url: str) -> tuple[int, str, bytes]:
+    """One plain GET: status, Content-Type and body."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()
+
+
 class TamperingProxy:
     """Forwards GETs to the server; ``rewrite(pattern, change)`` alters matching files.
 
@@ -45,21 +58,19 @@ class TamperingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.rewrites: list[tuple[re.Pattern[str], Callable[[bytes], bytes]]] = []
-        self._pool = urllib3.PoolManager(retries=False)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                response = proxy._pool.request("GET", proxy.upstream + self.path)
-                body = response.data
+                status, content_type, body = fetch(proxy.upstream + self.path)
                 name = self.path.rsplit("/_trust/tuf/", 1)[-1]
-                if response.status == 200:
+                if status == 200:
                     for pattern, change in proxy.rewrites:
                         if pattern.fullmatch(name):
                             body = change(body)
                             break
-                self.send_response(response.status)
-                self.send_header("Content-Type", response.headers.get("Content-Type", ""))
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -312,9 +323,7 @@ def test_a_wrongly_signed_timestamp_is_refused(ours, proxy):
 def test_a_rolled_back_timestamp_is_refused(ours, proxy, notary_server):
     seen = read_through(notary_server.url, ours.gun, pinned_root=ours.pin)
     assert seen.versions["timestamp"] > 1
-    old = urllib3.request(
-        "GET", f"{notary_server.url}/v2/{ours.gun}/_trust/tuf/1.timestamp.json"
-    ).data
+    _, _, old = fetch(f"{notary_server.url}/v2/{ours.gun}/_trust/tuf/1.timestamp.json")
     proxy.rewrite(r"timestamp\.json", lambda body: old)
 
     refused(

@@ -1,0 +1,101 @@
+"""The content-trust console in a real browser, on a real notary-server: a repository is
+created from the console, its job runs, and the page follows the job live."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from playwright.sync_api import Page, expect
+
+from tests.factories import PASSWORD, make_team, make_user
+from tests.trust.helpers import run_jobs, signing_key_of
+from trust.models import CustodyKey, Job, Repository, RootKeyExport
+
+pytestmark = pytest.mark.browser
+
+# Written for a person to look at after a run; nothing compares them.
+REPOSITORY_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-repository.png"
+ROOT_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-root.png"
+PASSPHRASE = "a-long-export-passphrase"
+
+
+def log_in(page: Page, username: str = "root") -> None:
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
+
+
+@pytest.mark.notary
+def test_admin_creates_a_repository_and_watches_its_job_finish(
+    transactional_db, settings, notary_server, notary_gun, admin, browser_page
+):
+    settings.NOTARY_URL = notary_server.url
+    settings.GATEHOUSE_SYNC_DELAY_SECONDS = 0
+    jenkins = make_user("jenkins", full_name="Jenkins CI")
+    signing_key_of(jenkins)
+    make_team("ci", members=(jenkins,), actor=admin)
+    page = browser_page
+    log_in(page)
+
+    page.get_by_role("link", name="Repositories", exact=True).click()
+    create = page.locator("#new")
+    create.get_by_label("GUN", exact=True).fill(notary_gun)
+    create.get_by_label("Signer teams").select_option(["ci"])
+    create.get_by_role("button", name="Create repository").click()
+
+    expect(page.get_by_role("status")).to_have_text(
+        f"Repository {notary_gun} created; its initialisation is queued."
+    )
+    repository = Repository.objects.get(gun=notary_gun)
+    expect(page).to_have_url(f"/repositories/{repository.pk}/")
+    job_badge = page.locator("[data-live-jobs] [data-job-field=status]")
+    state = page.locator("h1 [data-repository-state]")
+    expect(job_badge).to_have_text("Queued")
+    expect(state).to_have_text("Pending")
+
+    (job,) = run_jobs()  # as the worker would; the page is not touched from here on
+    assert job.status == Job.Status.SUCCEEDED
+
+    expect(job_badge).to_have_text("Succeeded", timeout=15_000)
+    expect(state).to_have_text("Ready", timeout=15_000)
+    expect(page.locator("[data-live-jobs] [data-job-field=progress-text]")).to_have_text("1/1")
+    delegations = page.locator("table.delegations")
+    expect(delegations.get_by_role("rowgroup").filter(has_text="targets/ci")).to_contain_text(
+        "jenkins"
+    )
+    expect(delegations).to_contain_text("targets/releases")
+    expect(page.get_by_text("Never", exact=True)).to_have_count(0)
+    page.screenshot(path=REPOSITORY_SCREENSHOT, full_page=True)
+
+
+def test_admin_exports_the_root_key_and_the_warning_goes(transactional_db, admin, browser_page):
+    page = browser_page
+    log_in(page)
+    banner = page.locator(".banner").filter(has_text="Back up the root key.")
+    expect(banner).to_be_visible()
+
+    banner.get_by_role("link", name="Export it on the Trust root page").click()
+    expect(page.get_by_role("heading", name="Trust root", exact=True)).to_be_visible()
+    expect(page.locator("#root-key-id")).to_have_text(CustodyKey.objects.get(kind="root").key_id)
+    page.screenshot(path=ROOT_SCREENSHOT, full_page=True)
+
+    page.get_by_label("Passphrase", exact=True).fill("too-short")
+    page.get_by_label("Passphrase confirmation").fill("too-short")
+    page.get_by_role("button", name="Download encrypted root key").click()
+    expect(page.get_by_text("Use at least 12 characters.")).to_be_visible()
+    assert not RootKeyExport.objects.exists()
+
+    page.get_by_label("Passphrase", exact=True).fill(PASSPHRASE)
+    page.get_by_label("Passphrase confirmation").fill(PASSPHRASE)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download encrypted root key").click()
+
+    assert download.value.suggested_filename == "gatehouse-root-key.pem"
+    pem = Path(download.value.path()).read_bytes()
+    serialization.load_pem_private_key(pem, PASSPHRASE.encode())
+    expect(page.get_by_role("status")).to_contain_text("Root key exported")
+    expect(banner).to_have_count(0)
+    expect(page.locator(".facts .badge")).to_have_text("Exported")

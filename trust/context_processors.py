@@ -1,0 +1,17 @@
+"""What every console page needs from content trust: the root-key backup warning."""
+
+from django.http import HttpRequest
+
+from trust import selectors
+
+
+def root_key_warning(request: HttpRequest) -> dict[str, object]:
+    """``root_key_unexported`` for admins, until the root key has been exported once.
+
+    A callable, so the one ``exists()`` query runs only when a page shows the banner (the
+    template calls it); others, and the API, never pay for it.
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.is_admin:
+        return {}
+    return {"root_key_unexported": lambda: not selectors.root_key_exported()}

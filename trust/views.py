@@ -1,0 +1,271 @@
+"""The content-trust console: repositories, the jobs that keep Notary in step, the trust root.
+
+Each view parses a form, calls one service or selector, then redirects or renders. Anyone
+signed in sees the repositories their teams sign; every write, the jobs list and the trust
+root are for admins. An action posted from a page that fails renders that page again with
+the errors in place; nothing has changed.
+"""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from accounts import selectors as accounts_selectors
+from accounts.forms import ActionForm
+from accounts.models import Team
+from gatehouse.views import admin_required
+from trust import selectors, services
+from trust.forms import (
+    JobFilter,
+    RepositoryBulkForm,
+    RepositoryCreateForm,
+    RepositoryFilter,
+    RootKeyExportForm,
+    SignerTeamsUpdateForm,
+)
+from trust.models import Repository
+
+REPOSITORIES_PER_PAGE = 25
+JOBS_PER_PAGE = 25
+LATEST_JOBS = 10
+
+
+def _visible_repository(request: HttpRequest, pk: int) -> Repository:
+    """A repository the viewer may see; any other is a 404, as if it did not exist."""
+    return get_object_or_404(selectors.repository_list(viewer=request.user), pk=pk)
+
+
+def _all_teams(request: HttpRequest) -> QuerySet[Team]:
+    """The teams the viewer may see, for the signer-team choices and the team filter."""
+    return accounts_selectors.team_list(viewer=request.user).order_by("name")
+
+
+def _filtered(request: HttpRequest, filters: RepositoryFilter | JobFilter) -> bool:
+    return any(request.GET.get(name) for name in filters.filters)
+
+
+# --- Repositories -------------------------------------------------------------------------
+
+
+def _repository_list_page(
+    request: HttpRequest,
+    *,
+    create_form: RepositoryCreateForm | None = None,
+    bulk_form: RepositoryBulkForm | None = None,
+) -> HttpResponse:
+    """The list, with any creation form that failed in place of its blank version."""
+    teams = _all_teams(request)
+    filters = RepositoryFilter(
+        request.GET, queryset=selectors.repository_list(viewer=request.user), teams=teams
+    )
+    page = Paginator(filters.qs, REPOSITORIES_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"filters": filters, "page": page, "filtered": _filtered(request, filters)}
+    if request.user.is_admin:
+        context["create_form"] = create_form or RepositoryCreateForm(teams=teams)
+        context["bulk_form"] = bulk_form or RepositoryBulkForm(teams=teams)
+    return render(request, "trust/repositories/list.html", context)
+
+
+@require_safe
+@login_required
+def repository_list(request: HttpRequest) -> HttpResponse:
+    return _repository_list_page(request)
+
+
+@require_POST
+@admin_required
+def repository_create(request: HttpRequest) -> HttpResponse:
+    form = RepositoryCreateForm(request.POST, teams=_all_teams(request))
+    if form.is_valid():
+        try:
+            repository, _ = services.repository_create(
+                actor=request.user,
+                gun=form.cleaned_data["gun"],
+                signer_team_names=form.team_names,
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(
+                request, f"Repository {repository.gun} created; its initialisation is queued."
+            )
+            return redirect("repositories:detail", pk=repository.pk)
+    return _repository_list_page(request, create_form=form)
+
+
+@require_POST
+@admin_required
+def repository_bulk(request: HttpRequest) -> HttpResponse:
+    form = RepositoryBulkForm(request.POST, teams=_all_teams(request))
+    if form.is_valid():
+        try:
+            result = services.repositories_create_bulk(
+                actor=request.user,
+                guns=form.cleaned_data["guns"],
+                signer_team_names=form.team_names,
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            created = len(result.created)
+            summary = f"{created} repositor{'y' if created == 1 else 'ies'} created"
+            if result.skipped:
+                summary += f"; skipped, managed already: {', '.join(result.skipped)}"
+            messages.success(request, f"{summary}.")
+            return redirect("repositories")
+    return _repository_list_page(request, bulk_form=form)
+
+
+def _repository_page(
+    request: HttpRequest,
+    repository: Repository,
+    *,
+    teams_form: SignerTeamsUpdateForm | None = None,
+) -> HttpResponse:
+    """The detail page, with the signer-teams form that failed in place of its blank one."""
+    signer_teams = list(repository.signer_teams.order_by("name"))
+    context = {
+        "repository": repository,
+        "signer_teams": signer_teams,
+        "delegations": selectors.published_delegations(repository),
+        "root_key_id": (
+            (repository.pinned_root_key_ids or [None])[0]
+            if repository.adopted
+            else selectors.root_key_id()
+        ),
+        "jobs": selectors.job_list(viewer=request.user).filter(repository=repository)[:LATEST_JOBS],
+    }
+    if request.user.is_admin:
+        context["teams_form"] = teams_form or SignerTeamsUpdateForm(
+            teams=_all_teams(request),
+            initial={"signer_teams": [team.name for team in signer_teams]},
+        )
+        context["action_form"] = ActionForm()
+    return render(request, "trust/repositories/detail.html", context)
+
+
+@require_safe
+@login_required
+def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _repository_page(request, _visible_repository(request, pk))
+
+
+@require_POST
+@admin_required
+def repository_signers(request: HttpRequest, pk: int) -> HttpResponse:
+    repository = _visible_repository(request, pk)
+    form = SignerTeamsUpdateForm(request.POST, teams=_all_teams(request))
+    if form.is_valid():
+        try:
+            services.repository_update_signer_teams(
+                actor=request.user,
+                repository=repository,
+                signer_team_names=form.cleaned_data["signer_teams"],
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(
+                request, f"Signer teams of {repository.gun} saved; a sync to Notary is queued."
+            )
+            return redirect("repositories:detail", pk=repository.pk)
+    return _repository_page(request, repository, teams_form=form)
+
+
+@require_POST
+@admin_required
+def repository_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    repository = _visible_repository(request, pk)
+    services.repository_sync_request(
+        repository=repository, actor=request.user, cause="sync asked for", delay=0
+    )
+    messages.success(request, f"Sync of {repository.gun} queued.")
+    return redirect("repositories:detail", pk=repository.pk)
+
+
+@admin_required
+def repository_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation, POST queues the deletion: the page works with JavaScript off."""
+    repository = _visible_repository(request, pk)
+    if request.method == "POST":
+        services.repository_delete(actor=request.user, repository=repository)
+        messages.success(
+            request,
+            f"Deletion of {repository.gun} queued: its trust data goes from Notary, then the "
+            "repository from Gatehouse.",
+        )
+        return redirect("repositories:detail", pk=repository.pk)
+    return render(request, "trust/repositories/confirm_delete.html", {"repository": repository})
+
+
+# --- Jobs ---------------------------------------------------------------------------------
+
+
+@require_safe
+@admin_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    filters = JobFilter(request.GET, queryset=selectors.job_list(viewer=request.user))
+    page = Paginator(filters.qs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "trust/jobs/list.html",
+        {"filters": filters, "page": page, "filtered": _filtered(request, filters)},
+    )
+
+
+# --- Trust root ---------------------------------------------------------------------------
+
+
+def _root_page(
+    request: HttpRequest, *, export_form: RootKeyExportForm | None = None
+) -> HttpResponse:
+    key_id = services.root_key_ensure()
+    return render(
+        request,
+        "trust/root.html",
+        {
+            "root_key_id": key_id,
+            "daemon_json": json.dumps(selectors.trust_pinning_snippet(key_id), indent=2),
+            "exported": selectors.root_key_exported(),
+            "export_form": export_form or RootKeyExportForm(),
+        },
+    )
+
+
+@require_safe
+@admin_required
+def trust_root(request: HttpRequest) -> HttpResponse:
+    return _root_page(request)
+
+
+@require_POST
+@admin_required
+def trust_root_export(request: HttpRequest) -> HttpResponse:
+    """The root key as an encrypted PEM download; a failed export shows the page again."""
+    form = RootKeyExportForm(request.POST)
+    if form.is_valid():
+        try:
+            pem = services.root_key_export(
+                actor=request.user, passphrase=form.cleaned_data["passphrase"]
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            # Shown on the next page the admin loads (console.js reloads this one).
+            messages.success(
+                request,
+                "Root key exported as gatehouse-root-key.pem. Keep it offline, apart from "
+                "its passphrase.",
+            )
+            response = HttpResponse(pem, content_type="application/x-pem-file")
+            response["Content-Disposition"] = 'attachment; filename="gatehouse-root-key.pem"'
+            response["Cache-Control"] = "no-store"
+            return response
+    return _root_page(request, export_form=form)
