@@ -4,6 +4,8 @@ Nothing here returns private key material to a caller outside ``trust``; the one
 ``root_key_export``, encrypted under the admin's passphrase.
 """
 
+from functools import lru_cache
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.db import IntegrityError, transaction
@@ -72,10 +74,17 @@ def targets_key_store(private_key: ec.EllipticCurvePrivateKey) -> CustodyKey:
 
 
 def private_key(key: CustodyKey) -> ec.EllipticCurvePrivateKey:
-    der = unseal(bytes(key.sealed_private_key), purpose=_purpose(key.kind, key.key_id))
-    loaded = serialization.load_der_private_key(der, None)
+    return _unsealed(key.kind, key.key_id, bytes(key.sealed_private_key))
+
+
+@lru_cache(maxsize=1024)
+def _unsealed(kind: str, key_id: str, sealed: bytes) -> ec.EllipticCurvePrivateKey:
+    """Unsealed once per process: every job signs, and unsealing costs more than signing."""
+    loaded = serialization.load_der_private_key(
+        unseal(sealed, purpose=_purpose(kind, key_id)), None
+    )
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise TypeError(f"{key} is not an ECDSA key")
+        raise TypeError(f"{kind} key {key_id} is not an ECDSA key")
     return loaded
 
 

@@ -3,7 +3,7 @@
 from collections import defaultdict
 
 from cryptography import x509
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Team, User
@@ -34,18 +34,22 @@ def job_list(*, viewer: User) -> QuerySet[Job]:
 def signing_keys_of_teams(team_ids: list[int]) -> dict[int, list[PublicKey]]:
     """Team id -> the keys that sign for it: signing, not revoked, not expired, of active
     members. One query for any number of teams."""
-    keys = PublicKey.objects.filter(
-        is_signing_key=True,
-        revoked_at__isnull=True,
-        expires_at__gt=timezone.now(),
-        user__is_active=True,
-        user__memberships__team_id__in=team_ids,
-    ).values_list("user__memberships__team_id", "id")
-    by_team: dict[int, list[str]] = defaultdict(list)
-    for team_id, key_id in keys:
-        by_team[team_id].append(key_id)
-    loaded = PublicKey.objects.in_bulk({k for ids in by_team.values() for k in ids})
-    return {team_id: [loaded[k] for k in sorted(ids)] for team_id, ids in by_team.items()}
+    keys = (
+        PublicKey.objects.filter(
+            is_signing_key=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            user__is_active=True,
+            user__memberships__team_id__in=team_ids,
+        )
+        .annotate(team_id=F("user__memberships__team_id"))
+        .select_related("user")
+        .order_by("id")
+    )
+    by_team: dict[int, list[PublicKey]] = defaultdict(list)
+    for key in keys:
+        by_team[key.team_id].append(key)
+    return by_team
 
 
 def desired_delegations(repository: Repository) -> dict[str, list[PublicKey]]:

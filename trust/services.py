@@ -93,6 +93,53 @@ def repository_sync_request(
         return Job.objects.get(repository=repository, kind=Job.Kind.SYNC, status=Job.Status.QUEUED)
 
 
+def repositories_sync_request(
+    *, repositories: Iterable[Repository], actor: User | None, cause: str
+) -> int:
+    """``repository_sync_request`` for many repositories in a few queries: a fan-out to
+    hundreds of repositories is one membership change away. Returns how many were queued."""
+    ids = {repository.pk for repository in repositories}
+    if not ids:
+        return 0
+    absorbed = set(
+        Job.objects.filter(
+            repository_id__in=ids, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
+        ).values_list("repository_id", flat=True)
+    )
+    wanted = ids - absorbed
+    if not wanted:
+        return 0
+    guns = dict(Repository.objects.filter(pk__in=wanted).values_list("pk", "gun"))
+    now = timezone.now()
+    Job.objects.bulk_create(
+        [
+            Job(
+                kind=Job.Kind.SYNC,
+                repository_id=pk,
+                gun=gun,
+                caused_by=actor,
+                cause=cause[:255],
+                enqueued_at=now,
+            )
+            for pk, gun in guns.items()
+        ],
+        ignore_conflicts=True,  # a sync queued meanwhile absorbs this request
+    )
+    job_ids = list(
+        Job.objects.filter(
+            repository_id__in=wanted, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
+        ).values_list("pk", flat=True)
+    )
+    delay = settings.GATEHOUSE_SYNC_DELAY_SECONDS
+
+    def send() -> None:
+        for job_id in job_ids:
+            current_app.send_task(JOB_TASK, args=[job_id], countdown=delay or None)
+
+    transaction.on_commit(send)
+    return len(job_ids)
+
+
 def identity_changed(
     *,
     actor: User | None,
@@ -105,8 +152,7 @@ def identity_changed(
     repositories = set(selectors.repositories_of_teams(team_ids)) if team_ids else set()
     for user in users:
         repositories.update(selectors.repositories_of_user(user))
-    for repository in repositories:
-        repository_sync_request(repository=repository, actor=actor, cause=cause)
+    repositories_sync_request(repositories=repositories, actor=actor, cause=cause)
 
 
 # --- Repositories -------------------------------------------------------------------------
@@ -320,31 +366,49 @@ class JobOutcome:
 DONE = JobOutcome()
 
 
-def _lock(repository_id: int, job: Job) -> bool:
-    """Claim the repository for this job: at most one job works on a repository at a time.
+def _claim(job: Job) -> Job | None:
+    """Claim the repository and start the job, in one transaction; None if either is taken.
 
-    A lease, not a transaction: a worker killed mid-job frees the repository when its lease
-    runs out (the task's hard time limit), and the redelivered job takes it.
+    At most one job works on a repository at a time. The claim is a lease, not a lock held
+    open: a worker killed mid-job frees the repository when its lease (the task's hard time
+    limit) runs out, and the redelivered job takes it. The job moves to running by
+    compare-and-set, so a finished job never starts again.
     """
     now = timezone.now()
     lease = now + dt.timedelta(seconds=current_app.conf.task_time_limit or 300)
-    return bool(
-        Repository.objects.filter(pk=repository_id)
-        .filter(Q(lock_job__isnull=True) | Q(lock_job=job) | Q(lock_expires_at__lt=now))
-        .update(lock_job=job, lock_expires_at=lease)
-    )
+    with transaction.atomic():
+        claimed = (
+            Repository.objects.filter(pk=job.repository_id)
+            .filter(Q(lock_job__isnull=True) | Q(lock_job=job) | Q(lock_expires_at__lt=now))
+            .update(lock_job=job, lock_expires_at=lease)
+        )
+        if not claimed:
+            return None
+        started = Job.objects.filter(
+            pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+        ).update(
+            status=Job.Status.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+        )
+        if not started:
+            _release(job)
+            return None
+        return Job.objects.select_related("repository", "repository__targets_key").get(pk=job.pk)
 
 
-def _unlock(repository_id: int, job: Job) -> None:
-    Repository.objects.filter(pk=repository_id, lock_job=job).update(
+def _release(job: Job) -> None:
+    Repository.objects.filter(pk=job.repository_id, lock_job=job).update(
         lock_job=None, lock_expires_at=None
     )
 
 
 def _finish(job: Job, status: str, *, error: str = "", result: dict | None = None) -> bool:
-    """Unfinished -> finished, by compare-and-set: a finished job never changes again."""
-    return bool(
-        Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+    """Unfinished -> finished, by compare-and-set, releasing the repository."""
+    with transaction.atomic():
+        finished = Job.objects.filter(
+            pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+        ).update(
             status=status,
             error=error,
             result=result,
@@ -353,7 +417,9 @@ def _finish(job: Job, status: str, *, error: str = "", result: dict | None = Non
             if status == Job.Status.SUCCEEDED
             else F("progress_done"),
         )
-    )
+        if job.repository_id is not None:
+            _release(job)
+    return bool(finished)
 
 
 def _backoff(attempts: int) -> float:
@@ -371,36 +437,24 @@ def job_run(*, job_id: int) -> JobOutcome:
     if job.repository_id is None:
         _finish(job, Job.Status.FAILED, error="The repository no longer exists.")
         return DONE
-    repository_id = job.repository_id
-    if not _lock(repository_id, job):
-        return JobOutcome(retry_in=LOCK_RETRY_SECONDS)
+    claimed = _claim(job)
+    if claimed is None:
+        job.refresh_from_db(fields=["status"])
+        return DONE if job.status in Job.FINISHED else JobOutcome(retry_in=LOCK_RETRY_SECONDS)
+    job, repository = claimed, claimed.repository
     try:
-        started = Job.objects.filter(
-            pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
-        ).update(
-            status=Job.Status.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), timezone.now()),
-        )
-        if not started:
-            return DONE
-        job.refresh_from_db()
-        repository = Repository.objects.get(pk=repository_id)
-        try:
-            result = RUNNERS[job.kind](job, repository)
-        except NotaryUnavailable as error:
-            return _retry_or_fail(job, repository, error)
-        except (NotaryRejected, InvalidMetadata) as error:
-            _fail(job, repository, str(error))
-        except Exception:
-            # A bug, not a Notary problem: fail the job for a person to see, never retry it.
-            logger.exception("job %s %s on %s crashed", job.pk, job.kind, job.gun)
-            _fail(job, repository, "Internal error in Gatehouse; the log has the details.")
-        else:
-            _finish(job, Job.Status.SUCCEEDED, result=result)
-            logger.info("job %s %s on %s succeeded", job.pk, job.kind, job.gun)
-    finally:
-        _unlock(repository_id, job)
+        result = RUNNERS[job.kind](job, repository)
+    except NotaryUnavailable as error:
+        return _retry_or_fail(job, repository, error)
+    except (NotaryRejected, InvalidMetadata) as error:
+        _fail(job, repository, str(error))
+    except Exception:
+        # A bug, not a Notary problem: fail the job for a person to see, never retry it.
+        logger.exception("job %s %s on %s crashed", job.pk, job.kind, job.gun)
+        _fail(job, repository, "Internal error in Gatehouse; the log has the details.")
+    else:
+        _finish(job, Job.Status.SUCCEEDED, result=result)
+        logger.info("job %s %s on %s succeeded", job.pk, job.kind, job.gun)
     return DONE
 
 
@@ -409,11 +463,13 @@ def _retry_or_fail(job: Job, repository: Repository, error: NotaryError) -> JobO
         _fail(job, repository, f"Notary stayed unavailable after {job.attempts} attempts: {error}")
         return DONE
     delay = _backoff(job.attempts)
-    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-        error=f"Notary unavailable (attempt {job.attempts} of "
-        f"{settings.GATEHOUSE_JOB_MAX_ATTEMPTS}), retrying in {delay:.0f} s: {error}",
-        enqueued_at=timezone.now(),
-    )
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+            error=f"Notary unavailable (attempt {job.attempts} of "
+            f"{settings.GATEHOUSE_JOB_MAX_ATTEMPTS}), retrying in {delay:.0f} s: {error}",
+            enqueued_at=timezone.now(),
+        )
+        _release(job)
     logger.warning("job %s on %s: Notary unavailable, retry in %.0f s", job.pk, job.gun, delay)
     return JobOutcome(retry_in=delay)
 
@@ -447,8 +503,9 @@ def _record(repository: Repository, notary: RepositoryState, **fields: object) -
 
 def _run_initialize(job: Job, repository: Repository) -> dict:
     if repository.targets_key is None:
-        repository.targets_key = custody.targets_key_create()
-        repository.save(update_fields=["targets_key"])
+        with transaction.atomic():
+            repository.targets_key = custody.targets_key_create()
+            repository.save(update_fields=["targets_key"])
     client = notary_client()
     targets_key = custody.signing_key(repository.targets_key)
     try:
