@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
 from bundles.api import BundleView, ClientCAView, PublicKeyViewSet
+from policy.api import ContentTrustPolicyView, EvaluateView
 from trust.api import JobViewSet, RepositoryViewSet, TrustRootExportView, TrustRootView
 
 router = DefaultRouter(trailing_slash=True)
@@ -26,6 +27,8 @@ urlpatterns = [
     ),
     path("bundles/", BundleView.as_view(), name="api-bundles"),
     path("bundles/ca.pem", ClientCAView.as_view(), name="api-client-ca"),
+    path("policy/content-trust/", ContentTrustPolicyView.as_view(), name="api-policy"),
+    path("policy/evaluate/", EvaluateView.as_view(), name="api-evaluate"),
     path("trust/root/", TrustRootView.as_view(), name="api-trust-root"),
     path("trust/root/export/", TrustRootExportView.as_view(), name="api-trust-root-export"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -194,6 +194,10 @@ GATEHOUSE_JOB_BACKOFF_SECONDS = float(os.environ.get("GATEHOUSE_JOB_BACKOFF_SECO
 GATEHOUSE_JOB_BACKOFF_MAX_SECONDS = float(os.environ.get("GATEHOUSE_JOB_BACKOFF_MAX_SECONDS", "60"))
 # A burst of identity changes within this many seconds ends in one sync per repository.
 GATEHOUSE_SYNC_DELAY_SECONDS = float(os.environ.get("GATEHOUSE_SYNC_DELAY_SECONDS", "1"))
+# Verified trust data is cached per repository and its timestamp re-fetched at most this often.
+GATEHOUSE_TRUST_REVALIDATE_SECONDS = float(
+    os.environ.get("GATEHOUSE_TRUST_REVALIDATE_SECONDS", "3")
+)
 GATEHOUSE_DRIFT_CHECK_SECONDS = int(os.environ.get("GATEHOUSE_DRIFT_CHECK_SECONDS", "300"))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")

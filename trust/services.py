@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Team, User
+from policy.selectors import policy_get
 from trust import custody, selectors
 from trust.models import Job, Repository, RootKeyExport
 from trust.notary.client import NotaryClient, RepositoryState
@@ -168,8 +169,8 @@ def _teams_named(names: Iterable[str] | None) -> list[Team]:
 
 
 def default_signer_teams() -> list[Team]:
-    """New repositories are signed by no team until a content-trust policy names some."""
-    return []
+    """New repositories are signed by the content-trust policy's signing teams."""
+    return list(policy_get().signing_teams.all())
 
 
 def _validated_gun(gun: str) -> str:

@@ -1,0 +1,118 @@
+"""The content-trust policy API, and evaluations that need no Notary."""
+
+import socket
+
+import pytest
+
+from policy.models import PolicyVersion
+from policy.selectors import policy_get
+from tests.factories import make_team
+from trust.services import repository_create
+from trust.trust_data import forget
+
+pytestmark = pytest.mark.django_db
+
+POLICY = {"enabled": True, "mode": "enforced", "signing_teams": ["ci"], "allow_repos": []}
+
+
+@pytest.fixture
+def teams(admin):
+    make_team("ci", actor=admin)
+    make_team("dev", actor=admin)
+
+
+def test_anyone_reads_the_policy_admins_change_it(api, admin, alice, teams):
+    assert api(alice).get("/api/v1/policy/content-trust/").json()["enabled"] is False
+    assert api().get("/api/v1/policy/content-trust/").status_code == 401
+    assert api(alice).put("/api/v1/policy/content-trust/", POLICY, format="json").status_code == 403
+
+    response = api(admin).put("/api/v1/policy/content-trust/", POLICY, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["changed"] == ["enabled", "signing_teams"]
+    assert body["signing_teams"] == ["ci"]
+    assert body["version"] == 1
+    assert body["updated_by"] == "root"
+    again = api(admin).put("/api/v1/policy/content-trust/", POLICY, format="json").json()
+    assert again["changed"] == []
+    assert again["version"] == 1
+    version = PolicyVersion.objects.get()
+    assert version.policy == {**POLICY}
+    assert version.actor == admin
+
+
+def test_new_repositories_take_the_signing_teams(api, admin, teams):
+    api(admin).put("/api/v1/policy/content-trust/", POLICY, format="json")
+    repository, _ = repository_create(actor=admin, gun="registry.example.com/ci/app")
+    assert [team.name for team in repository.signer_teams.all()] == ["ci"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"mode": "lenient"}, "mode"),
+        ({"signing_teams": ["ghost"]}, "signing_teams"),
+        ({"signing_teams": "ci"}, "signing_teams"),
+        ({"allow_repos": ["Upper/Case"]}, "allow_repos"),
+        ({"allow_repos": ["has space"]}, "allow_repos"),
+        ({"enabled": "sometimes"}, "enabled"),
+        ({"enabled": None}, "enabled"),
+    ],
+)
+def test_bad_policy_input_is_a_400_and_changes_nothing(api, admin, teams, change, field):
+    response = api(admin).put("/api/v1/policy/content-trust/", {**POLICY, **change}, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    policy = policy_get()
+    assert policy.enabled is False
+    assert policy.version == 0
+    assert not PolicyVersion.objects.exists()
+
+
+def test_evaluation_without_notary_when_disabled_or_exempt(api, admin, alice, teams):
+    disabled = api(alice).post("/api/v1/policy/evaluate/", {"image": "nginx"}, format="json")
+    assert disabled.status_code == 200
+    assert disabled.json()["decision"] == "not_enforced"
+    assert disabled.json()["image"] == "docker.io/library/nginx:latest"
+    assert disabled.json()["gun"] == "docker.io/library/nginx"
+
+    api(admin).put(
+        "/api/v1/policy/content-trust/",
+        {**POLICY, "allow_repos": ["registry.example.com/public/*"]},
+        format="json",
+    )
+    exempt = (
+        api(alice)
+        .post(
+            "/api/v1/policy/evaluate/",
+            {"image": "registry.example.com/public/tool:3"},
+            format="json",
+        )
+        .json()
+    )
+    assert exempt["decision"] == "allowed"
+    assert any("registry.example.com/public/*" in reason for reason in exempt["reasons"])
+
+
+@pytest.mark.parametrize("image", ["", "Not A Valid::ref", "app@sha256:abc", "http://x/y", " "])
+def test_a_malformed_reference_is_a_400_naming_image(api, alice, image):
+    response = api(alice).post("/api/v1/policy/evaluate/", {"image": image}, format="json")
+    assert response.status_code == 400
+    assert "image" in response.json()
+
+
+def test_an_unreachable_notary_is_a_503(api, admin, alice, teams, settings):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.NOTARY_URL = f"http://127.0.0.1:{port}"
+    forget()
+    api(admin).put("/api/v1/policy/content-trust/", POLICY, format="json")
+    response = api(alice).post(
+        "/api/v1/policy/evaluate/", {"image": "registry.example.com/ci/app:1.0"}, format="json"
+    )
+    assert response.status_code == 503
+    assert "Notary cannot be reached" in response.json()["detail"]
+    assert (
+        api().post("/api/v1/policy/evaluate/", {"image": "nginx"}, format="json").status_code == 401
+    )

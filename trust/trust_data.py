@@ -1,0 +1,100 @@
+"""Verified trust data for evaluations: read through the verifying reader, root pinned for
+the repositories Gatehouse manages, and cached per repository.
+
+A cached read is revalidated with one ``GET timestamp.json`` at most every
+``GATEHOUSE_TRUST_REVALIDATE_SECONDS``: while the timestamp's version is unchanged, so is
+everything it covers. A newer one triggers a full read that refuses rollbacks to before what
+was verified.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from trust.models import Repository
+from trust.notary.errors import InvalidMetadata
+from trust.notary.reader import Reader, RootPin, VerifiedRepository
+from trust.notary.transport import repository_scope
+from trust.notary_access import notary_client
+from trust.selectors import root_key_id
+
+TIMESTAMP_LIMIT = 1024 * 1024
+FULL_READ_EVERY = 300.0  # seconds: expiry is rechecked by a full read at least this often
+
+
+@dataclass
+class _Cached:
+    repository: VerifiedRepository
+    pin: RootPin | None
+    read_at: float
+    checked_at: float
+
+
+_cache: dict[str, _Cached] = {}
+_lock = threading.Lock()
+
+
+def root_pin(gun: str) -> RootPin | None:
+    """Gatehouse's own root for the repositories it made, the root seen at adoption for
+    adopted ones, and nothing (trust on first use) for any other GUN."""
+    repository = Repository.objects.filter(gun=gun).only("adopted", "pinned_root_key_ids").first()
+    if repository is None:
+        return None
+    if repository.adopted:
+        return (
+            RootPin.keys(*repository.pinned_root_key_ids)
+            if repository.pinned_root_key_ids
+            else None
+        )
+    key_id = root_key_id()
+    return RootPin.keys(key_id) if key_id else None
+
+
+def _timestamp_version(gun: str) -> int:
+    raw = notary_client().transport.request(
+        "GET",
+        f"/v2/{gun}/_trust/tuf/timestamp.json",
+        scope=repository_scope(gun, "pull"),
+        gun=gun,
+        role="timestamp",
+        limit=TIMESTAMP_LIMIT,
+    )
+    try:
+        return int(json.loads(raw)["signed"]["version"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidMetadata("malformed timestamp", gun=gun, role="timestamp") from error
+
+
+def verified_repository(gun: str) -> VerifiedRepository:
+    """The GUN's verified targets and delegations, fresh within a few seconds.
+
+    Raises the reader's errors: ``NotFound`` (no trust data), ``InvalidMetadata`` (does not
+    verify) and ``NotaryUnavailable``.
+    """
+    pin = root_pin(gun)
+    now = time.monotonic()
+    with _lock:
+        cached = _cache.get(gun)
+    if cached is not None and cached.pin == pin and now - cached.read_at < FULL_READ_EVERY:
+        if now - cached.checked_at < settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS:
+            return cached.repository
+        if _timestamp_version(gun) == cached.repository.versions.get("timestamp"):
+            cached.checked_at = now
+            return cached.repository
+    known = cached.repository.versions if cached is not None and cached.pin == pin else None
+    repository = Reader(notary_client().transport).read(gun, pinned_root=pin, known_versions=known)
+    with _lock:
+        _cache[gun] = _Cached(repository, pin, now, now)
+    return repository
+
+
+def forget(gun: str | None = None) -> None:
+    """Drop cached trust data (one GUN, or all): the next evaluation reads afresh."""
+    with _lock:
+        if gun is None:
+            _cache.clear()
+        else:
+            _cache.pop(gun, None)
