@@ -105,7 +105,7 @@ def notary_gun() -> str:
 
 
 @pytest.fixture
-def notary_cli(notary_server, tmp_path):
+def notary_cli(notary_cli_in, tmp_path):
     """Run the real ``notary`` CLI: ``notary_cli("init", gun, "-p")`` returns the completed process.
 
     It uses this test's trust directory, or with ``fresh=True`` a new empty one: a client
@@ -113,27 +113,11 @@ def notary_cli(notary_server, tmp_path):
     ``server=`` points it at another stack. A non-zero exit fails the test with the output
     unless ``check=False``.
     """
-    import subprocess
     import uuid
-
-    env = {
-        **os.environ,
-        "NOTARY_ROOT_PASSPHRASE": "root-passphrase",
-        "NOTARY_TARGETS_PASSPHRASE": "targets-passphrase",
-        "NOTARY_SNAPSHOT_PASSPHRASE": "snapshot-passphrase",
-        "NOTARY_DELEGATION_PASSPHRASE": "delegation-passphrase",
-    }
 
     def run(*args: str, check: bool = True, fresh: bool = False, server: str | None = None):
         trust_dir = tmp_path / (f"trust-{uuid.uuid4().hex[:8]}" if fresh else "trust")
-        command = ["notary", "-d", str(trust_dir), "-s", server or notary_server.url, *args]
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
-        if check and result.returncode != 0:
-            pytest.fail(
-                f"{' '.join(command)} exited {result.returncode}\n"
-                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
-        return result
+        return notary_cli_in(trust_dir, *args, check=check, server=server)
 
     return run
 
@@ -197,11 +181,9 @@ NOTARY_CLI_PASSPHRASES = {
 
 @pytest.fixture
 def notary_cli_in(notary_server):
-    """Like ``notary_cli``, with the trust directory named by the test (same passphrases).
-
-    ``notary_cli_in(trust_dir, "addhash", …)``: several delegates, each with its own trust
-    directory that keeps its cached metadata from one command to the next.
-    """
+    """Run the real ``notary`` CLI in a trust directory the test names, with the passphrases
+    above: ``notary_cli_in(trust_dir, "addhash", …)``. Several delegates, each with its own
+    trust directory that keeps its cached metadata from one command to the next."""
     import subprocess
 
     env = {**os.environ, **NOTARY_CLI_PASSPHRASES}
