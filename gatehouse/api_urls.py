@@ -6,7 +6,13 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
 from bundles.api import BundleView, ClientCAView, PublicKeyViewSet
-from policy.api import ContentTrustPolicyView, EvaluateView
+from policy.api import (
+    AdmissionMutateView,
+    AdmissionValidateView,
+    ContentTrustPolicyView,
+    EvaluateView,
+    WebhookConfigurationView,
+)
 from trust.api import JobViewSet, RepositoryViewSet, TrustRootExportView, TrustRootView
 
 router = DefaultRouter(trailing_slash=True)
@@ -29,6 +35,13 @@ urlpatterns = [
     path("bundles/ca.pem", ClientCAView.as_view(), name="api-client-ca"),
     path("policy/content-trust/", ContentTrustPolicyView.as_view(), name="api-policy"),
     path("policy/evaluate/", EvaluateView.as_view(), name="api-evaluate"),
+    path("admission/validate/", AdmissionValidateView.as_view(), name="api-admission-validate"),
+    path("admission/mutate/", AdmissionMutateView.as_view(), name="api-admission-mutate"),
+    path(
+        "admission/webhook-configuration/",
+        WebhookConfigurationView.as_view(),
+        name="api-admission-webhook-configuration",
+    ),
     path("trust/root/", TrustRootView.as_view(), name="api-trust-root"),
     path("trust/root/export/", TrustRootExportView.as_view(), name="api-trust-root-export"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,8 +1,9 @@
 """``make run``: the whole of Gatehouse on one machine, on embedded defaults.
 
-Starts a development Notary (unless ``NOTARY_URL`` points at one), migrates, makes sure an
-admin exists, then runs the web console and a real Celery worker with its periodic tasks
-(``--beat``: drift checks, requeueing). Ctrl-C stops everything.
+Migrates, starts a development Notary (unless ``NOTARY_URL`` points at one) that takes its
+bearer tokens from this Gatehouse (``notary_server_config``: realm ``<console>/auth/token``),
+makes sure an admin exists, then runs the web console and a real Celery worker with its
+periodic tasks (``--beat``: drift checks, requeueing). Ctrl-C stops everything.
 """
 
 import os
@@ -21,8 +22,12 @@ NOTARY_SIGNER_PORT = 7899
 CONSOLE_ADDRESS = os.environ.get("GATEHOUSE_RUN_ADDRESS", "127.0.0.1:8000")
 
 
-def manage(*args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, check=True)  # noqa: S603
+def manage(*args: str, capture: bool = False) -> str:
+    output = subprocess.PIPE if capture else None
+    result = subprocess.run(  # noqa: S603
+        [PYTHON, "manage.py", *args], cwd=BASE_DIR, check=True, text=True, stdout=output
+    )
+    return result.stdout or ""
 
 
 def notary_healthy(url: str) -> bool:
@@ -33,20 +38,34 @@ def notary_healthy(url: str) -> bool:
         return False
 
 
+def token_auth_config(state_dir: Path) -> Path:
+    """notary-server's ``auth`` section trusting this Gatehouse's tokens, in a file for
+    ``trust.devnotary --server-config-json``; the certificate is written beside it."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    certificate = str(state_dir / "token-ca.pem")
+    section = manage("notary_server_config", "--cert-out", certificate, capture=True)
+    path = state_dir / "token-auth.json"
+    path.write_text(section)
+    return path
+
+
 def start_development_notary(var_dir: Path) -> subprocess.Popen | None:
     """Run notary-signer + notary-server with persistent storage under ``var/notary``."""
     url = f"http://127.0.0.1:{NOTARY_SERVER_PORT}"
+    state_dir = var_dir / "notary"
     process = subprocess.Popen(  # noqa: S603
         [
             PYTHON,
             "-m",
             "trust.devnotary",
             "--state-dir",
-            str(var_dir / "notary"),
+            str(state_dir),
             "--server-port",
             str(NOTARY_SERVER_PORT),
             "--signer-port",
             str(NOTARY_SIGNER_PORT),
+            "--server-config-json",
+            str(token_auth_config(state_dir)),
         ],
         cwd=BASE_DIR,
     )
@@ -77,16 +96,18 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 def main() -> int:
     os.environ.setdefault("GATEHOUSE_DEBUG", "1")
+    # The token realm notary-server names is the console's /auth/token.
+    os.environ.setdefault("GATEHOUSE_PUBLIC_URL", f"http://{CONSOLE_ADDRESS}")
     var_dir = Path(os.environ.setdefault("GATEHOUSE_VAR_DIR", str(BASE_DIR / "var")))
     var_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        manage("migrate", "--no-input", "-v", "0")  # first: the token key lives in the database
         if not os.environ.get("NOTARY_URL"):
             notary = start_development_notary(var_dir)
             if notary is not None:
                 processes.append(notary)
-        manage("migrate", "--no-input", "-v", "0")
         manage("ensure_admin")
         worker = [
             PYTHON,

@@ -183,10 +183,22 @@ GATEHOUSE_TOKEN_TTL = timedelta(
 )
 
 NOTARY_URL = os.environ.get("NOTARY_URL", "")
+GATEHOUSE_TLS_CA_FILE = os.environ.get("GATEHOUSE_TLS_CA_FILE", "")  # caBundle of webhooks
 NOTARY_CA_BUNDLE = os.environ.get("NOTARY_CA_BUNDLE", "")
 NOTARY_USERNAME = os.environ.get("NOTARY_USERNAME", "")
 NOTARY_PASSWORD = os.environ.get("NOTARY_PASSWORD", "")
 NOTARY_TIMEOUT = float(os.environ.get("NOTARY_TIMEOUT_SECONDS", "10"))
+
+# Notary token service (notary-wire §7): Gatehouse issues the bearer tokens notary-server
+# demands, at <GATEHOUSE_PUBLIC_URL>/auth/token (`manage.py notary_server_config`).
+GATEHOUSE_PUBLIC_URL = os.environ.get("GATEHOUSE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+GATEHOUSE_NOTARY_SERVICE = os.environ.get("GATEHOUSE_NOTARY_SERVICE", "notary-server")
+GATEHOUSE_TOKEN_ISSUER = os.environ.get("GATEHOUSE_TOKEN_ISSUER", "gatehouse")
+GATEHOUSE_NOTARY_ANONYMOUS_PULL = env_bool("GATEHOUSE_NOTARY_ANONYMOUS_PULL")
+# Lifetime of a Notary token; the registry token spec's minimum is 60 s.
+GATEHOUSE_NOTARY_TOKEN_SECONDS = max(
+    int(os.environ.get("GATEHOUSE_NOTARY_TOKEN_SECONDS", "300")), 60
+)
 
 # Jobs: retries with exponential backoff while Notary is unavailable, then fail.
 GATEHOUSE_JOB_MAX_ATTEMPTS = int(os.environ.get("GATEHOUSE_JOB_MAX_ATTEMPTS", "8"))

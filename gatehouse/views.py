@@ -43,7 +43,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 # The sections whose console is not built yet: title and what the section will be for.
 COMING_SOON = {
-    "content_trust": ("Content Trust", "Delegate the signing of repositories to teams."),
     "audit": ("Audit", "See who changed what, and when."),
 }
 

@@ -1,14 +1,27 @@
-"""``/api/v1/policy/content-trust/`` and ``/api/v1/policy/evaluate/``."""
+"""``/api/v1/policy/content-trust/``, ``/api/v1/policy/evaluate/`` and the Kubernetes
+admission webhook under ``/api/v1/admission/``."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers
+import urllib.parse
+
+import yaml
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gatehouse.api import IsAdmin
-from policy import selectors, services
+from policy import admission, selectors, services
 from policy.models import ContentTrustPolicy
 from trust.notary.errors import NotaryUnavailable
 
@@ -28,9 +41,16 @@ class PolicySerializer(serializers.Serializer):
     allow_repos = serializers.ListField(
         child=serializers.CharField(max_length=255), max_length=services.MAX_ALLOW_REPOS
     )
+    exempt_namespaces = serializers.ListField(
+        child=serializers.CharField(max_length=63),
+        max_length=services.MAX_EXEMPT_NAMESPACES,
+        required=False,
+        help_text="Kubernetes namespaces admission allows unchecked; kept as is when omitted.",
+    )
 
 
 class PolicyReadSerializer(PolicySerializer):
+    exempt_namespaces = serializers.ListField(child=serializers.CharField())
     version = serializers.IntegerField()
     updated_by = serializers.CharField(allow_null=True)
     updated_at = serializers.DateTimeField(allow_null=True)
@@ -39,6 +59,7 @@ class PolicyReadSerializer(PolicySerializer):
 def policy_data(policy: ContentTrustPolicy) -> dict:
     return {
         **selectors.policy_settings(policy),
+        "exempt_namespaces": list(policy.exempt_namespaces),
         "version": policy.version,
         "updated_by": policy.updated_by.username if policy.updated_by else None,
         "updated_at": policy.updated_at,
@@ -65,6 +86,7 @@ class ContentTrustPolicyView(APIView):
             mode=data.validated_data["mode"],
             signing_team_names=data.validated_data["signing_teams"],
             allow_repos=data.validated_data["allow_repos"],
+            exempt_namespaces=data.validated_data.get("exempt_namespaces"),
         )
         return Response({**policy_data(policy), "changed": changed})
 
@@ -123,3 +145,126 @@ class EvaluateView(APIView):
                 f"Notary cannot be reached, so nothing is verified: {error}"
             ) from error
         return Response(evaluation.to_json())
+
+
+# --- Kubernetes admission ----------------------------------------------------------------
+
+
+class CanReviewAdmission(permissions.BasePermission):
+    """The Kubernetes API server's account: ``policy.review_admission`` (admins have it)."""
+
+    message = "Only an account with the permission policy.review_admission may ask for reviews."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("policy.review_admission"))
+
+
+class _AdmissionView(APIView):
+    permission_classes = [CanReviewAdmission]
+    mutate = False
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="An admission.k8s.io/v1 AdmissionReview with the response.",
+            ),
+            400: OpenApiResponse(
+                inline_serializer("MalformedReview", {"detail": serializers.CharField()}),
+                description="Not an admission.k8s.io/v1 AdmissionReview.",
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            body = request.body  # read as is: the review is parsed and checked by admission
+        except RequestDataTooBig as error:
+            raise exceptions.ParseError("The review is larger than the server accepts.") from error
+        try:
+            answer = services.admission_review(body=body, mutate=self.mutate)
+        except admission.MalformedReview as error:
+            raise exceptions.ParseError(str(error)) from error
+        return Response(answer)
+
+
+class AdmissionValidateView(_AdmissionView):
+    """Kubernetes validating admission webhook: allow or deny a workload by the policy."""
+
+    mutate = False
+
+
+class AdmissionMutateView(_AdmissionView):
+    """Kubernetes mutating admission webhook: as validate, and pin each verified tag to
+    the signed digest with a JSON Patch."""
+
+    mutate = True
+
+
+class ConfigurationError(exceptions.APIException):
+    status_code = 500
+    default_detail = "Gatehouse is misconfigured."
+    default_code = "misconfigured"
+
+
+class WebhookConfigurationQuerySerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=admission.WEBHOOK_MODES)
+    url = serializers.URLField(
+        max_length=2000, help_text="Gatehouse's https base URL as the API server reaches it."
+    )
+
+    def validate_url(self, value: str) -> str:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme != "https":
+            raise serializers.ValidationError("The API server calls webhooks over https only.")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise serializers.ValidationError(
+                "A webhook URL has no user, query or fragment: give Gatehouse's base URL."
+            )
+        return value
+
+
+def _ca_bundle() -> bytes | None:
+    path = settings.GATEHOUSE_TLS_CA_FILE
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise ConfigurationError(
+            f"GATEHOUSE_TLS_CA_FILE ({path}) cannot be read: {error.strerror}."
+        ) from error
+
+
+class WebhookConfigurationView(APIView):
+    """The Validating- or MutatingWebhookConfiguration to ``kubectl apply``, as YAML."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("mode", str, enum=list(admission.WEBHOOK_MODES), required=True),
+            OpenApiParameter("url", str, required=True, description="Gatehouse's https base URL."),
+        ],
+        responses={
+            (200, "application/yaml"): OpenApiResponse(
+                OpenApiTypes.STR, description="The webhook configuration, ready to apply."
+            ),
+            400: OpenApiResponse(description="A bad mode or a URL that is not https."),
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        query = WebhookConfigurationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        mode, url = query.validated_data["mode"], query.validated_data["url"]
+        configuration = admission.webhook_configuration(
+            mode=mode, base_url=url, ca_bundle=_ca_bundle()
+        )
+        text = (
+            f"# Gatehouse content trust: {mode} admission webhook.\n"
+            "# Apply with: kubectl apply -f <this file>\n"
+            + yaml.safe_dump(configuration, sort_keys=False, default_flow_style=False)
+        )
+        return HttpResponse(text, content_type="application/yaml")

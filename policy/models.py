@@ -8,6 +8,13 @@ from django.db import models
 
 from accounts.models import Team
 
+DEFAULT_EXEMPT_NAMESPACES = ("kube-system",)
+
+
+def default_exempt_namespaces() -> list[str]:
+    """Namespaces whose workloads admission allows unchecked, unless the admin says otherwise."""
+    return list(DEFAULT_EXEMPT_NAMESPACES)
+
 
 class ContentTrustPolicy(models.Model):
     class Mode(models.TextChoices):
@@ -20,6 +27,11 @@ class ContentTrustPolicy(models.Model):
     allow_repos = models.JSONField(
         default=list, blank=True, help_text="GUN patterns exempt from the policy."
     )
+    exempt_namespaces = models.JSONField(
+        default=default_exempt_namespaces,
+        blank=True,
+        help_text="Kubernetes namespaces whose workloads admission allows without checking.",
+    )
     version = models.PositiveIntegerField(default=0)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
@@ -28,6 +40,12 @@ class ContentTrustPolicy(models.Model):
 
     class Meta:
         verbose_name_plural = "content trust policies"
+        permissions = [
+            (
+                "review_admission",
+                "May ask for Kubernetes admission reviews (the API server's service account)",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"content trust policy v{self.version}"
@@ -49,3 +67,30 @@ class PolicyVersion(models.Model):
 
     def __str__(self) -> str:
         return f"policy version {self.number}"
+
+
+class AdmissionDecision(models.Model):
+    """What the Kubernetes admission webhook answered to one ``AdmissionReview``.
+
+    ``failing`` lists ``{"image": ..., "reasons": [...]}`` for each image that failed the
+    policy (denied in enforced mode, warned about in permissive mode).
+    """
+
+    uid = models.CharField(max_length=128)
+    webhook = models.CharField(max_length=8, help_text="validate or mutate")
+    namespace = models.CharField(max_length=253, blank=True)
+    kind = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=253, blank=True)
+    operation = models.CharField(max_length=16)
+    allowed = models.BooleanField()
+    failing = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    pinned = models.PositiveIntegerField(default=0, help_text="Images pinned to their digest.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else "denied"
+        return f"{self.operation} {self.kind} {self.namespace}/{self.name}: {verdict}"

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from accounts.models import Membership
 from bundles.models import PublicKey
 from policy.evaluation import KeyOwner, PolicyRules
-from policy.models import ContentTrustPolicy, PolicyVersion
+from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
 
 
 def policy_get() -> ContentTrustPolicy:
@@ -38,6 +38,23 @@ def policy_rules() -> PolicyRules:
         signing_teams=tuple(sorted(team.name for team in policy.signing_teams.all())),
         allow_repos=tuple(policy.allow_repos),
     )
+
+
+def policy_admission() -> tuple[PolicyRules, tuple[str, ...]]:
+    """The policy as admission takes it: the rules and the exempt namespaces, in one read."""
+    policy = policy_get()
+    rules = PolicyRules(
+        enabled=policy.enabled,
+        mode=policy.mode,
+        signing_teams=tuple(sorted(team.name for team in policy.signing_teams.all())),
+        allow_repos=tuple(policy.allow_repos),
+    )
+    return rules, tuple(policy.exempt_namespaces)
+
+
+def admission_decisions_latest(limit: int = 20) -> QuerySet[AdmissionDecision]:
+    """The latest admission decisions, newest first, for the console."""
+    return AdmissionDecision.objects.order_by("-created_at", "-id")[:limit]
 
 
 def key_owners(tuf_key_ids: set[str]) -> dict[str, KeyOwner]:

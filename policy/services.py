@@ -1,24 +1,42 @@
 """Writes of the content-trust policy, and the evaluation of an image against it."""
 
+import dataclasses
+import datetime as dt
 import logging
 import re
+from typing import Any
 
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Team, User
+from accounts.models import ApiToken, Team, User
+from accounts.services import api_token_create, api_tokens_revoke
+from policy import admission
 from policy.evaluation import (
     Evaluation,
     InvalidReference,
+    PolicyRules,
     evaluate,
     is_exempt,
     parse_image_reference,
     trust_data_from_verified,
 )
-from policy.models import ContentTrustPolicy, PolicyVersion
-from policy.selectors import key_owners, policy_get, policy_rules, policy_settings
-from trust.notary.errors import InvalidMetadata, NotFound
+from policy.models import (
+    DEFAULT_EXEMPT_NAMESPACES,
+    AdmissionDecision,
+    ContentTrustPolicy,
+    PolicyVersion,
+)
+from policy.selectors import (
+    key_owners,
+    policy_admission,
+    policy_get,
+    policy_rules,
+    policy_settings,
+)
+from trust.notary.errors import InvalidMetadata, NotaryUnavailable, NotFound
 from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
@@ -26,6 +44,9 @@ logger = logging.getLogger(__name__)
 # GUN characters plus the glob characters fnmatch understands.
 ALLOW_REPO_PATTERN = re.compile(r"\A[a-z0-9._/*?\[\]-]{1,255}\Z")
 MAX_ALLOW_REPOS = 200
+# A Kubernetes namespace name: an RFC 1123 label.
+NAMESPACE_PATTERN = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+MAX_EXEMPT_NAMESPACES = 200
 
 
 def _clean_allow_repos(patterns: list[str]) -> list[str]:
@@ -45,6 +66,34 @@ def _clean_allow_repos(patterns: list[str]) -> list[str]:
     return list(dict.fromkeys(patterns))
 
 
+def _clean_exempt_namespaces(namespaces: list[str]) -> list[str]:
+    bad = [n for n in namespaces if not isinstance(n, str) or not NAMESPACE_PATTERN.match(n)]
+    if bad:
+        raise ValidationError(
+            {
+                "exempt_namespaces": [
+                    f"{n!r} is not a namespace name (at most 63 lowercase letters, digits and "
+                    "'-', starting and ending with a letter or digit)."
+                    for n in bad
+                ]
+            }
+        )
+    if len(namespaces) > MAX_EXEMPT_NAMESPACES:
+        raise ValidationError(
+            {"exempt_namespaces": [f"At most {MAX_EXEMPT_NAMESPACES} namespaces."]}
+        )
+    return list(dict.fromkeys(namespaces))
+
+
+def _versioned_settings(policy: ContentTrustPolicy) -> dict:
+    """What a ``PolicyVersion`` records: ``exempt_namespaces`` only when it is not the
+    default (``["kube-system"]``), so its absence from a version means the default."""
+    settings = policy_settings(policy)
+    if list(policy.exempt_namespaces) != list(DEFAULT_EXEMPT_NAMESPACES):
+        settings["exempt_namespaces"] = list(policy.exempt_namespaces)
+    return settings
+
+
 @transaction.atomic
 def policy_update(
     *,
@@ -53,11 +102,13 @@ def policy_update(
     mode: str,
     signing_team_names: list[str],
     allow_repos: list[str],
+    exempt_namespaces: list[str] | None = None,
 ) -> tuple[ContentTrustPolicy, list[str]]:
     """Replace the policy; returns it and the names of the fields that changed.
 
     Every change is kept as a ``PolicyVersion``; saving what is already there changes
-    nothing and records nothing.
+    nothing and records nothing. ``exempt_namespaces`` (the Kubernetes namespaces admission
+    lets through unchecked, ``["kube-system"]`` at first) is kept as it is when not given.
     """
     if mode not in ContentTrustPolicy.Mode.values:
         raise ValidationError(
@@ -69,18 +120,20 @@ def policy_update(
     if unknown:
         raise ValidationError({"signing_teams": [f"Unknown team: {name}." for name in unknown]})
     policy = ContentTrustPolicy.objects.select_for_update().filter(pk=policy_get().pk).get()
-    before = policy_settings(policy)
+    before = {**policy_settings(policy), "exempt_namespaces": list(policy.exempt_namespaces)}
     policy.enabled, policy.mode = enabled, mode
     policy.allow_repos = _clean_allow_repos(allow_repos)
+    if exempt_namespaces is not None:
+        policy.exempt_namespaces = _clean_exempt_namespaces(exempt_namespaces)
     policy.signing_teams.set(teams)
-    after = policy_settings(policy)
+    after = {**policy_settings(policy), "exempt_namespaces": list(policy.exempt_namespaces)}
     changed = [field for field in after if after[field] != before[field]]
     if changed:
         policy.version += 1
         policy.updated_by, policy.updated_at = actor, timezone.now()
         policy.save()
         PolicyVersion.objects.create(
-            number=policy.version, policy=after, changed=changed, actor=actor
+            number=policy.version, policy=_versioned_settings(policy), changed=changed, actor=actor
         )
         logger.info("content trust policy v%d by %s: %s", policy.version, actor, ", ".join(changed))
     return policy, changed
@@ -95,11 +148,16 @@ def image_evaluate(*, image: str) -> Evaluation:
     A malformed reference is a ``ValidationError``; an unreachable Notary raises
     ``NotaryUnavailable`` for the caller to answer 503.
     """
+    return image_evaluate_under(image=image, rules=policy_rules())
+
+
+def image_evaluate_under(*, image: str, rules: PolicyRules) -> Evaluation:
+    """``image_evaluate`` under rules the caller has read already, so admission reads the
+    policy once per review, not once per image."""
     try:
         reference = parse_image_reference(image)
     except InvalidReference as error:
         raise ValidationError({"image": [str(error)]}) from error
-    rules = policy_rules()
     if not rules.enabled or is_exempt(reference.gun, rules):
         return evaluate(reference, rules, None, {})
     trust, trust_error = None, None
@@ -113,3 +171,161 @@ def image_evaluate(*, image: str) -> Evaluation:
         key_id for role in (trust.roles.values() if trust else ()) for key_id in role.signers
     }
     return evaluate(reference, rules, trust, key_owners(signers), trust_error=trust_error)
+
+
+# --- Kubernetes admission ----------------------------------------------------------------
+
+
+def _verdicts(images: list[str], rules: PolicyRules) -> dict[str, admission.Verdict]:
+    """Evaluate each distinct image once (``nginx`` and ``nginx:latest`` are one image).
+    An unreachable Notary fails every image that would need it, without waiting on Notary
+    again for each."""
+    verdicts: dict[str, admission.Verdict] = {}
+    by_reference: dict[str, admission.Verdict] = {}
+    unavailable: str | None = None
+    for image in images:
+        try:
+            reference = parse_image_reference(image)
+        except InvalidReference as error:
+            verdicts[image] = admission.verdict_of_error(image, str(error), rules)
+            continue
+        verdict = by_reference.get(reference.image)
+        if verdict is None:
+            needs_notary = rules.enabled and not is_exempt(reference.gun, rules)
+            if unavailable is not None and needs_notary:
+                verdict = admission.verdict_of_error(image, unavailable, rules)
+            else:
+                try:
+                    evaluation = image_evaluate_under(image=image, rules=rules)
+                    verdict = admission.verdict_of(image, evaluation, rules)
+                except ValidationError as error:
+                    verdict = admission.verdict_of_error(image, " ".join(error.messages), rules)
+                except NotaryUnavailable as error:
+                    unavailable = f"Notary cannot be reached, so nothing is verified: {error}"
+                    verdict = admission.verdict_of_error(image, unavailable, rules)
+            by_reference[reference.image] = verdict
+        # Pinned as each is written, so short names stay short.
+        pin = verdict.pin and admission.pinned_image(image, verdict.pin.rpartition("@")[2])
+        verdicts[image] = dataclasses.replace(verdict, image=image, pin=pin)
+    return verdicts
+
+
+def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
+    """Answer a Kubernetes ``AdmissionReview`` with the content-trust policy.
+
+    Every image of a workload's pod template (containers, init and ephemeral containers)
+    is evaluated once. Enforced mode denies when any fails, naming each and why; permissive
+    mode allows with one warning per failing image; exempt namespaces and ``allow_repos``
+    pass and say so. With ``mutate`` each verified tag is pinned to its signed digest by a
+    JSON Patch. Errors fail closed: an unreachable Notary denies when enforced.
+    ``admission.MalformedReview`` when the body is not a review to answer. The decision is
+    recorded, except for dry runs (the webhook declares ``sideEffects: None``).
+    """
+    review = admission.parse_review(body)
+    containers: list[admission.ContainerImage] = []
+    if review.operation not in admission.CHECKED_OPERATIONS:
+        decision = admission.allow(f"Gatehouse content trust: {review.operation} is not checked")
+    elif not (containers := admission.container_images(review.kind, review.object)):
+        decision = admission.allow(
+            f"Gatehouse content trust: a {review.kind or 'object'} without container images"
+        )
+    else:
+        rules, exempt_namespaces = policy_admission()
+        if review.namespace and review.namespace in exempt_namespaces:
+            decision = admission.allow(
+                f"Gatehouse content trust: namespace {review.namespace} is exempt "
+                "(exempt_namespaces); no image was checked"
+            )
+        else:
+            images = admission.distinct_images(containers)
+            decision = admission.decide(
+                rules=rules,
+                containers=containers,
+                verdicts=_verdicts(images, rules),
+                mutate=mutate,
+            )
+    if not review.dry_run:
+        AdmissionDecision.objects.create(
+            uid=review.uid[:128],
+            webhook="mutate" if mutate else "validate",
+            namespace=review.namespace[:253],
+            kind=review.kind[:64],
+            name=review.name[:253],
+            operation=review.operation[:16],
+            allowed=decision.allowed,
+            failing=decision.failing_json(),
+            message=decision.message,
+            pinned=len(decision.patch),
+        )
+    if not decision.allowed:
+        logger.info(
+            "admission denied %s %s %s/%s: %s",
+            review.operation,
+            review.kind,
+            review.namespace,
+            review.name,
+            decision.message,
+        )
+    return admission.response_json(review.uid, decision)
+
+
+def admission_decisions_prune(*, older_than: dt.timedelta) -> int:
+    """Delete the decisions recorded before ``older_than`` ago; returns how many."""
+    deleted, _ = AdmissionDecision.objects.filter(
+        created_at__lt=timezone.now() - older_than
+    ).delete()
+    return deleted
+
+
+SERVICE_ACCOUNT_TOKEN_DAYS = 365
+SERVICE_ACCOUNT_TOKEN_MAX_DAYS = 3650
+
+
+def review_admission_permission() -> Permission:
+    return Permission.objects.get(content_type__app_label="policy", codename="review_admission")
+
+
+@transaction.atomic
+def admission_service_account(
+    *, username: str, days: int = SERVICE_ACCOUNT_TOKEN_DAYS, revoke_others: bool = False
+) -> tuple[User, str, ApiToken, bool]:
+    """The Kubernetes API server's account: a user with ``policy.review_admission`` and an
+    unusable password, and one new API token for it.
+
+    Returns the user, the raw token (shown once), the token and whether the user is new.
+    An existing user is reused only when it is a service account (no usable password), so
+    a person's account is never turned into one. The token lives ``days`` (the service
+    account token lifetime, 365 days by default), not ``GATEHOUSE_TOKEN_TTL``: the API
+    server cannot log in again. ``revoke_others`` revokes the account's earlier tokens.
+    """
+    if not 1 <= days <= SERVICE_ACCOUNT_TOKEN_MAX_DAYS:
+        raise ValidationError(
+            {"days": [f"The token lifetime is 1 to {SERVICE_ACCOUNT_TOKEN_MAX_DAYS} days."]}
+        )
+    user = User.objects.select_for_update().filter(username=username).first()
+    created = user is None
+    if user is None:
+        user = User(username=username, full_name="Kubernetes admission webhook")
+        user.set_unusable_password()
+        user.full_clean()
+        user.save()
+        logger.info("admission service account %s created", username)
+    elif user.has_usable_password():
+        raise ValidationError(
+            {
+                "username": [
+                    f"'{username}' is an account with a password, not a service account; "
+                    "choose another name."
+                ]
+            }
+        )
+    elif not user.is_active:
+        raise ValidationError({"username": [f"'{username}' is deactivated."]})
+    user.user_permissions.add(review_admission_permission())
+    raw_token, token = api_token_create(user=user)
+    token.expires_at = timezone.now() + dt.timedelta(days=days)
+    token.save(update_fields=["expires_at"])
+    if revoke_others:
+        api_tokens_revoke(user=user, keep=token)
+    logger.info("admission token %s issued to %s for %d days", token.pk, username, days)
+    return user, raw_token, token, created

@@ -4,11 +4,17 @@ Nothing here returns private key material to a caller outside ``trust``; the one
 ``root_key_export``, encrypted under the admin's passphrase.
 """
 
+import base64
+import datetime as dt
+from dataclasses import dataclass
 from functools import lru_cache
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from django.db import IntegrityError, transaction
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+from django.db import IntegrityError, connection, transaction
 
 from gatehouse.keywrap import seal, unseal
 from trust.models import CustodyKey
@@ -25,19 +31,46 @@ def _purpose(kind: str, key_id: str) -> str:
     return f"trust.{kind}:{key_id}"
 
 
+TOKEN_CERTIFICATE_NAME = "Gatehouse Notary token signer"  # noqa: S105 - a name
+TOKEN_CERTIFICATE_DAYS = 3650
+
+
 def _new_key(kind: str) -> CustodyKey:
     private_key = generate_ecdsa_key()
     key_id = public_tuf_key(private_key.public_key()).key_id
     der = private_key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    certificate = ""
+    if kind == CustodyKey.Kind.TOKEN:
+        certificate = _token_certificate(private_key).public_bytes(serialization.Encoding.PEM)
     return CustodyKey.objects.create(
-        kind=kind, key_id=key_id, sealed_private_key=seal(der, purpose=_purpose(kind, key_id))
+        kind=kind,
+        key_id=key_id,
+        sealed_private_key=seal(der, purpose=_purpose(kind, key_id)),
+        certificate=certificate.decode("ascii") if certificate else "",
+    )
+
+
+def _token_certificate(private_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """Self-signed: notary-server's ``rootcertbundle`` holds it and the tokens' ``x5c`` names
+    it, and a leaf that is the bundle certificate itself verifies (notary-wire §7.4)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TOKEN_CERTIFICATE_NAME)])
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=TOKEN_CERTIFICATE_DAYS))
+        .sign(private_key, hashes.SHA256())
     )
 
 
 def _singleton(kind: str) -> CustodyKey:
-    """The one root or custodian key, made on first use; concurrent first uses agree."""
+    """The one root, custodian or token key, made on first use; concurrent first uses agree."""
     existing = CustodyKey.objects.filter(kind=kind).first()
     if existing is not None:
         return existing
@@ -54,6 +87,64 @@ def root_key() -> CustodyKey:
 
 def custodian_key() -> CustodyKey:
     return _singleton(CustodyKey.Kind.CUSTODIAN)
+
+
+def token_key() -> CustodyKey:
+    return _singleton(CustodyKey.Kind.TOKEN)
+
+
+@dataclass(frozen=True)
+class TokenSigner:
+    """Signs Notary bearer tokens with the token key, which it never hands out."""
+
+    key_id: str
+    certificate_pem: str
+    x5c: str  # standard base64 of the certificate's DER, as the JWT header carries it
+    _key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def for_key(
+        cls, private_key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate, key_id: str
+    ) -> "TokenSigner":
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        return cls(
+            key_id=key_id,
+            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            x5c=base64.b64encode(der).decode("ascii"),
+            _key=private_key,
+        )
+
+    def sign(self, data: bytes) -> bytes:
+        """ES256 as JWS wants it: raw r‖s, 32 bytes each (not DER)."""
+        r, s = decode_dss_signature(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+_token_signers: dict[str, TokenSigner] = {}  # key ID -> signer, per process
+
+
+def token_signer() -> TokenSigner:
+    """The token key, ready to sign, unsealed once per process.
+
+    It is on every token's path, so the question "which key is current?" is one indexed
+    SELECT of its ID, without the ORM (building the query costs more than running it); the
+    whole row is read only for a key this process has not seen.
+    """
+    table = CustodyKey._meta.db_table
+    sql = f"SELECT key_id FROM {table} WHERE kind = %s"  # noqa: S608 - our table; value bound
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CustodyKey.Kind.TOKEN.value])
+        row = cursor.fetchone()
+    signer = _token_signers.get(row[0]) if row else None
+    if signer is None:
+        key = token_key()
+        signer = TokenSigner.for_key(
+            _unsealed(key.kind, key.key_id, bytes(key.sealed_private_key)),
+            x509.load_pem_x509_certificate(key.certificate.encode("ascii")),
+            key.key_id,
+        )
+        _token_signers[key.key_id] = signer
+    return signer
 
 
 def targets_key_create() -> CustodyKey:

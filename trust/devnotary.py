@@ -641,6 +641,11 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres-url",
         help=f"default: {LOCAL_POSTGRES_URL} if it answers, else a cluster in the state dir",
     )
+    parser.add_argument(
+        "--server-config-json",
+        type=Path,
+        help='a JSON object of extra notary-server config sections, such as {"auth": …}',
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -648,14 +653,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         ensure_notary_installed()
+        server_config = {}
+        if args.server_config_json is not None:
+            server_config = json.loads(args.server_config_json.read_text())
         stack = NotaryStack(
             state_dir=args.state_dir.resolve(),
             server_port=args.server_port,
             signer_port=args.signer_port,
             postgres_url=args.postgres_url or _default_postgres(args.state_dir),
+            server_config=server_config,
         )
         stack.start()
-    except NotaryStackError as error:
+    except (NotaryStackError, OSError, ValueError) as error:
         print(f"devnotary: {error}", file=sys.stderr)
         return 1
     print(f"notary-server ready at {stack.url} (state in {args.state_dir})", flush=True)

@@ -23,27 +23,33 @@ class CustodyKey(models.Model):
     One root key signs the root of every repository Gatehouse creates (each GUN gets its own
     certificate of it), so one pinned ID covers them all. Each repository has its own
     targets key. The custodian key is put into a delegation only to keep its remaining
-    signers from being locked out (notary-wire §6.5); it never counts as a signature.
+    signers from being locked out (notary-wire §6.5); it never counts as a signature. The
+    token key signs the bearer tokens Gatehouse issues to notary-server's clients
+    (notary-wire §7); its self-signed ``certificate`` is what notary-server trusts.
     """
 
     class Kind(models.TextChoices):
         ROOT = "root"
         TARGETS = "targets"
         CUSTODIAN = "custodian"
+        TOKEN = "token"  # noqa: S105 - a kind of key, not a secret
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     key_id = models.CharField(
         max_length=64, unique=True, help_text="Canonical key ID (the one the notary CLI shows)."
     )
     sealed_private_key = models.BinaryField()
+    certificate = models.TextField(
+        blank=True, help_text="PEM, public: the token key's certificate (empty for the others)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["kind"],
-                condition=Q(kind__in=["root", "custodian"]),
-                name="custody_key_one_root_one_custodian",
+                condition=Q(kind__in=["root", "custodian", "token"]),
+                name="custody_key_one_per_singleton_kind",
             )
         ]
 

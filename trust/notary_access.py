@@ -5,17 +5,37 @@ from functools import cache
 from django.conf import settings
 
 from trust.notary.client import NotaryClient
-from trust.notary.transport import HttpTransport
+from trust.notary.errors import NotaryRejected
+from trust.notary.transport import Challenge, HttpTransport, TokenMinter
+
+
+def gatehouse_minter(realm: str) -> TokenMinter:
+    """Tokens for Gatehouse's own jobs, minted in-process when notary-server names
+    Gatehouse's own token realm; any other realm is asked over HTTP (``None``)."""
+
+    def mint(challenge: Challenge, scope: str) -> str | None:
+        if challenge.realm != realm:
+            return None
+        # Here, not at the top: accounts.services -> trust.services -> this module.
+        from trust.tokens import TokenRequestInvalid, service_token
+
+        try:
+            return service_token(service=challenge.service, scope=scope)
+        except TokenRequestInvalid as error:  # e.g. the server names another service
+            raise NotaryRejected(f"cannot mint a token: {error}", code="UNAUTHORIZED") from error
+
+    return mint
 
 
 @cache
-def _client(url: str, ca_bundle: str, username: str, password: str) -> NotaryClient:
+def _client(url: str, ca_bundle: str, username: str, password: str, realm: str) -> NotaryClient:
     transport = HttpTransport(
         url,
         ca_bundle=ca_bundle or None,
         username=username or None,
         password=password or None,
         timeout=settings.NOTARY_TIMEOUT,
+        token_minter=gatehouse_minter(realm),
     )
     return NotaryClient(transport)
 
@@ -24,9 +44,12 @@ def notary_client() -> NotaryClient:
     """Shared, so its connections are reused; rebuilt if the settings change (tests)."""
     if not settings.NOTARY_URL:
         raise RuntimeError("NOTARY_URL is not set: Gatehouse has no Notary server to talk to.")
+    from trust.tokens import token_realm  # see gatehouse_minter
+
     return _client(
         settings.NOTARY_URL,
         settings.NOTARY_CA_BUNDLE,
         settings.NOTARY_USERNAME,
         settings.NOTARY_PASSWORD,
+        token_realm(),
     )

@@ -74,16 +74,20 @@ def verified_repository(gun: str) -> VerifiedRepository:
     Raises the reader's errors: ``NotFound`` (no trust data), ``InvalidMetadata`` (does not
     verify) and ``NotaryUnavailable``.
     """
-    pin = root_pin(gun)
     now = time.monotonic()
     with _lock:
         cached = _cache.get(gun)
-    if cached is not None and cached.pin == pin and now - cached.read_at < FULL_READ_EVERY:
-        if now - cached.checked_at < settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS:
-            return cached.repository
-        if _timestamp_version(gun) == cached.repository.versions.get("timestamp"):
-            cached.checked_at = now
-            return cached.repository
+    fresh = cached is not None and now - cached.read_at < FULL_READ_EVERY
+    if fresh and now - cached.checked_at < settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS:
+        return cached.repository  # no query at all: the pin was checked when this was read
+    pin = root_pin(gun)
+    if (
+        fresh
+        and cached.pin == pin
+        and _timestamp_version(gun) == cached.repository.versions.get("timestamp")
+    ):
+        cached.checked_at = now
+        return cached.repository
     known = cached.repository.versions if cached is not None and cached.pin == pin else None
     repository = Reader(notary_client().transport).read(gun, pinned_root=pin, known_versions=known)
     with _lock:

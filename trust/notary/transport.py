@@ -54,8 +54,9 @@ class Challenge:
         return cls(params["realm"], params.get("service", ""))
 
 
-# Given a challenge and a scope (``repository:<gun>:push,pull``), give a token.
-TokenMinter = Callable[[Challenge, str], str]
+# Given a challenge and a scope (``repository:<gun>:push,pull``), give a token; ``None``
+# leaves it to the challenge's realm, asked over HTTP with the credentials.
+TokenMinter = Callable[[Challenge, str], str | None]
 
 
 class Transport(Protocol):
@@ -191,7 +192,7 @@ class HttpTransport:
     On a 401 challenge it asks the realm for a token for exactly the scope the operation
     needs (with the configured credentials, or anonymously), caches it per scope until it
     expires, and retries once. ``token_minter`` replaces the HTTP call to the realm, for a
-    caller that is itself the token issuer.
+    caller that is itself the token issuer; where it answers ``None``, the realm is asked.
 
     HTTPS always verifies the server's certificate and name, against ``ca_bundle`` when
     given, else the system's CAs. ``timeout`` bounds each read; connecting gets at most 5 s.
@@ -372,8 +373,9 @@ class HttpTransport:
         return None
 
     def _fetch_token(self, challenge: Challenge, scope: str, gun: str) -> str:
-        if self._token_minter is not None:
-            token, lifetime = self._token_minter(challenge, scope), TOKEN_MIN_LIFETIME
+        minted = self._token_minter(challenge, scope) if self._token_minter else None
+        if minted is not None:
+            token, lifetime = minted, TOKEN_MIN_LIFETIME
         else:
             token, lifetime = self._token_from_realm(challenge, scope, gun)
         with self._lock:

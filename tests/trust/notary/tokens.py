@@ -5,7 +5,8 @@ certificate is the ``rootcertbundle`` notary-server trusts (the leaf may be the 
 certificate itself, §7.4). ``start()`` serves ``GET /token?service=…&scope=…&account=…`` on
 127.0.0.1: it checks HTTP Basic credentials, mints an ES256 JWT with ``x5c`` for the scopes
 asked, and records every request in ``requests`` as ``(account, scope)``. ``minter`` mints in
-process, for ``HttpTransport(token_minter=…)``.
+process, for ``HttpTransport(token_minter=…)``. The JWT itself is made by the product's
+``trust.tokens.signed_jwt``; only the key, the users and the (grant-all) policy are the test's.
 """
 
 import base64
@@ -21,25 +22,20 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from trust.custody import TokenSigner
 from trust.notary.transport import Challenge
+from trust.tokens import Scope, signed_jwt
 
 SERVICE = "notary-server"
 ISSUER = "gatehouse-test"
 LIFETIME = 300  # seconds
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def parse_scope(scope: str) -> dict:
     """``repository:<name>:<actions>``; the name may hold ``:`` or ``/`` (§7.4 recipe)."""
-    kind, _, rest = scope.partition(":")
-    name, _, actions = rest.rpartition(":")
-    return {"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]}
+    return Scope.parse(scope).claim()
 
 
 class TokenIssuer:
@@ -61,7 +57,7 @@ class TokenIssuer:
         )
         self.bundle = directory / "token-ca.pem"
         self.bundle.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
-        self._x5c = base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER))
+        self._signer = TokenSigner.for_key(self._key, self.certificate, "test-issuer")
         self._server: ThreadingHTTPServer | None = None
 
     # -- minting ----------------------------------------------------------------------
@@ -69,7 +65,6 @@ class TokenIssuer:
     def mint(self, scopes: list[str], *, subject: str = "", service: str = SERVICE) -> str:
         """A compact JWS exactly as notary-server accepts it (§7.4): ES256, raw r‖s, x5c."""
         now = int(time.time())
-        header = {"typ": "JWT", "alg": "ES256", "x5c": [self._x5c.decode("ascii")]}
         claims = {
             "iss": ISSUER,
             "sub": subject,
@@ -80,13 +75,7 @@ class TokenIssuer:
             "jti": secrets.token_hex(8),
             "access": [parse_scope(scope) for scope in scopes],
         }
-        signing_input = ".".join(
-            _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
-        )
-        r, s = decode_dss_signature(
-            self._key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
-        )
-        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+        return signed_jwt(self._signer, claims)
 
     def minter(self, challenge: Challenge, scope: str) -> str:
         """A ``TokenMinter``: a token for ``scope`` without an HTTP round trip."""

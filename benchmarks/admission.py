@@ -1,0 +1,200 @@
+"""Admission reviews per second: a Deployment with three containers, each image in its own
+repository signed by a member of the signing team, the policy enforced.
+
+In one run: the service alone in this process (``policy.services.admission_review``, warm
+trust cache), then ``POST /api/v1/admission/validate/`` and ``.../mutate/`` over HTTP
+(gunicorn 2 workers x 4 threads, wrk) after a warm-up that fills each worker's trust cache,
+and for scale an authenticated GET on the same server. Every review is recorded, as in
+production; trust data is revalidated every ``GATEHOUSE_TRUST_REVALIDATE_SECONDS`` (3 s).
+
+Needs PostgreSQL (``BENCH_POSTGRES_URL``), the ``notary`` package (notary-server,
+notary-signer and the CLI) and ``wrk``. Run: ``.venv/bin/python benchmarks/admission.py``.
+"""
+
+import io
+import json
+import os
+import subprocess
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from common import configure_environment, gunicorn, scratch_database, wrk
+
+SECONDS = 3.0
+REPOSITORIES = ("api", "metrics", "envoy")
+PASSPHRASES = {
+    "NOTARY_ROOT_PASSPHRASE": "root-passphrase",
+    "NOTARY_TARGETS_PASSPHRASE": "targets-passphrase",
+    "NOTARY_SNAPSHOT_PASSPHRASE": "snapshot-passphrase",
+    "NOTARY_DELEGATION_PASSPHRASE": "delegation-passphrase",
+}
+
+
+def review_body(guns: list[str]) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "5b1f6c6e-3f1a-4c47-9d4e-0d8e2f1a7b10",
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "name": "checkout",
+                "namespace": "shop",
+                "operation": "CREATE",
+                "userInfo": {"username": "kubernetes-admin"},
+                "object": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "checkout", "namespace": "shop"},
+                    "spec": {
+                        "replicas": 3,
+                        "selector": {"matchLabels": {"app": "checkout"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "checkout"}},
+                            "spec": {
+                                "containers": [
+                                    {"name": name, "image": f"{gun}:1.0"}
+                                    for name, gun in zip(REPOSITORIES, guns, strict=True)
+                                ]
+                            },
+                        },
+                    },
+                },
+                "oldObject": None,
+                "dryRun": False,
+            },
+        }
+    )
+
+
+def rate(step, seconds: float = SECONDS) -> tuple[float, float, float]:
+    """Calls per second of ``step``, and its p50 and p99 in milliseconds."""
+    times, started = [], time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        begin = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - begin) * 1000)
+    times.sort()
+    return (
+        len(times) / (time.perf_counter() - started),
+        times[len(times) // 2],
+        times[int(len(times) * 0.99)],
+    )
+
+
+def main() -> None:
+    from trust.devnotary import NotaryStack
+
+    stack = NotaryStack.ephemeral()
+    stack.start()
+    trust_dir = Path(tempfile.mkdtemp(prefix="bench-admission-"))
+    try:
+        with scratch_database("gatehouse_bench_admission") as database_url:
+            os.environ.update(NOTARY_URL=stack.url)
+            configure_environment(database_url)
+            figures = run(stack.url, trust_dir)
+    finally:
+        stack.discard()
+    service, validate, mutate, baseline = figures
+    print(
+        f"service admission_review in-process, 1 thread: {service[0]:8.0f} reviews/s, "
+        f"p50 {service[1]:.1f} ms, p99 {service[2]:.1f} ms"
+    )
+    for name, result in (("validate", validate), ("mutate", mutate)):
+        print(
+            f"HTTP POST /api/v1/admission/{name}/ (gunicorn 2 workers x 4 threads, "
+            f"16 connections): {result['rps']:8.0f} reviews/s, p50 {result['p50_ms']:.1f} ms, "
+            f"p99 {result['p99_ms']:.1f} ms (goal < 30 ms), non-2xx {result['errors']:.0f}"
+        )
+    print(
+        f"for scale, an authenticated GET /api/v1/users/kube-apiserver/ on the same server: "
+        f"{baseline['rps']:8.0f} requests/s, p50 {baseline['p50_ms']:.1f} ms, "
+        f"p99 {baseline['p99_ms']:.1f} ms"
+    )
+
+
+def run(notary_url: str, trust_dir: Path):
+    from accounts.services import team_create, team_member_add, user_create
+    from bundles.services import bundle_issue
+    from policy.models import AdmissionDecision
+    from policy.services import admission_review, admission_service_account, policy_update
+    from trust.models import Job
+    from trust.services import job_run, repository_create
+
+    admin = user_create(
+        actor=None, username="bench-admin", password="a-benchmark-passphrase", is_admin=True
+    )
+    jenkins = user_create(actor=None, username="jenkins", password="a-benchmark-passphrase")
+    team = team_create(actor=admin, name="ci")
+    team_member_add(actor=admin, team=team, user=jenkins)
+    bundle = bundle_issue(user=jenkins, signing=True)
+    with zipfile.ZipFile(io.BytesIO(bundle.archive)) as archive:
+        key_pem = next(
+            archive.read(name) for name in archive.namelist() if name.endswith("key.pem")
+        )
+    (trust_dir / "key.pem").write_bytes(key_pem)
+    env = {**os.environ, **PASSPHRASES}
+
+    def notary(*args: str) -> None:
+        subprocess.run(
+            ["notary", "-d", str(trust_dir), "-s", notary_url, *args],
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
+
+    notary("key", "import", str(trust_dir / "key.pem"))
+    guns = [f"bench.gatehouse/shop/{name}" for name in REPOSITORIES]
+    for gun in guns:
+        repository_create(actor=admin, gun=gun, signer_team_names=["ci"])
+    for _ in range(20):
+        pending = list(Job.objects.exclude(status__in=Job.FINISHED).order_by("id"))
+        if not pending:
+            break
+        for job in pending:
+            job_run(job_id=job.pk)
+    for index, gun in enumerate(guns):
+        digest = f"{index + 1:02x}" * 32
+        for role in ("targets/releases", "targets/ci"):
+            notary("addhash", gun, "1.0", "1234", "--sha256", digest, "-r", role, "-p")
+    policy_update(
+        actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
+    )
+    body = review_body(guns)
+    answer = admission_review(body=body, mutate=True)["response"]
+    assert answer["allowed"] is True, answer
+    assert "patch" in answer, answer
+    service = rate(lambda: admission_review(body=body, mutate=False))
+    AdmissionDecision.objects.all().delete()
+
+    _, token, _, _ = admission_service_account(username="kube-apiserver")
+    script = (
+        'wrk.method = "POST"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{body}]==]\n"
+    )
+    with gunicorn(workers=2) as url:
+        for name in ("validate", "mutate"):  # warm-up: each worker reads the trust data once
+            wrk(f"{url}/api/v1/admission/{name}/", script=script, connections=8, seconds=2)
+        validate, mutate = (
+            wrk(f"{url}/api/v1/admission/{name}/", script=script, connections=16, seconds=10)
+            for name in ("validate", "mutate")
+        )
+        baseline = wrk(
+            f"{url}/api/v1/users/kube-apiserver/",
+            script=f'wrk.headers["Authorization"] = "Bearer {token}"\n',
+            connections=16,
+            seconds=5,
+        )
+    denied = AdmissionDecision.objects.filter(allowed=False).count()
+    assert denied == 0, f"{denied} reviews were denied"
+    return service, validate, mutate, baseline
+
+
+if __name__ == "__main__":
+    main()

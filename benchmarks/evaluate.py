@@ -1,0 +1,311 @@
+"""Content-trust evaluations per second: the pure rule, the service, and HTTP under gunicorn.
+
+A Gatehouse-managed repository on a real notary stack, ``jenkins`` (team ``ci``) signing tag
+``1.0`` into ``targets/releases`` and ``targets/ci`` with his bundle's key through the real
+``notary`` CLI, the policy enforcing ``ci``. Then, with a warm trust cache (revalidated every
+``GATEHOUSE_TRUST_REVALIDATE_SECONDS``, 3 s by default, as in production):
+
+* the floor: ``policy.evaluation.evaluate`` alone on inputs read beforehand;
+* ``policy.services.image_evaluate`` in a loop, its SQL, and each of its reads on its own;
+* a sketch of a leaner read-afresh path: the policy and the key owners in one raw query
+  each, the trust data and its pin from the cache (what the service could become);
+* the whole API request in-process (``django.test.Client``), then
+  ``POST /api/v1/policy/evaluate/`` under gunicorn with wrk (16 connections for 10 s, then
+  2 connections for 5 s), beside an authenticated GET of the policy for scale.
+
+``--profile`` adds where the API request's time goes (cProfile).
+
+Needs PostgreSQL (``BENCH_POSTGRES_URL``, default postgres://postgres@127.0.0.1:5432), notary
+(Debian package) and ``wrk``. Run: ``.venv/bin/python benchmarks/evaluate.py [--profile]``.
+"""
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from common import configure_environment, gunicorn, scratch_database, wrk
+
+SECONDS = 3.0
+GUN = "registry.example.com/ci/app"
+IMAGE = f"{GUN}:1.0"
+DIGEST = "a1" * 32
+GOAL_RATE = 2000.0  # evaluations/s in-process
+GOAL_P99_MS = 20.0  # over HTTP
+
+
+def rate(step, seconds: float = SECONDS) -> float:
+    """Calls per second of ``step`` over about ``seconds``."""
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        step()
+        count += 1
+    return count / elapsed
+
+
+def sign(notary_url: str, key_pem: bytes, directory: Path) -> None:
+    """Sign ``1.0`` as ``docker push`` does with content trust: releases, then the team role."""
+    env = {**os.environ, "NOTARY_DELEGATION_PASSPHRASE": "bench-delegation"}
+
+    def notary(*args: str) -> None:
+        subprocess.run(
+            ["notary", "-d", str(directory), "-s", notary_url, *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    (directory / "key.pem").write_bytes(key_pem)
+    notary("key", "import", str(directory / "key.pem"))
+    for role in ("targets/releases", "targets/ci"):
+        notary("addhash", GUN, "1.0", "1234", "--sha256", DIGEST, "-r", role, "-p")
+
+
+def setup(notary_url: str, directory: Path) -> str:
+    """The people, the repository, the signature and the policy; returns an API token."""
+    from accounts.services import api_token_create, team_create, team_member_add, user_create
+    from bundles.services import bundle_issue
+    from policy.services import policy_update
+    from trust.services import job_run, repository_create
+
+    admin = user_create(actor=None, username="admin", password="a-benchmark-pw", is_admin=True)
+    jenkins = user_create(actor=None, username="jenkins", password="a-benchmark-pw")
+    ci = team_create(actor=admin, name="ci")
+    team_member_add(actor=admin, team=ci, user=jenkins)
+    # Others in the team and with keys, so the identity queries are not trivially empty.
+    for number in range(20):
+        other = user_create(actor=None, username=f"dev{number}", password="a-benchmark-pw")
+        team_member_add(actor=admin, team=ci, user=other)
+        bundle_issue(user=other, signing=True)
+    bundle = bundle_issue(user=jenkins, signing=True)
+    with zipfile.ZipFile(io.BytesIO(bundle.archive)) as archive:
+        key_pem = archive.read("key.pem")
+    _, job = repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    if job.status != "succeeded":
+        raise SystemExit(f"the repository's initialisation failed: {job.error}")
+    sign(notary_url, key_pem, directory)
+    policy_update(
+        actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
+    )
+    token, _ = api_token_create(user=admin)
+    return token
+
+
+def queries_of_an_evaluation() -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from policy.services import image_evaluate
+
+    with CaptureQueriesContext(connection) as captured:
+        image_evaluate(image=IMAGE)
+    return [query["sql"] for query in captured]
+
+
+def round_trip() -> None:
+    """The cheapest query: what one PostgreSQL round trip costs, with no ORM."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+POLICY_SQL = """
+SELECT p.enabled, p.mode, p.allow_repos,
+       COALESCE(array_agg(t.name ORDER BY t.name) FILTER (WHERE t.name IS NOT NULL), '{}')
+FROM policy_contenttrustpolicy p
+LEFT JOIN policy_contenttrustpolicy_signing_teams s ON s.contenttrustpolicy_id = p.id
+LEFT JOIN accounts_team t ON t.id = s.team_id
+WHERE p.id = 1 GROUP BY p.id
+"""
+OWNERS_SQL = """
+SELECT k.tuf_key_id, u.username,
+       COALESCE(array_agg(t.name) FILTER (WHERE t.name IS NOT NULL), '{}')
+FROM bundles_publickey k
+JOIN accounts_user u ON u.id = k.user_id
+LEFT JOIN accounts_membership m ON m.user_id = u.id
+LEFT JOIN accounts_team t ON t.id = m.team_id
+WHERE k.tuf_key_id = ANY(%s) AND k.revoked_at IS NULL AND u.is_active
+GROUP BY k.tuf_key_id, u.username
+"""
+
+
+def lean_step(reference, trust, signers: list[str]):
+    """What a read-afresh evaluation could cost: the policy and the key owners in one raw
+    query each, the trust data (and its pin) from the in-process cache, then the rule."""
+    from django.db import connection
+
+    from policy.evaluation import KeyOwner, PolicyRules, evaluate
+
+    with connection.cursor() as cursor:
+        cursor.execute(POLICY_SQL)
+        enabled, mode, allow_repos, teams = cursor.fetchone()
+        cursor.execute(OWNERS_SQL, [signers])
+        owners = {key: KeyOwner(user, frozenset(names)) for key, user, names in cursor.fetchall()}
+    rules = PolicyRules(
+        enabled=enabled, mode=mode, signing_teams=tuple(teams), allow_repos=tuple(allow_repos)
+    )
+    return evaluate(reference, rules, trust, owners)
+
+
+def profile(step, count: int = 1000) -> str:
+    """Where ``step``'s time goes: our functions and the layers above them, by cumulative
+    time, then the hottest functions of all by their own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(count):
+        step()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(
+        r"/(policy|trust|accounts|gatehouse)/\w+\.py|rest_framework/(views|authentication)"
+        r"|django/(core/handlers/base|db/models/query\.py.*\(__iter__\))",
+        25,
+    )
+    stats.sort_stats("tottime").print_stats(12)
+    return out.getvalue()
+
+
+def main() -> None:
+    show_profile = "--profile" in sys.argv
+    os.environ["CELERY_BROKER_URL"] = "memory://"  # jobs are run here, by hand
+    with scratch_database("gatehouse_bench_evaluate") as database_url:
+        configure_environment(database_url)
+        from django.conf import settings
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        from policy import selectors
+        from policy.evaluation import evaluate, parse_image_reference, trust_data_from_verified
+        from policy.services import image_evaluate
+        from trust.devnotary import NotaryStack
+        from trust.trust_data import root_pin, verified_repository
+
+        stack = NotaryStack.ephemeral()
+        stack.start()
+        try:
+            os.environ["NOTARY_URL"] = settings.NOTARY_URL = stack.url
+            with tempfile.TemporaryDirectory() as directory:
+                token = setup(stack.url, Path(directory))
+
+            result = image_evaluate(image=IMAGE)  # warms the trust cache
+            assert result.decision == "allowed", result
+            assert result.teams[0].signers[0].username == "jenkins"
+            queries = queries_of_an_evaluation()
+
+            reference = parse_image_reference(IMAGE)
+            rules = selectors.policy_rules()
+            trust = trust_data_from_verified(verified_repository(GUN))
+            signers = {key for role in trust.roles.values() for key in role.signers}
+            owners = selectors.key_owners(signers)
+            floor = rate(lambda: evaluate(reference, rules, trust, owners))
+            service = rate(lambda: image_evaluate(image=IMAGE))
+            lean_result = lean_step(reference, trust, sorted(signers))
+            assert lean_result == result, (lean_result, result)
+            lean = rate(lambda: lean_step(reference, trust, sorted(signers)))
+            parts = {
+                "one SQL round trip, no ORM (SELECT 1)": rate(round_trip, 1.0),
+                "parse_image_reference": rate(lambda: parse_image_reference(IMAGE), 1.0),
+                "selectors.policy_rules (policy + its teams)": rate(selectors.policy_rules, 1.0),
+                "trust_data.root_pin (the repository row)": rate(lambda: root_pin(GUN), 1.0),
+                "verified_repository (cached, incl. root_pin)": rate(
+                    lambda: verified_repository(GUN), 1.0
+                ),
+                "trust_data_from_verified": rate(
+                    lambda: trust_data_from_verified(verified_repository(GUN)), 1.0
+                ),
+                "selectors.key_owners (keys + memberships)": rate(
+                    lambda: selectors.key_owners(signers), 1.0
+                ),
+            }
+            client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+            def request() -> None:
+                response = client.post(
+                    "/api/v1/policy/evaluate/", {"image": IMAGE}, content_type="application/json"
+                )
+                assert response.status_code == 200, response.content
+
+            with CaptureQueriesContext(connection) as captured:
+                request()
+            request_queries = len(captured)
+            in_process_request = rate(request)
+            profiled = profile(request) if show_profile else ""
+
+            body = json.dumps({"image": IMAGE}).replace('"', '\\"')
+            script = (
+                'wrk.method = "POST"\n'
+                f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+                f'wrk.body = "{body}"\n'
+            )
+            get_script = f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+            with gunicorn(workers=2) as url:
+                endpoint = f"{url}/api/v1/policy/evaluate/"
+                wrk(endpoint, script=script, connections=8, seconds=2)  # warm-up, every worker
+                http = wrk(endpoint, script=script, connections=16, seconds=10)
+                light = wrk(endpoint, script=script, connections=2, seconds=5)
+                baseline = wrk(
+                    f"{url}/api/v1/policy/content-trust/",
+                    script=get_script,
+                    connections=16,
+                    seconds=5,
+                )
+        finally:
+            stack.discard()
+
+    print(f"floor: evaluation.evaluate on inputs read beforehand: {floor:9.0f} evaluations/s")
+    print(
+        f"service image_evaluate, warm cache, 1 thread:       {service:9.0f} evaluations/s "
+        f"({service / GOAL_RATE:.0%} of the goal of {GOAL_RATE:.0f}/s; "
+        f"{service / floor:.1%} of the floor), {1000 / service:.2f} ms each, "
+        f"{len(queries)} SQL queries each"
+    )
+    for sql in queries:
+        print(f"  query: {sql[:150]}")
+    print(
+        f"sketch: 2 raw queries (policy, key owners) + cached trust data + the rule: "
+        f"{lean:9.0f} evaluations/s ({lean / GOAL_RATE:.0%} of the goal), {1000 / lean:.2f} ms each"
+    )
+    for name, value in parts.items():
+        print(f"  {name:46s} {value:9.0f}/s  {1000 / value:6.3f} ms")
+    print(
+        f"the whole API request in-process (django.test.Client, no server): "
+        f"{in_process_request:9.0f} requests/s, {1000 / in_process_request:.2f} ms each, "
+        f"{request_queries} SQL queries each"
+    )
+    print(
+        f"HTTP POST /api/v1/policy/evaluate/ (gunicorn 2 workers x 4 threads, 16 connections, "
+        f"10 s): {http['rps']:.0f} evaluations/s, p50 {http['p50_ms']:.1f} ms, "
+        f"p99 {http['p99_ms']:.1f} ms ({http['p99_ms'] / GOAL_P99_MS:.0%} of the "
+        f"{GOAL_P99_MS:.0f} ms goal), non-2xx {http['errors']:.0f}"
+    )
+    print(
+        f"the same with 2 connections (little queueing): {light['rps']:.0f} evaluations/s, "
+        f"p50 {light['p50_ms']:.1f} ms, p99 {light['p99_ms']:.1f} ms, "
+        f"non-2xx {light['errors']:.0f}"
+    )
+    print(
+        f"for scale, an authenticated GET /api/v1/policy/content-trust/ on the same server: "
+        f"{baseline['rps']:.0f} requests/s, p50 {baseline['p50_ms']:.1f} ms, "
+        f"p99 {baseline['p99_ms']:.1f} ms"
+    )
+    if profiled:
+        print(profiled)
+
+
+if __name__ == "__main__":
+    main()

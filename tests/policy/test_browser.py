@@ -1,0 +1,77 @@
+"""The content-trust console in a real browser: an admin turns the policy on, then checks an
+image. The image's repository is exempt, so no Notary is needed."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from policy.models import PolicyVersion
+from tests.factories import PASSWORD, make_team
+from trust.trust_data import forget
+
+pytestmark = pytest.mark.browser
+
+# Written for a person to look at after a run; nothing compares them.
+POLICY_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-policy.png"
+CHECK_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-check.png"
+
+
+def log_in(page: Page, username: str = "root") -> None:
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
+
+
+def test_admin_enables_content_trust_then_checks_an_exempt_image(
+    transactional_db, admin, browser_page
+):
+    forget()
+    make_team("ci", actor=admin)
+    make_team("dev", actor=admin)
+    page = browser_page
+    log_in(page)
+
+    page.get_by_role("link", name="Content Trust", exact=True).click()
+    expect(page.get_by_role("heading", name="Content Trust")).to_contain_text("Off")
+    policy = page.locator("#policy")
+    policy.get_by_label("Run only signed images").check()
+    policy.get_by_label("ci", exact=True).check()
+    expect(policy.get_by_label("Enforced: deny what fails")).to_be_checked()
+    policy.get_by_label("Exemptions").fill("registry.example.com/sandbox/*\n")
+    policy.get_by_role("button", name="Save policy").click()
+
+    expect(page.get_by_role("status")).to_have_text("Saved: enabled, signing teams, exemptions.")
+    expect(page.get_by_role("heading", name="Content Trust")).to_contain_text("Enforced")
+    expect(policy.get_by_label("Run only signed images")).to_be_checked()
+    expect(policy.get_by_label("ci", exact=True)).to_be_checked()
+    expect(policy.get_by_label("dev", exact=True)).not_to_be_checked()
+    history = page.locator("table.history tbody tr")
+    expect(history).to_have_count(1)
+    expect(history).to_contain_text("enabled, signing teams, exemptions")
+    expect(history).to_contain_text("root")
+    assert PolicyVersion.objects.get().policy == {
+        "enabled": True,
+        "mode": "enforced",
+        "signing_teams": ["ci"],
+        "allow_repos": ["registry.example.com/sandbox/*"],
+    }
+    page.screenshot(path=POLICY_SCREENSHOT, full_page=True)
+
+    page.get_by_role("link", name="Check an image").first.click()
+    page.get_by_label("Image").fill("registry.example.com/sandbox/app:1.0")
+    page.get_by_role("button", name="Check image").click()
+
+    result = page.locator("section.evaluation")
+    expect(result.locator("[data-decision]").first).to_have_text("Allowed")
+    expect(result).to_contain_text("registry.example.com/sandbox/app:1.0")
+    expect(result.locator(".reasons")).to_contain_text(
+        "Exempt: registry.example.com/sandbox/* is in allow_repos"
+    )
+    expect(page).to_have_url(
+        "/content-trust/check/?image=registry.example.com%2Fsandbox%2Fapp%3A1.0"
+    )
+    page.screenshot(path=CHECK_SCREENSHOT, full_page=True)

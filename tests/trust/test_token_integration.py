@@ -1,0 +1,202 @@
+"""The whole chain on one machine: a real notary-server that demands Gatehouse's tokens, the
+real ``notary`` CLI asking Gatehouse's realm with HTTP Basic (``NOTARY_AUTH``), and
+Gatehouse's own jobs minting their tokens in-process (notary-wire §7)."""
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from accounts.services import api_token_create, team_member_add, team_member_remove, user_deactivate
+from tests.conftest import NOTARY_CLI_PASSPHRASES
+from tests.factories import PASSWORD, make_team, make_user
+from tests.trust.helpers import run_jobs, signing_key_of
+from trust import services
+from trust.devnotary import NotaryStack
+from trust.models import Job
+
+pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
+
+RELEASES = "targets/releases"
+
+
+@pytest.fixture
+def token_notary(live_server, settings, notary_postgres_url, tmp_path):
+    """notary-server + signer configured by ``notary_server_config`` to trust Gatehouse's
+    tokens, its realm at this test's live server. One per test: the token key lives in the
+    test database, which is emptied after each test."""
+    settings.GATEHOUSE_PUBLIC_URL = live_server.url
+    settings.GATEHOUSE_SYNC_DELAY_SECONDS = 0
+    out = io.StringIO()
+    call_command("notary_server_config", "--cert-out", str(tmp_path / "token-ca.pem"), stdout=out)
+    config = json.loads(out.getvalue())
+    assert config["auth"]["options"]["realm"] == f"{live_server.url}/auth/token"
+    stack = NotaryStack.ephemeral(notary_postgres_url, server_config=config)
+    try:
+        stack.start()
+        settings.NOTARY_URL = stack.url
+        yield stack
+        assert stack.alive(), stack.log_tail(40)
+    finally:
+        stack.discard()
+
+
+@pytest.fixture
+def cli(token_notary):
+    """``cli(trust_dir, *args, auth=(user, password))``: the notary CLI, as that person."""
+
+    def run(trust_dir: Path, *args: str, auth: tuple[str, str] | None = None):
+        env = {**os.environ, **NOTARY_CLI_PASSPHRASES}
+        env.pop("NOTARY_AUTH", None)
+        if auth is not None:
+            env["NOTARY_AUTH"] = base64.b64encode(":".join(auth).encode()).decode()
+        command = ["notary", "-d", str(trust_dir), "-s", token_notary.url, *args]
+        return subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,  # never a password prompt
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    return run
+
+
+@pytest.fixture
+def realm_calls(caplog):
+    """The token requests that reached the realm over HTTP, as their log lines."""
+    caplog.set_level(logging.INFO, logger="trust.tokens")
+
+    def calls() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "trust.tokens" and " via http:" in r.getMessage()
+        ]
+
+    return calls
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def publish(cli, trust_dir: Path, gun: str, tag: str, auth) -> subprocess.CompletedProcess:
+    return cli(
+        trust_dir, "addhash", gun, tag, "3", "--sha256", digest(tag), "-r", RELEASES, "-p",
+        auth=auth,
+    )  # fmt: skip
+
+
+def refused(result: subprocess.CompletedProcess) -> bool:
+    output = (result.stdout + result.stderr).lower()
+    return result.returncode != 0 and ("401" in output or "unauthorized" in output)
+
+
+def keyring(cli, trust_dir: Path, pem: bytes) -> Path:
+    trust_dir.mkdir()
+    (trust_dir / "key.pem").write_bytes(pem)
+    result = cli(trust_dir, "key", "import", str(trust_dir / "key.pem"))
+    assert result.returncode == 0, result.stderr
+    return trust_dir
+
+
+def test_signers_publish_others_are_refused_and_jobs_mint_in_process(
+    token_notary, cli, realm_calls, notary_gun, admin, tmp_path, settings
+):
+    jenkins, moby = make_user("jenkins"), make_user("moby")
+    _, jenkins_pem = signing_key_of(jenkins)
+    moby_key, _ = signing_key_of(moby)
+    ci = make_team("ci", members=(jenkins,), actor=admin)
+    make_team("dev", members=(moby,), actor=admin)
+
+    # Gatehouse's job initialises the repository on the token-protected server.
+    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    jobs = run_jobs()
+    assert [(j.kind, j.status, j.error) for j in jobs] == [("initialize", "succeeded", "")]
+    assert realm_calls() == []
+
+    # jenkins signs a tag into targets/releases with his bundle key.
+    jenkins_dir = keyring(cli, tmp_path / "jenkins", jenkins_pem)
+    result = publish(cli, jenkins_dir, notary_gun, "v1", ("jenkins", PASSWORD))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(
+        line.startswith('Notary token for jenkins via http: asked ["repository:')
+        and f'granted ["repository:{notary_gun}:push,pull"]' in line
+        for line in realm_calls()
+    ), realm_calls()
+    listing = cli(tmp_path / "reader", "list", notary_gun, auth=("moby", PASSWORD))
+    assert listing.returncode == 0, listing.stderr
+    assert "v1" in listing.stdout
+
+    # moby, not in a signer team, is refused even with jenkins's key in hand.
+    moby_dir = keyring(cli, tmp_path / "moby", jenkins_pem)
+    result = publish(cli, moby_dir, notary_gun, "v1-moby", ("moby", PASSWORD))
+    assert refused(result), result.stdout + result.stderr
+
+    # A CI system uses an API token as the password.
+    raw_token, _ = api_token_create(user=jenkins)
+    result = publish(cli, jenkins_dir, notary_gun, "v2", ("jenkins", raw_token))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # Once he leaves ci, his next publish is refused, before any job has even removed
+    # his key from the delegations: the token no longer grants push.
+    team_member_remove(actor=admin, team=ci, user=jenkins)
+    result = publish(cli, jenkins_dir, notary_gun, "v3", ("jenkins", PASSWORD))
+    assert refused(result), result.stdout + result.stderr
+
+    # Gatehouse's own sync jobs still reach the server, minting in-process: moby joins ci.
+    calls_before = len(realm_calls())
+    team_member_add(actor=admin, team=ci, user=moby)
+    team_member_add(actor=admin, team=ci, user=jenkins)
+    jobs = run_jobs()
+    assert all(j.status == "succeeded" for j in jobs), [(j.kind, j.error) for j in jobs]
+    assert Job.objects.filter(kind="sync", status="succeeded").exists()
+    assert len(realm_calls()) == calls_before  # the realm was never called by a job
+    assert jobs[-1].repository.delegations
+    assert any(moby_key.tuf_key_id in entry["key_ids"] for entry in jobs[-1].repository.delegations)
+
+    result = publish(cli, jenkins_dir, notary_gun, "v4", ("jenkins", PASSWORD))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # Deactivated: his credentials stop working at once.
+    user_deactivate(actor=admin, user=jenkins)
+    result = publish(cli, jenkins_dir, notary_gun, "v5", ("jenkins", PASSWORD))
+    assert result.returncode != 0, result.stdout
+    result = publish(cli, jenkins_dir, notary_gun, "v5", ("jenkins", raw_token))
+    assert result.returncode != 0, result.stdout
+
+    listing = cli(tmp_path / "final", "list", notary_gun, auth=("moby", PASSWORD))
+    tags = {line.split()[0] for line in listing.stdout.splitlines()[2:] if line.strip()}
+    # The refused v3 stayed in jenkins's local changelist and went out with v4; moby's
+    # and the deactivated jenkins's never did.
+    assert tags == {"v1", "v2", "v3", "v4"}, listing.stdout
+
+
+def test_anonymous_reads_follow_the_setting(
+    token_notary, cli, notary_gun, admin, tmp_path, settings
+):
+    make_team("ci", members=(make_user("jenkins"),), actor=admin)
+    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    assert [j.status for j in run_jobs()] == ["succeeded"]
+
+    assert settings.GATEHOUSE_NOTARY_ANONYMOUS_PULL is False
+    result = cli(tmp_path / "anonymous-1", "list", notary_gun)
+    assert result.returncode != 0, result.stdout
+
+    settings.GATEHOUSE_NOTARY_ANONYMOUS_PULL = True
+    result = cli(tmp_path / "anonymous-2", "list", notary_gun)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No targets present" in result.stdout + result.stderr
+
+    # Anonymous pull still opens only repositories Gatehouse manages, and never push.
+    result = cli(tmp_path / "anonymous-3", "init", f"{notary_gun}-other", "-p")
+    assert refused(result), result.stdout + result.stderr
