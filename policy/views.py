@@ -54,6 +54,8 @@ def _policy_page(
         "current": current,
         "history": history,
         "check_form": ImageCheckForm(),
+        "admission_decisions": selectors.admission_decisions_latest(limit=20),
+        "webhook_base": request.build_absolute_uri("/").rstrip("/"),
     }
     if request.user.is_admin:
         context["policy_form"] = form or PolicyForm(

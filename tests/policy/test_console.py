@@ -281,3 +281,25 @@ def test_an_unreachable_notary_is_an_error_message_not_a_500(as_alice, admin, se
     assert message.startswith("Notary cannot be reached, so nothing is verified: ")
     assert "Connection refused" in message
     assert 'class="message message-error"' in page.text
+
+
+def test_the_content_trust_page_shows_the_webhook_and_latest_admission_decisions(client, admin):
+    from policy.models import AdmissionDecision
+
+    AdmissionDecision.objects.create(
+        uid="u-1",
+        webhook="validate",
+        namespace="prod",
+        kind="Deployment",
+        name="web",
+        operation="CREATE",
+        allowed=False,
+        failing=[{"image": "registry.example.com/ci/app:2.0", "reasons": ["team ci unsatisfied"]}],
+    )
+    client.force_login(admin)
+    page = client.get("/content-trust/").content.decode()
+    assert "/api/v1/admission/validate/" in page
+    assert "admission_service_account" in page
+    assert "prod/web" in page
+    assert "registry.example.com/ci/app:2.0" in page
+    assert "Denied" in page
