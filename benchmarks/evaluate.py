@@ -6,9 +6,9 @@ A Gatehouse-managed repository on a real notary stack, ``jenkins`` (team ``ci``)
 ``GATEHOUSE_TRUST_REVALIDATE_SECONDS``, 3 s by default, as in production):
 
 * the floor: ``policy.evaluation.evaluate`` alone on inputs read beforehand;
-* ``policy.services.image_evaluate`` in a loop, its SQL, and each of its reads on its own;
-* a sketch of a leaner read-afresh path: the policy and the key owners in one raw query
-  each, the trust data and its pin from the cache (what the service could become);
+* ``policy.services.image_evaluate`` in a loop, its SQL, and each of its reads on its own
+  (the policy and key owners come from ``policy.inputs``, cached until the generation moves,
+  and the trust data from ``trust.trust_data``'s cache);
 * the whole API request in-process (``django.test.Client``), then
   ``POST /api/v1/policy/evaluate/`` under gunicorn with wrk (16 connections for 10 s, then
   2 connections for 5 s), beside an authenticated GET of the policy for scale.
@@ -121,44 +121,6 @@ def round_trip() -> None:
         cursor.fetchone()
 
 
-POLICY_SQL = """
-SELECT p.enabled, p.mode, p.allow_repos,
-       COALESCE(array_agg(t.name ORDER BY t.name) FILTER (WHERE t.name IS NOT NULL), '{}')
-FROM policy_contenttrustpolicy p
-LEFT JOIN policy_contenttrustpolicy_signing_teams s ON s.contenttrustpolicy_id = p.id
-LEFT JOIN accounts_team t ON t.id = s.team_id
-WHERE p.id = 1 GROUP BY p.id
-"""
-OWNERS_SQL = """
-SELECT k.tuf_key_id, u.username,
-       COALESCE(array_agg(t.name) FILTER (WHERE t.name IS NOT NULL), '{}')
-FROM bundles_publickey k
-JOIN accounts_user u ON u.id = k.user_id
-LEFT JOIN accounts_membership m ON m.user_id = u.id
-LEFT JOIN accounts_team t ON t.id = m.team_id
-WHERE k.tuf_key_id = ANY(%s) AND k.revoked_at IS NULL AND u.is_active
-GROUP BY k.tuf_key_id, u.username
-"""
-
-
-def lean_step(reference, trust, signers: list[str]):
-    """What a read-afresh evaluation could cost: the policy and the key owners in one raw
-    query each, the trust data (and its pin) from the in-process cache, then the rule."""
-    from django.db import connection
-
-    from policy.evaluation import KeyOwner, PolicyRules, evaluate
-
-    with connection.cursor() as cursor:
-        cursor.execute(POLICY_SQL)
-        enabled, mode, allow_repos, teams = cursor.fetchone()
-        cursor.execute(OWNERS_SQL, [signers])
-        owners = {key: KeyOwner(user, frozenset(names)) for key, user, names in cursor.fetchall()}
-    rules = PolicyRules(
-        enabled=enabled, mode=mode, signing_teams=tuple(teams), allow_repos=tuple(allow_repos)
-    )
-    return evaluate(reference, rules, trust, owners)
-
-
 def profile(step, count: int = 1000) -> str:
     """Where ``step``'s time goes: our functions and the layers above them, by cumulative
     time, then the hottest functions of all by their own time."""
@@ -188,8 +150,8 @@ def main() -> None:
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
 
-        from policy import selectors
         from policy.evaluation import evaluate, parse_image_reference, trust_data_from_verified
+        from policy.inputs import evaluation_context
         from policy.services import image_evaluate
         from trust.devnotary import NotaryStack
         from trust.trust_data import root_pin, verified_repository
@@ -207,28 +169,20 @@ def main() -> None:
             queries = queries_of_an_evaluation()
 
             reference = parse_image_reference(IMAGE)
-            rules = selectors.policy_rules()
+            context = evaluation_context()
             trust = trust_data_from_verified(verified_repository(GUN))
-            signers = {key for role in trust.roles.values() for key in role.signers}
-            owners = selectors.key_owners(signers)
-            floor = rate(lambda: evaluate(reference, rules, trust, owners))
+            floor = rate(lambda: evaluate(reference, context.rules, trust, context.owners))
             service = rate(lambda: image_evaluate(image=IMAGE))
-            lean_result = lean_step(reference, trust, sorted(signers))
-            assert lean_result == result, (lean_result, result)
-            lean = rate(lambda: lean_step(reference, trust, sorted(signers)))
             parts = {
                 "one SQL round trip, no ORM (SELECT 1)": rate(round_trip, 1.0),
                 "parse_image_reference": rate(lambda: parse_image_reference(IMAGE), 1.0),
-                "selectors.policy_rules (policy + its teams)": rate(selectors.policy_rules, 1.0),
+                "inputs.evaluation_context (cached: one query)": rate(evaluation_context, 1.0),
                 "trust_data.root_pin (the repository row)": rate(lambda: root_pin(GUN), 1.0),
                 "verified_repository (cached, incl. root_pin)": rate(
                     lambda: verified_repository(GUN), 1.0
                 ),
                 "trust_data_from_verified": rate(
                     lambda: trust_data_from_verified(verified_repository(GUN)), 1.0
-                ),
-                "selectors.key_owners (keys + memberships)": rate(
-                    lambda: selectors.key_owners(signers), 1.0
                 ),
             }
             client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -276,10 +230,6 @@ def main() -> None:
     )
     for sql in queries:
         print(f"  query: {sql[:150]}")
-    print(
-        f"sketch: 2 raw queries (policy, key owners) + cached trust data + the rule: "
-        f"{lean:9.0f} evaluations/s ({lean / GOAL_RATE:.0%} of the goal), {1000 / lean:.2f} ms each"
-    )
     for name, value in parts.items():
         print(f"  {name:46s} {value:9.0f}/s  {1000 / value:6.3f} ms")
     print(

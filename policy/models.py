@@ -3,6 +3,8 @@
 One policy for the whole installation, as UCP had; every change keeps a version.
 """
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -49,6 +51,21 @@ class ContentTrustPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"content trust policy v{self.version}"
+
+
+class EvaluationInputs(models.Model):
+    """A counter of changes to what evaluations read: policy, people, teams, keys.
+
+    Evaluations cache the policy and the key owners per process and check this one row
+    instead of reading them all again, so a change still counts at the very next
+    evaluation. ``epoch`` is new with every database, so a cache never outlives one.
+    """
+
+    epoch = models.UUIDField(default=uuid.uuid4)
+    generation = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"evaluation inputs {self.epoch}/{self.generation}"
 
 
 class PolicyVersion(models.Model):

@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.models import Permission
@@ -17,12 +18,14 @@ from policy import admission
 from policy.evaluation import (
     Evaluation,
     InvalidReference,
+    KeyOwner,
     PolicyRules,
     evaluate,
     is_exempt,
     parse_image_reference,
     trust_data_from_verified,
 )
+from policy.inputs import evaluation_context, evaluation_inputs_changed
 from policy.models import (
     DEFAULT_EXEMPT_NAMESPACES,
     AdmissionDecision,
@@ -30,10 +33,7 @@ from policy.models import (
     PolicyVersion,
 )
 from policy.selectors import (
-    key_owners,
-    policy_admission,
     policy_get,
-    policy_rules,
     policy_settings,
 )
 from trust.notary.errors import InvalidMetadata, NotaryUnavailable, NotFound
@@ -135,6 +135,7 @@ def policy_update(
         PolicyVersion.objects.create(
             number=policy.version, policy=_versioned_settings(policy), changed=changed, actor=actor
         )
+        evaluation_inputs_changed()
         logger.info("content trust policy v%d by %s: %s", policy.version, actor, ", ".join(changed))
     return policy, changed
 
@@ -148,12 +149,15 @@ def image_evaluate(*, image: str) -> Evaluation:
     A malformed reference is a ``ValidationError``; an unreachable Notary raises
     ``NotaryUnavailable`` for the caller to answer 503.
     """
-    return image_evaluate_under(image=image, rules=policy_rules())
+    context = evaluation_context()
+    return image_evaluate_under(image=image, rules=context.rules, owners=context.owners)
 
 
-def image_evaluate_under(*, image: str, rules: PolicyRules) -> Evaluation:
-    """``image_evaluate`` under rules the caller has read already, so admission reads the
-    policy once per review, not once per image."""
+def image_evaluate_under(
+    *, image: str, rules: PolicyRules, owners: Mapping[str, KeyOwner]
+) -> Evaluation:
+    """``image_evaluate`` with the policy and key owners the caller has read already, so
+    admission reads them once per review, not once per image."""
     try:
         reference = parse_image_reference(image)
     except InvalidReference as error:
@@ -167,16 +171,15 @@ def image_evaluate_under(*, image: str, rules: PolicyRules) -> Evaluation:
         trust_error = None
     except InvalidMetadata as error:
         trust_error = f"trust data does not verify: {error}"
-    signers = {
-        key_id for role in (trust.roles.values() if trust else ()) for key_id in role.signers
-    }
-    return evaluate(reference, rules, trust, key_owners(signers), trust_error=trust_error)
+    return evaluate(reference, rules, trust, owners, trust_error=trust_error)
 
 
 # --- Kubernetes admission ----------------------------------------------------------------
 
 
-def _verdicts(images: list[str], rules: PolicyRules) -> dict[str, admission.Verdict]:
+def _verdicts(
+    images: list[str], rules: PolicyRules, owners: Mapping[str, KeyOwner]
+) -> dict[str, admission.Verdict]:
     """Evaluate each distinct image once (``nginx`` and ``nginx:latest`` are one image).
     An unreachable Notary fails every image that would need it, without waiting on Notary
     again for each."""
@@ -196,7 +199,7 @@ def _verdicts(images: list[str], rules: PolicyRules) -> dict[str, admission.Verd
                 verdict = admission.verdict_of_error(image, unavailable, rules)
             else:
                 try:
-                    evaluation = image_evaluate_under(image=image, rules=rules)
+                    evaluation = image_evaluate_under(image=image, rules=rules, owners=owners)
                     verdict = admission.verdict_of(image, evaluation, rules)
                 except ValidationError as error:
                     verdict = admission.verdict_of_error(image, " ".join(error.messages), rules)
@@ -230,8 +233,9 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
             f"Gatehouse content trust: a {review.kind or 'object'} without container images"
         )
     else:
-        rules, exempt_namespaces = policy_admission()
-        if review.namespace and review.namespace in exempt_namespaces:
+        context = evaluation_context()
+        rules = context.rules
+        if review.namespace and review.namespace in context.exempt_namespaces:
             decision = admission.allow(
                 f"Gatehouse content trust: namespace {review.namespace} is exempt "
                 "(exempt_namespaces); no image was checked"
@@ -241,7 +245,7 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
             decision = admission.decide(
                 rules=rules,
                 containers=containers,
-                verdicts=_verdicts(images, rules),
+                verdicts=_verdicts(images, rules, context.owners),
                 mutate=mutate,
             )
     if not review.dry_run:

@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Team, User
+from policy.inputs import evaluation_inputs_changed
 from policy.selectors import policy_get
 from trust import custody, selectors
 from trust.models import Job, Repository, RootKeyExport
@@ -148,7 +149,9 @@ def identity_changed(
     teams: Iterable[Team] = (),
     users: Iterable[User] = (),
 ) -> None:
-    """Sync every repository whose desired delegations may have changed."""
+    """Sync every repository whose desired delegations may have changed, and make the next
+    evaluation read people, teams and keys afresh."""
+    evaluation_inputs_changed()
     team_ids = [team.pk for team in teams]
     repositories = set(selectors.repositories_of_teams(team_ids)) if team_ids else set()
     for user in users:

@@ -401,7 +401,8 @@ def test_export_downloads_an_encrypted_pem_records_it_and_ends_the_warning(as_ad
     assert response.content.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     key = serialization.load_pem_private_key(response.content, PASSPHRASE.encode())
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    with pytest.raises(ValueError, match=r"Bad decrypt|Incorrect password"):
+    # A wrong passphrase fails to decrypt; OpenSSL words it differently from time to time.
+    with pytest.raises(ValueError):  # noqa: PT011
         serialization.load_pem_private_key(response.content, b"wrong-passphrase!!")
     assert RootKeyExport.objects.get().actor == admin
     page = as_admin.get("/trust/root/")
