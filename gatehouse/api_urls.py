@@ -1,7 +1,7 @@
 """One router for ``/api/v1/``; each app registers its endpoints here."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
@@ -45,6 +45,6 @@ urlpatterns = [
     path("trust/root/", TrustRootView.as_view(), name="api-trust-root"),
     path("trust/root/export/", TrustRootExportView.as_view(), name="api-trust-root-export"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
 ]

@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "gatehouse.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "gatehouse.urls"
@@ -150,6 +151,18 @@ STATIC_ROOT = Path(os.environ.get("GATEHOUSE_STATIC_ROOT", VAR_DIR / "static"))
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Production (GATEHOUSE_DEBUG off) runs behind HTTPS: cookies only over TLS, and HSTS.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = 0 if DEBUG else int(os.environ.get("GATEHOUSE_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GATEHOUSE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("GATEHOUSE_HSTS_PRELOAD", True)
+# Redirect plain HTTP to HTTPS; behind a TLS-terminating proxy, trust its X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = env_bool("GATEHOUSE_SSL_REDIRECT")
+if env_bool("GATEHOUSE_BEHIND_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env_list("GATEHOUSE_CSRF_TRUSTED_ORIGINS")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
