@@ -16,7 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
+from accounts.backends import client_address
 from accounts.models import ApiToken, Team, User
+from audit.services import audit_record
 from gatehouse.api import IsAdmin
 
 
@@ -28,6 +30,12 @@ class TokenSerializer(serializers.Serializer):
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
+
+
+class LockedOut(exceptions.APIException):
+    status_code = 429
+    default_detail = "Too many failed logins for this account or address; try again later."
+    default_code = "locked_out"
 
 
 class LoginView(APIView):
@@ -42,16 +50,40 @@ class LoginView(APIView):
 
     @extend_schema(
         request=LoginSerializer,
-        responses={200: TokenSerializer, 401: OpenApiResponse(description="Wrong credentials")},
+        responses={
+            200: TokenSerializer,
+            401: OpenApiResponse(description="Wrong credentials"),
+            429: OpenApiResponse(description="Locked out after failed logins, or too many tokens"),
+        },
         auth=[],
     )
     def post(self, request: Request) -> Response:
         credentials = LoginSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
+        username = credentials.validated_data["username"]
+        if services.login_locked(username=username, address=client_address(request)):
+            raise LockedOut()
         user = authenticate(request, **credentials.validated_data)
         if user is None:
+            audit_record(
+                action="login.failed",
+                actor=None,
+                target_type="user",
+                target_id=username,
+                after={"via": "api"},
+            )
             raise exceptions.AuthenticationFailed("Invalid username or password.")
-        raw_token, token = services.api_token_create(user=user)
+        try:
+            raw_token, token = services.api_token_create(user=user)
+        except services.TooManyTokens as error:
+            raise exceptions.Throttled(detail=f"{error} Try again later.") from error
+        audit_record(
+            action="login.succeeded",
+            actor=user,
+            target_type="user",
+            target_id=user.username,
+            after={"via": "api"},
+        )
         return Response({"token": raw_token, "expires_at": token.expires_at})
 
 

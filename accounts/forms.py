@@ -8,7 +8,9 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
+from accounts.backends import client_address
 from accounts.models import User
+from accounts.services import login_locked
 
 
 class ServiceForm(forms.Form):
@@ -50,11 +52,21 @@ def password_field(label: str, *, autocomplete: str, with_rules: bool = False) -
 
 
 class LoginForm(AuthenticationForm):
-    """Django's login form, with labels styled like the rest of the console."""
+    """Django's login form, with labels styled like the rest of the console, that says so
+    when the account or address is locked out (``accounts.backends``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username") or ""
+        if username and login_locked(username=username, address=client_address(self.request)):
+            raise ValidationError(
+                "Too many failed logins for this account or address; try again later.",
+                code="locked_out",
+            )
+        return super().clean()
 
 
 class ActionForm(ServiceForm):

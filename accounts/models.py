@@ -139,3 +139,14 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.pk} of {self.user}"
+
+
+class LoginFailure(models.Model):
+    """A failed login, kept for the lockout window: per account and per address."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    address = models.CharField(max_length=45, blank=True, db_index=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"failed login for {self.username} from {self.address or 'unknown'}"

@@ -4,6 +4,7 @@ Each function is keyword-only, runs in one transaction, validates with the model
 rules and raises ``django.core.exceptions.ValidationError`` (field -> messages) on bad input.
 """
 
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -14,7 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import ApiToken, Membership, Team, User
+from accounts.models import ApiToken, LoginFailure, Membership, Team, User
+from audit.services import audit_record
 from trust.services import identity_changed
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,16 @@ def _check_password(password: str, *, user: User, field: str = "password") -> No
         validate_password(password, user)
     except ValidationError as error:
         raise ValidationError({field: error.messages}) from error
+
+
+def _user_fields(user: User) -> dict:
+    """What the audit log keeps of a user: never the password."""
+    return {
+        "full_name": user.full_name,
+        "email": user.email,
+        "is_admin": user.is_admin,
+        "is_active": user.is_active,
+    }
 
 
 def _active_admin_count() -> int:
@@ -68,6 +80,13 @@ def user_create(
     _check_password(password, user=user)
     user.set_password(password)
     _save_new(user, unique_field="username")
+    audit_record(
+        action="user.created",
+        actor=actor,
+        target_type="user",
+        target_id=user.username,
+        after=_user_fields(user),
+    )
     logger.info("user %s created by %s", user.username, actor or "system")
     return user
 
@@ -83,11 +102,20 @@ def user_update(
 ) -> User:
     if is_admin is False:
         _guard_last_admin(user, change="demote")
+    before = _user_fields(user)
     for field, value in (("full_name", full_name), ("email", email), ("is_admin", is_admin)):
         if value is not None:
             setattr(user, field, value)
     user.full_clean()
     user.save()
+    audit_record(
+        action="user.updated",
+        actor=actor,
+        target_type="user",
+        target_id=user.username,
+        before=before,
+        after=_user_fields(user),
+    )
     logger.info("user %s updated by %s", user.username, actor)
     return user
 
@@ -103,6 +131,14 @@ def user_deactivate(*, actor: User, user: User) -> User:
         user.save(update_fields=["is_active"])
         api_tokens_revoke(user=user)
         identity_changed(actor=actor, cause=f"{user.username} deactivated", users=[user])
+        audit_record(
+            action="user.deactivated",
+            actor=actor,
+            target_type="user",
+            target_id=user.username,
+            before={"is_active": True},
+            after={"is_active": False},
+        )
         logger.info("user %s deactivated by %s", user.username, actor)
     return user
 
@@ -113,6 +149,14 @@ def user_reactivate(*, actor: User, user: User) -> User:
         user.is_active = True
         user.save(update_fields=["is_active"])
         identity_changed(actor=actor, cause=f"{user.username} reactivated", users=[user])
+        audit_record(
+            action="user.reactivated",
+            actor=actor,
+            target_type="user",
+            target_id=user.username,
+            before={"is_active": False},
+            after={"is_active": True},
+        )
         logger.info("user %s reactivated by %s", user.username, actor)
     return user
 
@@ -136,7 +180,14 @@ def user_password_change(
     _check_password(new_password, user=user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    api_tokens_revoke(user=user, keep=keep_token)
+    revoked = api_tokens_revoke(user=user, keep=keep_token)
+    audit_record(
+        action="user.password_changed",
+        actor=actor,
+        target_type="user",
+        target_id=user.username,
+        after={"tokens_revoked": revoked},
+    )
     logger.info("password of %s changed by %s", user.username, actor)
     return user
 
@@ -145,16 +196,32 @@ def user_password_change(
 def team_create(*, actor: User, name: str, description: str = "") -> Team:
     team = Team(name=name, description=description)
     _save_new(team, unique_field="name")
+    audit_record(
+        action="team.created",
+        actor=actor,
+        target_type="team",
+        target_id=team.name,
+        after={"description": team.description},
+    )
     logger.info("team %s created by %s", team.name, actor)
     return team
 
 
 @transaction.atomic
 def team_update(*, actor: User, team: Team, description: str | None = None) -> Team:
+    before = {"description": team.description}
     if description is not None:
         team.description = description
     team.full_clean()
     team.save()
+    audit_record(
+        action="team.updated",
+        actor=actor,
+        target_type="team",
+        target_id=team.name,
+        before=before,
+        after={"description": team.description},
+    )
     logger.info("team %s updated by %s", team.name, actor)
     return team
 
@@ -164,6 +231,16 @@ def team_delete(*, actor: User, team: Team) -> None:
     """Its repositories' syncs are asked for first, while the team still names them."""
     name = team.name
     identity_changed(actor=actor, cause=f"team {name} deleted", teams=[team])
+    audit_record(
+        action="team.deleted",
+        actor=actor,
+        target_type="team",
+        target_id=name,
+        before={
+            "description": team.description,
+            "members": sorted(team.members.values_list("username", flat=True)),
+        },
+    )
     team.delete()
     logger.info("team %s deleted by %s", name, actor)
 
@@ -176,6 +253,13 @@ def team_member_add(*, actor: User, team: Team, user: User) -> tuple[Membership,
     membership, created = Membership.objects.get_or_create(team=team, user=user)
     if created:
         identity_changed(actor=actor, cause=f"{user.username} joined {team.name}", teams=[team])
+        audit_record(
+            action="membership.added",
+            actor=actor,
+            target_type="team",
+            target_id=team.name,
+            after={"member": user.username},
+        )
         logger.info("%s added to team %s by %s", user.username, team.name, actor)
     return membership, created
 
@@ -186,6 +270,13 @@ def team_member_remove(*, actor: User, team: Team, user: User) -> bool:
     deleted, _ = Membership.objects.filter(team=team, user=user).delete()
     if deleted:
         identity_changed(actor=actor, cause=f"{user.username} left {team.name}", teams=[team])
+        audit_record(
+            action="membership.removed",
+            actor=actor,
+            target_type="team",
+            target_id=team.name,
+            before={"member": user.username},
+        )
         logger.info("%s removed from team %s by %s", user.username, team.name, actor)
     return bool(deleted)
 
@@ -195,9 +286,22 @@ def api_token_digest(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
+class TooManyTokens(Exception):
+    """The user created more API tokens in the last hour than allowed."""
+
+
 @transaction.atomic
 def api_token_create(*, user: User) -> tuple[str, ApiToken]:
-    """Issue a bearer token; the raw value is returned once and never stored."""
+    """Issue a bearer token; the raw value is returned once and never stored.
+
+    At most ``GATEHOUSE_TOKENS_PER_HOUR`` per user, so a stolen password cannot mint
+    tokens without end.
+    """
+    hour_ago = timezone.now() - dt.timedelta(hours=1)
+    if ApiToken.objects.filter(user=user, created_at__gte=hour_ago).count() >= (
+        settings.GATEHOUSE_TOKENS_PER_HOUR
+    ):
+        raise TooManyTokens(f"{user.username} created too many API tokens in the last hour.")
     raw_token = secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -206,6 +310,49 @@ def api_token_create(*, user: User) -> tuple[str, ApiToken]:
     )
     logger.info("API token %s issued to %s", token.pk, user.username)
     return raw_token, token
+
+
+def _lockout_window() -> dt.datetime:
+    return timezone.now() - dt.timedelta(seconds=settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS)
+
+
+def login_locked(*, username: str, address: str) -> bool:
+    """Too many recent failures for this account, or from this address."""
+    recent = LoginFailure.objects.filter(at__gte=_lockout_window())
+    if recent.filter(username=username).count() >= settings.GATEHOUSE_LOGIN_MAX_FAILURES:
+        return True
+    return bool(address) and recent.filter(address=address).count() >= (
+        settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS
+    )
+
+
+def login_failure_record(*, username: str, address: str) -> None:
+    """Count a failed login; the failure that reaches the limit locks out and is audited."""
+    LoginFailure.objects.create(username=username[:150], address=address)
+    recent = LoginFailure.objects.filter(at__gte=_lockout_window())
+    for scope, count, limit in (
+        ("user", recent.filter(username=username).count(), settings.GATEHOUSE_LOGIN_MAX_FAILURES),
+        (
+            "address",
+            recent.filter(address=address).count() if address else 0,
+            settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS,
+        ),
+    ):
+        if count == limit:
+            audit_record(
+                action="login.locked_out",
+                actor=None,
+                target_type=scope,
+                target_id=username if scope == "user" else address,
+                after={"failures": count, "seconds": settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS},
+            )
+            logger.warning(
+                "login locked out for %s %s", scope, username if scope == "user" else address
+            )
+
+
+def login_failures_clear(*, username: str) -> None:
+    LoginFailure.objects.filter(username=username).delete()
 
 
 def api_token_revoke(*, token: ApiToken) -> None:

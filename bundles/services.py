@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from audit.services import audit_record
 from bundles.archive import client_bundle_zip
 from bundles.certificates import (
     CertificateRejected,
@@ -94,6 +95,18 @@ def _pem(certificate: x509.Certificate) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
+def _key_fields(key: PublicKey) -> dict:
+    """What the audit log keeps of a key: its owner and settings, never key material."""
+    return {
+        "owner": key.user.username,
+        "label": key.label,
+        "is_signing_key": key.is_signing_key,
+        "source": key.source,
+        "algorithm": key.algorithm,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+    }
+
+
 def bundle_issue(*, user: User, label: str | None = None, signing: bool = False) -> IssuedBundle:
     """A fresh ECDSA P-256 keypair and certificate, zipped. The private key is never stored.
 
@@ -140,6 +153,13 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
     )
     if signing:
         identity_changed(actor=user, cause=f"signing key {key.id[:12]} issued", users=[user])
+    audit_record(
+        action="bundle.issued",
+        actor=user,
+        target_type="key",
+        target_id=key.id,
+        after=_key_fields(key),
+    )
     logger.info("client bundle issued to %s: key %s", user.username, key.id)
     return IssuedBundle(archive=archive, key=key)
 
@@ -174,6 +194,13 @@ def public_key_register(
         raise KeyAlreadyRegistered(f"The key {key_id} is registered already.") from error
     if signing:
         identity_changed(actor=actor, cause=f"signing key {key_id[:12]} registered", users=[user])
+    audit_record(
+        action="key.registered",
+        actor=actor,
+        target_type="key",
+        target_id=key.id,
+        after=_key_fields(key),
+    )
     logger.info("key %s registered for %s by %s", key.id, user.username, actor)
     return key
 
@@ -182,6 +209,7 @@ def public_key_register(
 def public_key_update(
     *, actor: User, key: PublicKey, label: str | None = None, is_signing_key: bool | None = None
 ) -> PublicKey:
+    before = {"label": key.label, "is_signing_key": key.is_signing_key}
     if label is not None:
         key.label = _clean_label(label)
     if is_signing_key:
@@ -197,6 +225,14 @@ def public_key_update(
     key.save(update_fields=["label", "is_signing_key"])
     if signing_changed:
         identity_changed(actor=actor, cause=f"key {key.id[:12]} signing changed", users=[key.user])
+    audit_record(
+        action="key.updated",
+        actor=actor,
+        target_type="key",
+        target_id=key.id,
+        before=before,
+        after={"label": key.label, "is_signing_key": key.is_signing_key},
+    )
     logger.info("key %s of %s updated by %s", key.id, key.user.username, actor)
     return key
 
@@ -211,5 +247,13 @@ def public_key_revoke(*, actor: User, key: PublicKey) -> PublicKey:
         key.save(update_fields=["revoked_at", "is_signing_key"])
         if was_signing:
             identity_changed(actor=actor, cause=f"key {key.id[:12]} revoked", users=[key.user])
+        audit_record(
+            action="key.revoked",
+            actor=actor,
+            target_type="key",
+            target_id=key.id,
+            before={"is_signing_key": was_signing, "revoked_at": None},
+            after={"is_signing_key": False, "revoked_at": key.revoked_at.isoformat()},
+        )
         logger.info("key %s of %s revoked by %s", key.id, key.user.username, actor)
     return key

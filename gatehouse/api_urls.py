@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
+from audit.api import AuditEntryViewSet
 from bundles.api import BundleView, ClientCAView, PublicKeyViewSet
 from policy.api import (
     AdmissionMutateView,
@@ -22,6 +23,7 @@ router.register("teams", TeamViewSet, basename="team")
 router.register(r"users/(?P<username>[^/]+)/keys", PublicKeyViewSet, basename="user-key")
 router.register("repositories", RepositoryViewSet, basename="repository")
 router.register("jobs", JobViewSet, basename="job")
+router.register("audit", AuditEntryViewSet, basename="audit-entry")
 
 urlpatterns = [
     path("auth/login/", LoginView.as_view(), name="api-login"),

@@ -83,14 +83,17 @@ INSTALLED_APPS = [
     "bundles",
     "trust",
     "policy",
+    "audit",
 ]
 
 MIDDLEWARE = [
+    "gatehouse.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "gatehouse.security.ContentSecurityPolicyMiddleware",
@@ -129,6 +132,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]
+# Lockout after repeated failed logins, per account and per address, for a while.
+GATEHOUSE_LOGIN_MAX_FAILURES = int(os.environ.get("GATEHOUSE_LOGIN_MAX_FAILURES", "5"))
+GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS = int(
+    os.environ.get("GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS", "50")
+)
+GATEHOUSE_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("GATEHOUSE_LOGIN_LOCKOUT_SECONDS", "900"))
+GATEHOUSE_TOKENS_PER_HOUR = int(os.environ.get("GATEHOUSE_TOKENS_PER_HOUR", "120"))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -241,15 +252,28 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
     }
 
+# One line per record, with the request or job id (gatehouse/logging.py); JSON lines when
+# GATEHOUSE_LOG_JSON is on.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "gatehouse.logging.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(context)s] %(message)s"},
+        "json": {"()": "gatehouse.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if env_bool("GATEHOUSE_LOG_JSON") else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("GATEHOUSE_LOG_LEVEL", "INFO")},
+    # Django's own console and mail handlers go: its records reach the root's handler.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING's handler too
 
 GATEHOUSE_BUNDLE_CERT_DAYS = int(os.environ.get("GATEHOUSE_BUNDLE_CERT_DAYS", "365"))
 GATEHOUSE_DOCKER_HOST = os.environ.get("GATEHOUSE_DOCKER_HOST", "")

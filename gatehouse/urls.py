@@ -1,12 +1,14 @@
 from django.urls import include, path
 
-from gatehouse import views
+from gatehouse import health, views
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("gatehouse.api_urls")),
     path("auth/token", include("trust.token_views")),
     path("", views.dashboard, name="dashboard"),
-    path("audit/", views.coming_soon, {"section": "audit"}, name="audit"),
+    path("", include("audit.urls")),
     path("", include("accounts.urls")),
     path("", include("bundles.urls")),
     path("", include("trust.urls")),

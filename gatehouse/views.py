@@ -42,9 +42,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 # The sections whose console is not built yet: title and what the section will be for.
-COMING_SOON = {
-    "audit": ("Audit", "See who changed what, and when."),
-}
+COMING_SOON: dict[str, tuple[str, str]] = {}
 
 
 @require_safe

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Team, User
 from accounts.services import api_token_create, api_tokens_revoke
+from audit.services import audit_record, request_actor
 from policy import admission
 from policy.evaluation import (
     Evaluation,
@@ -136,6 +137,14 @@ def policy_update(
             number=policy.version, policy=_versioned_settings(policy), changed=changed, actor=actor
         )
         evaluation_inputs_changed()
+        audit_record(
+            action="policy.updated",
+            actor=actor,
+            target_type="policy",
+            target_id="content-trust",
+            before=before,
+            after=after,
+        )
         logger.info("content trust policy v%d by %s: %s", policy.version, actor, ", ".join(changed))
     return policy, changed
 
@@ -150,7 +159,20 @@ def image_evaluate(*, image: str) -> Evaluation:
     ``NotaryUnavailable`` for the caller to answer 503.
     """
     context = evaluation_context()
-    return image_evaluate_under(image=image, rules=context.rules, owners=context.owners)
+    evaluation = image_evaluate_under(image=image, rules=context.rules, owners=context.owners)
+    if not evaluation.allowed:
+        audit_record(
+            action="policy.evaluation_denied",
+            actor=request_actor(),
+            target_type="repository",
+            target_id=evaluation.gun,
+            after={
+                "image": evaluation.image,
+                "mode": evaluation.mode,
+                "reasons": list(evaluation.reasons),
+            },
+        )
+    return evaluation
 
 
 def image_evaluate_under(
@@ -262,6 +284,20 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
             pinned=len(decision.patch),
         )
     if not decision.allowed:
+        audit_record(
+            action="admission.denied",
+            actor=request_actor(),
+            target_type="workload",
+            target_id=f"{review.namespace}/{review.kind}/{review.name}",
+            after={
+                "uid": review.uid[:128],
+                "operation": review.operation,
+                "webhook": "mutate" if mutate else "validate",
+                "dry_run": review.dry_run,
+                "message": decision.message,
+                "failing": decision.failing_json(),
+            },
+        )
         logger.info(
             "admission denied %s %s %s/%s: %s",
             review.operation,

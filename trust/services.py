@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Team, User
+from audit.services import audit_record
 from policy.inputs import evaluation_inputs_changed
 from policy.selectors import policy_get
 from trust import custody, selectors
@@ -201,6 +202,13 @@ def repository_create(
     job = _new_job(
         kind=Job.Kind.INITIALIZE, repository=repository, actor=actor, cause="repository created"
     )
+    audit_record(
+        action="repository.created",
+        actor=actor,
+        target_type="repository",
+        target_id=gun,
+        after={"signer_teams": sorted(team.name for team in teams), "job": job.pk},
+    )
     logger.info("repository %s created by %s", gun, actor)
     return repository, job
 
@@ -240,6 +248,13 @@ def repositories_create_bulk(
         job = _new_job(
             kind=Job.Kind.INITIALIZE, repository=repository, actor=actor, cause="bulk creation"
         )
+        audit_record(
+            action="repository.created",
+            actor=actor,
+            target_type="repository",
+            target_id=gun,
+            after={"signer_teams": sorted(team.name for team in teams), "job": job.pk},
+        )
         created.append((repository, job))
     logger.info("%d repositories created in bulk by %s", len(created), actor)
     return BulkResult(created=created, skipped=sorted(existing))
@@ -249,7 +264,16 @@ def repositories_create_bulk(
 def repository_update_signer_teams(
     *, actor: User, repository: Repository, signer_team_names: list[str]
 ) -> Job:
+    before = sorted(repository.signer_teams.values_list("name", flat=True))
     repository.signer_teams.set(_teams_named(signer_team_names))
+    audit_record(
+        action="repository.signer_teams_changed",
+        actor=actor,
+        target_type="repository",
+        target_id=repository.gun,
+        before={"signer_teams": before},
+        after={"signer_teams": sorted(set(signer_team_names))},
+    )
     return repository_sync_request(
         repository=repository, actor=actor, cause="signer teams changed", delay=0
     )
@@ -258,9 +282,17 @@ def repository_update_signer_teams(
 @transaction.atomic
 def repository_delete(*, actor: User, repository: Repository) -> Job:
     """Remove the trust data from Notary, then the repository, through a ``delete`` job."""
-    return _new_job(
+    job = _new_job(
         kind=Job.Kind.DELETE, repository=repository, actor=actor, cause="repository deleted"
     )
+    audit_record(
+        action="repository.delete_requested",
+        actor=actor,
+        target_type="repository",
+        target_id=repository.gun,
+        after={"job": job.pk},
+    )
+    return job
 
 
 def _load_targets_key(pem: str, passphrase: str) -> ec.EllipticCurvePrivateKey:
@@ -336,6 +368,17 @@ def repository_adopt(
             raise ValidationError({"gun": ["Gatehouse manages this GUN already."]}) from error
         repository.signer_teams.set(teams)
         job = _new_job(kind=Job.Kind.ADOPT, repository=repository, actor=actor, cause="adopted")
+        audit_record(
+            action="repository.adopted",
+            actor=actor,
+            target_type="repository",
+            target_id=gun,
+            after={
+                "signer_teams": sorted(team.name for team in teams),
+                "pinned_root_key_ids": list(root.roles["root"].keyids),
+                "job": job.pk,
+            },
+        )
     logger.info("repository %s adopted by %s", gun, actor)
     return repository, job
 
@@ -353,6 +396,12 @@ def root_key_export(*, actor: User, passphrase: str) -> bytes:
         )
     pem = custody.root_key_export(passphrase)
     RootKeyExport.objects.create(actor=actor)
+    audit_record(
+        action="root_key.exported",
+        actor=actor,
+        target_type="root_key",
+        target_id=custody.root_key().key_id,
+    )
     logger.info("root key exported by %s", actor)
     return pem
 
@@ -398,7 +447,21 @@ def _claim(job: Job) -> Job | None:
         if not started:
             _release(job)
             return None
-        return Job.objects.select_related("repository", "repository__targets_key").get(pk=job.pk)
+        claimed_job = Job.objects.select_related("repository", "repository__targets_key").get(
+            pk=job.pk
+        )
+        audit_record(
+            action="job.started",
+            actor=None,
+            target_type="job",
+            target_id=job.pk,
+            after={
+                "kind": claimed_job.kind,
+                "gun": claimed_job.gun,
+                "attempt": claimed_job.attempts,
+            },
+        )
+        return claimed_job
 
 
 def _release(job: Job) -> None:
@@ -423,6 +486,14 @@ def _finish(job: Job, status: str, *, error: str = "", result: dict | None = Non
         )
         if job.repository_id is not None:
             _release(job)
+        if finished:
+            audit_record(
+                action="job.finished",
+                actor=None,
+                target_type="job",
+                target_id=job.pk,
+                after={"kind": job.kind, "gun": job.gun, "status": status, "error": error},
+            )
     return bool(finished)
 
 

@@ -2,12 +2,14 @@
 
 from celery import shared_task
 
+from gatehouse.logging import job_context
 from trust import services
 
 
 @shared_task(name=services.JOB_TASK, bind=True, max_retries=None, acks_late=True)
 def run_job(self, job_id: int) -> None:
-    outcome = services.job_run(job_id=job_id)
+    with job_context(job_id):
+        outcome = services.job_run(job_id=job_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
 

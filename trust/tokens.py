@@ -36,6 +36,7 @@ from django.http import HttpRequest
 
 from accounts.models import Membership, User
 from accounts.selectors import api_token_lookup
+from audit.services import audit_record
 from trust import custody
 from trust.models import Repository
 
@@ -236,6 +237,15 @@ def token_issue(*, identity: Identity, request: TokenRequest, via: str = "http")
         json.dumps([str(scope) for scope in request.scopes]),
         json.dumps([str(scope) for scope in access]),
     )
+    writes = [str(scope) for scope in access if PUSH in scope.actions or ALL in scope.actions]
+    if writes and identity is not SERVICE:  # Gatehouse's own jobs are recorded as jobs
+        audit_record(
+            action="notary_token.issued",
+            actor=identity,
+            target_type="notary_token",
+            target_id=" ".join(scope.name for scope in access if str(scope) in writes),
+            after={"subject": subject, "via": via, "granted": [str(scope) for scope in access]},
+        )
     return IssuedToken(token, settings.GATEHOUSE_NOTARY_TOKEN_SECONDS, issued_at, access)
 
 

@@ -153,12 +153,12 @@ def test_dashboard_counts_users_and_teams(as_admin, admin, alice):
     assert [team.name for team in response.context["my_teams"]] == ["ci"]
 
 
-def test_coming_soon_pages_share_one_template(as_admin):
+def test_the_audit_section_is_built_and_no_longer_coming_soon(as_admin):
     response = as_admin.get("/audit/")
 
     assert "Audit" in response.text
-    assert "Coming soon" in response.text
-    assert response.templates[0].name == "coming_soon.html"
+    assert "Coming soon" not in response.text
+    assert response.templates[0].name == "audit/list.html"
 
 
 def test_admin_creates_a_user_who_can_then_log_in(as_admin, client):
