@@ -101,6 +101,8 @@ class LogoutView(APIView):
 
 class UserSerializer(serializers.ModelSerializer):
     teams = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    # Blank when the user has none, so not ``format: email`` in the schema.
+    email = serializers.CharField(read_only=True)
 
     class Meta:
         model = User

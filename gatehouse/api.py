@@ -1,9 +1,32 @@
 """Conventions shared by every endpoint under ``/api/v1/``."""
 
+import logging
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, pagination, permissions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger("gatehouse.database")
+
+# A database that cannot be reached (down, restarting, refusing connections): the request may
+# succeed if repeated shortly, so it is answered 503 with Retry-After, not 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE_DETAIL = "The database is unavailable; try again shortly."
+RETRY_AFTER_SECONDS = 5
+
+
+def log_database_unavailable(exc: BaseException, path: str) -> None:
+    """One WARNING line: the exception's class and the path, never its message (which may
+    name the host, user or database of the connection)."""
+    logger.warning(
+        "database unavailable (%s.%s) answering %s: 503",
+        type(exc).__module__,
+        type(exc).__name__,
+        path,
+    )
 
 
 class Pagination(pagination.LimitOffsetPagination):
@@ -12,7 +35,19 @@ class Pagination(pagination.LimitOffsetPagination):
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """Let services raise Django's ``ValidationError``; the API answers it as a 400."""
+    """Let services raise Django's ``ValidationError``; the API answers it as a 400.
+
+    A database that cannot be reached is a 503 with ``Retry-After``, not a 500.
+    """
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        request = context.get("request")
+        log_database_unavailable(exc, request.path if request is not None else "?")
+        set_rollback()
+        return Response(
+            {"detail": DATABASE_UNAVAILABLE_DETAIL},
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail)

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "gatehouse.security.ContentSecurityPolicyMiddleware",
+    "gatehouse.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "gatehouse.urls"

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 JOB_TASK = "trust.run_job"
 LOCK_RETRY_SECONDS = 2.0
 ROOT_EXPORT_MIN_PASSPHRASE = 12
+ROOT_EXPORT_MAX_PASSPHRASE_BYTES = 1023  # OpenSSL's PKCS#8 encryption takes no more
 
 
 # --- Enqueueing ---------------------------------------------------------------------------
@@ -393,6 +394,10 @@ def root_key_export(*, actor: User, passphrase: str) -> bytes:
     if len(passphrase) < ROOT_EXPORT_MIN_PASSPHRASE:
         raise ValidationError(
             {"passphrase": [f"Use at least {ROOT_EXPORT_MIN_PASSPHRASE} characters."]}
+        )
+    if len(passphrase.encode("utf-8")) > ROOT_EXPORT_MAX_PASSPHRASE_BYTES:
+        raise ValidationError(
+            {"passphrase": [f"Use at most {ROOT_EXPORT_MAX_PASSPHRASE_BYTES} bytes (UTF-8)."]}
         )
     pem = custody.root_key_export(passphrase)
     RootKeyExport.objects.create(actor=actor)

@@ -245,3 +245,12 @@ def test_private_keys_never_appear_in_responses(api, world):
     for body in bodies:
         assert b"PRIVATE KEY" not in body
         assert not any(blob[-32:].hex().encode() in body for blob in sealed)
+
+
+def test_an_over_long_export_passphrase_is_a_400(api, world):
+    response = api(world["admin"]).post(
+        "/api/v1/trust/root/export/", {"passphrase": "é" * 600}, format="json"
+    )
+    assert response.status_code == 400
+    assert "passphrase" in response.json()
+    assert not RootKeyExport.objects.exists()
