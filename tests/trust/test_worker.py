@@ -198,3 +198,39 @@ def test_jobs_wait_out_a_notary_outage(celery_worker, api, admin, notary_server,
             "targets/releases": {key.id},
             "targets/ci": {key.id},
         }
+
+
+def test_repositories_converge_after_notary_restarts_during_a_burst(
+    celery_worker, api, admin, notary_server, notary_cli
+):
+    people = [make_user(f"dev{n}") for n in range(6)]
+    for person in people:
+        signing_key_of(person)
+    team = make_team("ci", members=tuple(people[:3]), actor=admin)
+    guns = [f"test.gatehouse/restart-{n}-{connection.settings_dict['NAME']}" for n in range(3)]
+    for gun in guns:
+        create_repository(api, admin, gun, ["ci"])
+    wait_until(lambda: all(ready(g) for g in guns) and settled(), what="3 repositories")
+
+    try:
+        for number, person in enumerate(people[3:]):
+            team_member_add(actor=admin, team=team, user=person)
+            if number == 1:
+                notary_server.stop()
+        team_member_remove(actor=admin, team=team, user=people[0])
+        wait_until(
+            lambda: Job.objects.filter(attempts__gte=2).exclude(status="succeeded").exists(),
+            what="syncs to retry while Notary restarts",
+        )
+    finally:
+        notary_server.start()
+    wait_until(settled, what="the syncs to settle after the restart", timeout=120)
+
+    for gun in guns:
+        repository = Repository.objects.get(gun=gun)
+        want = {
+            role: {k.id for k in keys} for role, keys in desired_delegations(repository).items()
+        }
+        assert cli_delegations(notary_cli, gun) == want
+        assert len(want["targets/ci"]) == 5
+    assert not Job.objects.filter(status="failed").exists()
