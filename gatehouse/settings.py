@@ -229,6 +229,9 @@ GATEHOUSE_NOTARY_TOKEN_SECONDS = max(
 GATEHOUSE_JOB_MAX_ATTEMPTS = int(os.environ.get("GATEHOUSE_JOB_MAX_ATTEMPTS", "8"))
 GATEHOUSE_JOB_BACKOFF_SECONDS = float(os.environ.get("GATEHOUSE_JOB_BACKOFF_SECONDS", "2"))
 GATEHOUSE_JOB_BACKOFF_MAX_SECONDS = float(os.environ.get("GATEHOUSE_JOB_BACKOFF_MAX_SECONDS", "60"))
+# How long a job holds its repository: a worker killed mid-job frees it after this. Keep it
+# above the longest a job can run (the Celery hard time limit is 300 s).
+GATEHOUSE_JOB_LEASE_SECONDS = float(os.environ.get("GATEHOUSE_JOB_LEASE_SECONDS", "300"))
 # A burst of identity changes within this many seconds ends in one sync per repository.
 GATEHOUSE_SYNC_DELAY_SECONDS = float(os.environ.get("GATEHOUSE_SYNC_DELAY_SECONDS", "1"))
 # Verified trust data is cached per repository and its timestamp re-fetched at most this often.

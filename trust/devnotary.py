@@ -330,6 +330,13 @@ class NotaryStack:
             self._cluster.stop()
             self._cluster = None
 
+    @property
+    def server_process(self) -> subprocess.Popen:
+        """notary-server's process, for tests that pause or kill it."""
+        if self._server is None:
+            raise NotaryStackError("notary-server is not running")
+        return self._server
+
     def alive(self) -> bool:
         """Both processes are still running: an exit of either one is a crash (ops §6.11)."""
         processes = (self._signer, self._server) if self.uses_signer else (self._server,)

@@ -433,7 +433,7 @@ def _claim(job: Job) -> Job | None:
     compare-and-set, so a finished job never starts again.
     """
     now = timezone.now()
-    lease = now + dt.timedelta(seconds=current_app.conf.task_time_limit or 300)
+    lease = now + dt.timedelta(seconds=settings.GATEHOUSE_JOB_LEASE_SECONDS)
     with transaction.atomic():
         claimed = (
             Repository.objects.filter(pk=job.repository_id)

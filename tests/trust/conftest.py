@@ -5,6 +5,7 @@ redelivery), so the worker is a separate process on the test database and a real
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,32 +26,10 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def celery_worker(transactional_db, notary_server, tmp_path):
-    """Start ``celery worker`` (2 processes) against the test database and this Notary.
-
-    Yields the process; it is stopped with SIGTERM at the end, and its log is printed, so
-    pytest shows it when a test fails.
-    """
-    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
-    require(
-        settings.CELERY_BROKER_URL.startswith("redis://"),
-        "Redis as the broker (CELERY_BROKER_URL=redis://...)",
-    )
-    from gatehouse.celery import app
-
-    app.control.purge()
-    log = tmp_path / "worker.log"
+def start_worker(log: Path, **env: str) -> subprocess.Popen:
+    """A ``celery worker`` (2 processes) on the test database, in its own process group, so
+    a test can kill it whole; ``log`` is its own file."""
     log_file = log.open("w")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "NOTARY_URL": notary_server.url,
-        "GATEHOUSE_SYNC_DELAY_SECONDS": "0.5",
-        "GATEHOUSE_JOB_BACKOFF_SECONDS": "0.5",
-        "GATEHOUSE_JOB_BACKOFF_MAX_SECONDS": "2",
-        "GATEHOUSE_JOB_MAX_ATTEMPTS": "30",
-    }
     process = subprocess.Popen(
         [
             sys.executable,
@@ -70,20 +49,61 @@ def celery_worker(transactional_db, notary_server, tmp_path):
             "--without-mingle",
         ],
         cwd=BASE_DIR,
-        env=env,
-        stdout=log.open("w"),
+        env={**os.environ, "DATABASE_URL": database_url(), **env},
+        stdout=log_file,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
+    log_file.close()
     deadline = time.monotonic() + 60
     while "ready." not in log.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"the Celery worker did not start:\n{log.read_text()}")
         time.sleep(0.2)
+    return process
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def worker_env(notary_server) -> dict[str, str]:
+    return {
+        "NOTARY_URL": notary_server.url,
+        "GATEHOUSE_SYNC_DELAY_SECONDS": "0.5",
+        "GATEHOUSE_JOB_BACKOFF_SECONDS": "0.5",
+        "GATEHOUSE_JOB_BACKOFF_MAX_SECONDS": "2",
+        "GATEHOUSE_JOB_MAX_ATTEMPTS": "30",
+        "NOTARY_TIMEOUT_SECONDS": "5",
+        # Short, so a killed worker's repository is free again within the test (no beat
+        # runs here, so nothing else resends a job while its lease holds).
+        "GATEHOUSE_JOB_LEASE_SECONDS": "5",
+    }
+
+
+@pytest.fixture
+def celery_worker(transactional_db, worker_env, tmp_path):
+    """Start ``celery worker`` (2 processes) against the test database and this Notary.
+
+    Yields the process; it is stopped with SIGTERM at the end, and its log is printed, so
+    pytest shows it when a test fails.
+    """
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
+    require(
+        settings.CELERY_BROKER_URL.startswith("redis://"),
+        "Redis as the broker (CELERY_BROKER_URL=redis://...)",
+    )
+    from gatehouse.celery import app
+
+    app.control.purge()
+    log = tmp_path / "worker.log"
+    process = start_worker(log, **worker_env)
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log_file.close()
+    stop_worker(process)
     print(log.read_text()[-5000:])

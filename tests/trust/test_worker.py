@@ -1,6 +1,10 @@
 """The Celery path end to end: the API, a real worker process, Redis and notary-server."""
 
+import datetime as dt
+import os
+import signal
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -8,9 +12,11 @@ from django.db import connection
 from accounts.services import team_member_add, team_member_remove
 from bundles.services import public_key_revoke
 from tests.factories import make_team, make_user
+from tests.trust.conftest import start_worker, stop_worker
 from tests.trust.helpers import cli_delegations, settled, signing_key_of, wait_until
 from trust.models import Job, Repository
 from trust.selectors import desired_delegations
+from trust.services import jobs_requeue_stale
 
 pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
 
@@ -234,3 +240,41 @@ def test_repositories_converge_after_notary_restarts_during_a_burst(
         assert cli_delegations(notary_cli, gun) == want
         assert len(want["targets/ci"]) == 5
     assert not Job.objects.filter(status="failed").exists()
+
+
+def test_a_job_whose_worker_is_killed_runs_again_on_another(
+    celery_worker, api, admin, notary_server, notary_cli, worker_env, tmp_path
+):
+    jenkins = make_user("jenkins")
+    key, _ = signing_key_of(jenkins)
+    make_team("ci", members=(jenkins,), actor=admin)
+    gun = f"test.gatehouse/killed-{connection.settings_dict['NAME']}"
+    signal_server = notary_server.server_process
+    signal_server.send_signal(signal.SIGSTOP)  # the job will hang in its first request
+    try:
+        create_repository(api, admin, gun, ["ci"])
+        wait_until(
+            lambda: Job.objects.filter(gun=gun, status="running").exists(),
+            what="the job to start",
+        )
+        os.killpg(celery_worker.pid, signal.SIGKILL)  # the worker dies mid-job
+        celery_worker.wait(timeout=10)
+    finally:
+        signal_server.send_signal(signal.SIGCONT)
+    job = Job.objects.get(gun=gun)
+    assert job.status == "running"
+
+    replacement = start_worker(tmp_path / "replacement.log", **worker_env)
+    try:
+        time.sleep(float(worker_env["GATEHOUSE_JOB_LEASE_SECONDS"]) + 0.5)  # its lease runs out
+        assert jobs_requeue_stale(older_than=dt.timedelta(0)) == 1
+        wait_until(lambda: ready(gun) and settled(), what="the job to run again")
+    finally:
+        stop_worker(replacement)
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+    assert job.attempts == 2
+    assert cli_delegations(notary_cli, gun) == {
+        "targets/releases": {key.id},
+        "targets/ci": {key.id},
+    }
