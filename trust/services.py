@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from accounts.models import Team, User
 from audit.services import audit_record
@@ -55,13 +56,26 @@ ROOT_EXPORT_MAX_PASSPHRASE_BYTES = 1023  # OpenSSL's PKCS#8 encryption takes no 
 # --- Enqueueing ---------------------------------------------------------------------------
 
 
+def _send(job_ids: list[int], *, countdown: float = 0) -> None:
+    """Hand job ids to the broker. A broker that cannot be reached loses nothing: the jobs
+    are in the database, and the beat's ``jobs_requeue_stale`` sends them again later, so
+    the request that made them still succeeds."""
+    try:
+        for job_id in job_ids:
+            current_app.send_task(JOB_TASK, args=[job_id], countdown=countdown or None)
+    except (KombuOperationalError, OSError) as error:
+        logger.warning(
+            "broker unreachable (%s); %d job(s) will be sent by the stale-job sweep",
+            type(error).__name__,
+            len(job_ids),
+        )
+
+
 def _enqueue(job: Job, *, countdown: float = 0) -> None:
     """Send the job's id to a worker once the transaction that made it has committed."""
     Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now())
     job_id = job.pk
-    transaction.on_commit(
-        lambda: current_app.send_task(JOB_TASK, args=[job_id], countdown=countdown or None)
-    )
+    transaction.on_commit(lambda: _send([job_id], countdown=countdown))
 
 
 def _new_job(
@@ -135,12 +149,7 @@ def repositories_sync_request(
         ).values_list("pk", flat=True)
     )
     delay = settings.GATEHOUSE_SYNC_DELAY_SECONDS
-
-    def send() -> None:
-        for job_id in job_ids:
-            current_app.send_task(JOB_TASK, args=[job_id], countdown=delay or None)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: _send(job_ids, countdown=delay))
     return len(job_ids)
 
 

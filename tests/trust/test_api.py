@@ -1,12 +1,16 @@
 """The repositories, jobs and trust-root API: who may do what, and bad input."""
 
+import datetime as dt
+
 import pytest
+from celery import current_app
 from cryptography.hazmat.primitives import serialization
+from kombu.exceptions import OperationalError
 
 from tests.factories import make_team, make_user
 from trust.models import CustodyKey, Job, Repository, RootKeyExport
 from trust.notary.keys import public_tuf_key
-from trust.services import repository_create
+from trust.services import jobs_requeue_stale, repository_create
 
 pytestmark = pytest.mark.django_db
 
@@ -254,3 +258,25 @@ def test_an_over_long_export_passphrase_is_a_400(api, world):
     assert response.status_code == 400
     assert "passphrase" in response.json()
     assert not RootKeyExport.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_broker_loses_no_job(api, admin, monkeypatch, caplog):
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(current_app, "send_task", broker_down)
+    response = api(admin).post(
+        "/api/v1/repositories/", {"gun": "registry.example.com/ci/app"}, format="json"
+    )
+    assert response.status_code == 202
+    job = Job.objects.get(pk=response.json()["job"]["id"])
+    assert job.status == "queued"
+    assert "stale-job sweep" in caplog.text
+
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, args, **kw: sent.append(args))
+
+    assert jobs_requeue_stale(older_than=dt.timedelta(0)) == 1
+    assert sent == [[job.pk]]
