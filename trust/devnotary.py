@@ -663,10 +663,13 @@ def main(argv: list[str] | None = None) -> int:
         server_config = {}
         if args.server_config_json is not None:
             server_config = json.loads(args.server_config_json.read_text())
+        suffix = _database_suffix(args.state_dir)
         stack = NotaryStack(
             state_dir=args.state_dir.resolve(),
             server_port=args.server_port,
             signer_port=args.signer_port,
+            server_db=f"gatehouse_notary_server_{suffix}",
+            signer_db=f"gatehouse_notary_signer_{suffix}",
             postgres_url=args.postgres_url or _default_postgres(args.state_dir),
             server_config=server_config,
         )
@@ -682,6 +685,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     stack.stop()
     return 0
+
+
+def _database_suffix(state_dir: Path) -> str:
+    """The state dir's own database names: the signer's keys are encrypted with this dir's
+    passphrase, so a new state dir must never reuse databases an old one left behind."""
+    path = state_dir / "database-suffix"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(4))
+    return path.read_text().strip()
 
 
 def _default_postgres(state_dir: Path) -> str | None:
