@@ -25,17 +25,6 @@ def policy_versions() -> QuerySet[PolicyVersion]:
     return PolicyVersion.objects.select_related("actor")
 
 
-def policy_rules() -> PolicyRules:
-    """The policy as the pure evaluation takes it."""
-    policy = policy_get()
-    return PolicyRules(
-        enabled=policy.enabled,
-        mode=policy.mode,
-        signing_teams=tuple(sorted(team.name for team in policy.signing_teams.all())),
-        allow_repos=tuple(policy.allow_repos),
-    )
-
-
 def policy_admission() -> tuple[PolicyRules, tuple[str, ...]]:
     """The policy as admission takes it: the rules and the exempt namespaces, in one read."""
     policy = policy_get()

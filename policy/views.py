@@ -16,6 +16,7 @@ from accounts import selectors as accounts_selectors
 from policy import selectors, services
 from policy.evaluation import is_exempt
 from policy.forms import ImageCheckForm, PolicyForm
+from policy.inputs import evaluation_context
 from trust.notary.errors import NotaryUnavailable
 
 HISTORY = 10
@@ -114,7 +115,7 @@ def image_check(request: HttpRequest) -> HttpResponse:
             status = 503
             messages.error(request, f"Notary cannot be reached, so nothing is verified: {error}")
         else:
-            rules = selectors.policy_rules()
+            rules = evaluation_context().rules
             trust_read = rules.enabled and not is_exempt(evaluation.gun, rules)
             reasons = [plain_reason(reason) for reason in evaluation.reasons]
     return render(

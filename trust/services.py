@@ -42,7 +42,6 @@ from trust.notary.keys import (
     load_public_key,
     plain_signing_key,
 )
-from trust.notary.metadata import Root, parse_file
 from trust.notary_access import notary_client
 
 logger = logging.getLogger(__name__)
@@ -337,17 +336,9 @@ def repository_adopt(
     private_key = _load_targets_key(targets_key, passphrase)
     client = client or notary_client()
     try:
-        raw_root = client.transport.request(
-            "GET",
-            f"/v2/{gun}/_trust/tuf/root.json",
-            scope=f"repository:{gun}:pull",
-            gun=gun,
-            role="root",
-            limit=10 * 1024 * 1024,
-        )
+        root = client.read_root(gun)
     except NotFound as error:
         raise ValidationError({"gun": [f"{gun} has no trust data on Notary to adopt."]}) from error
-    root = Root.from_signed(parse_file(raw_root, role="root", gun=gun).signed)
     targets_ids = root.roles["targets"].keyids
     ours = plain_signing_key(private_key).key_id
     held = [root.keys[key_id] for key_id in targets_ids if key_id in root.keys]
@@ -618,14 +609,7 @@ def _run_initialize(job: Job, repository: Repository) -> dict:
 
 
 def _initialised_by_us(client: NotaryClient, repository: Repository) -> bool:
-    raw = client.transport.request(
-        "GET",
-        f"/v2/{repository.gun}/_trust/tuf/root.json",
-        scope=f"repository:{repository.gun}:pull",
-        gun=repository.gun,
-        role="root",
-    )
-    root = Root.from_signed(parse_file(raw, role="root", gun=repository.gun).signed)
+    root = client.read_root(repository.gun)
     return repository.targets_key.key_id in root.roles["targets"].keyids
 
 

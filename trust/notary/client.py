@@ -253,9 +253,15 @@ class NotaryClient:
             {"root": _file_meta(root_bytes), "targets": _file_meta(targets_bytes)},
         )
 
+    def read_root(self, gun: str) -> Root:
+        """The stored root as the server answers it, unverified: for a writer that checks
+        which keys it names (``NotFound`` when the GUN has no trust data)."""
+        raw = self._tuf(gun, "root.json", role="root", limit=KEY_ROLES_LIMIT)
+        return Root.from_signed(parse_file(raw, role="root", gun=gun).signed)
+
     def _has_root(self, gun: str) -> bool:
         try:
-            self._tuf(gun, "root.json", role="root", limit=KEY_ROLES_LIMIT)
+            self.read_root(gun)
         except NotFound:
             return False
         return True
@@ -362,10 +368,7 @@ class NotaryClient:
         ``root_key`` is the private root key; its certificate comes from the stored root.
         """
         new_key = self._server_key(gun, "snapshot", method="POST")
-        current = parse_file(
-            self._tuf(gun, "root.json", role="root", limit=KEY_ROLES_LIMIT), role="root", gun=gun
-        )
-        root = Root.from_signed(current.signed)
+        root = self.read_root(gun)
         signer = _root_signer(root, root_key, gun)
         keys = {
             k_id: k for k_id, k in root.keys.items() if k_id not in root.roles["snapshot"].keyids
