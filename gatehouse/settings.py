@@ -232,6 +232,9 @@ GATEHOUSE_JOB_BACKOFF_MAX_SECONDS = float(os.environ.get("GATEHOUSE_JOB_BACKOFF_
 # How long a job holds its repository: a worker killed mid-job frees it after this. Keep it
 # above the longest a job can run (the Celery hard time limit is 300 s).
 GATEHOUSE_JOB_LEASE_SECONDS = float(os.environ.get("GATEHOUSE_JOB_LEASE_SECONDS", "300"))
+# A job still unfinished this long after it was sent is sent again (its message may have been
+# lost with a broker that restarted empty); beat sweeps at half this, at least once a minute.
+GATEHOUSE_JOB_REQUEUE_SECONDS = float(os.environ.get("GATEHOUSE_JOB_REQUEUE_SECONDS", "120"))
 # A burst of identity changes within this many seconds ends in one sync per repository.
 GATEHOUSE_SYNC_DELAY_SECONDS = float(os.environ.get("GATEHOUSE_SYNC_DELAY_SECONDS", "1"))
 # Verified trust data is cached per repository and its timestamp re-fetched at most this often.
@@ -244,7 +247,10 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("GATEHOUSE_CELERY_QUEUE", "gatehouse")
 CELERY_BEAT_SCHEDULE = {
     "check-drift": {"task": "trust.check_drift", "schedule": GATEHOUSE_DRIFT_CHECK_SECONDS},
-    "requeue-stale-jobs": {"task": "trust.requeue_stale_jobs", "schedule": 60.0},
+    "requeue-stale-jobs": {
+        "task": "trust.requeue_stale_jobs",
+        "schedule": min(60.0, GATEHOUSE_JOB_REQUEUE_SECONDS / 2),
+    },
 }
 if CELERY_BROKER_URL == "filesystem://":
     _queue_dir = VAR_DIR / "celery-queue"

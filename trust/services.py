@@ -699,12 +699,15 @@ def drift_check_all() -> int:
     return drifted
 
 
-def jobs_requeue_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=2)) -> int:
-    """Send again the jobs whose message may have been lost (a broker restarted empty).
+def jobs_requeue_stale(*, older_than: dt.timedelta | None = None) -> int:
+    """Send again the jobs whose message may have been lost (a broker restarted empty), those
+    sent more than ``older_than`` (``GATEHOUSE_JOB_REQUEUE_SECONDS``) ago.
 
     A duplicate is harmless: the repository lock and the status compare-and-set let only
     one run, and a finished job ignores its message.
     """
+    if older_than is None:
+        older_than = dt.timedelta(seconds=settings.GATEHOUSE_JOB_REQUEUE_SECONDS)
     cutoff = timezone.now() - older_than
     stale = Job.objects.filter(
         status__in=[Job.Status.QUEUED, Job.Status.RUNNING], enqueued_at__lt=cutoff

@@ -5,7 +5,6 @@ Each test has its own GUN on the shared server and starts with an empty trust ca
 data is revalidated at every evaluation, so a new signature counts at once.
 """
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tests.factories import make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
 from tests.trust.notary.test_reader_integration import TamperingProxy
 from trust import trust_data
+from trust.devnotary import free_port
 from trust.services import repository_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
@@ -116,13 +116,6 @@ def world(on_notary, notary_gun, notary_cli_in, admin, api, tmp_path) -> World:
     assert job.status == "succeeded", job.error
     result.policy()
     return result
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- The issue's scenarios ---------------------------------------------------------------

@@ -5,17 +5,21 @@ redelivery), so the worker is a separate process on the test database and a real
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import kombu.pools
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 
 from tests.conftest import require
+from trust.devnotary import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -26,9 +30,11 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_worker(log: Path, **env: str) -> subprocess.Popen:
+def start_worker(log: Path, *, beat: bool = False, **env: str) -> subprocess.Popen:
     """A ``celery worker`` (2 processes) on the test database, in its own process group, so
-    a test can kill it whole; ``log`` is its own file."""
+    a test can kill it whole; ``log`` is its own file. With ``beat`` it also runs the
+    periodic tasks, as ``make run``'s worker does."""
+    beat_args = ["--beat", "--schedule", str(log.with_suffix(".schedule"))] if beat else []
     log_file = log.open("w")
     process = subprocess.Popen(
         [
@@ -47,6 +53,7 @@ def start_worker(log: Path, **env: str) -> subprocess.Popen:
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",
+            *beat_args,
         ],
         cwd=BASE_DIR,
         env={**os.environ, "DATABASE_URL": database_url(), **env},
@@ -107,3 +114,70 @@ def celery_worker(transactional_db, worker_env, tmp_path):
     yield process
     stop_worker(process)
     print(log.read_text()[-5000:])
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, which the test may kill and
+    start again (the machine's Redis is shared). Like the machine's, it keeps nothing on disk,
+    so a restart loses every message it held."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = (self.directory / "redis.log").open("a")
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        client = self.client()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start: {self.directory / 'redis.log'}")
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A private Redis, and this process's Celery app sending to it while the test runs."""
+    require(shutil.which("redis-server") is not None, "redis-server")
+    from gatehouse.celery import app
+
+    server = PrivateRedis(tmp_path)
+    server.start()
+    previous = app.conf.broker_url
+    _send_to(app, server.url)
+    yield server
+    _send_to(app, previous)
+    server.kill()
+
+
+def _send_to(app, url: str) -> None:
+    """Point ``app`` at another broker: kombu keeps connection and producer pools per
+    broker, and Celery caches its own pointers to them."""
+    kombu.pools.reset()
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None

@@ -11,6 +11,7 @@ from django.db import connection
 
 from accounts.services import team_member_add, team_member_remove
 from bundles.services import public_key_revoke
+from tests.conftest import require
 from tests.factories import make_team, make_user
 from tests.trust.conftest import start_worker, stop_worker
 from tests.trust.helpers import cli_delegations, settled, signing_key_of, wait_until
@@ -278,3 +279,47 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another(
         "targets/releases": {key.id},
         "targets/ci": {key.id},
     }
+
+
+def test_queued_work_survives_a_redis_restart(
+    transactional_db, private_redis, api, admin, worker_env, notary_cli, tmp_path
+):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
+    jenkins, bob = make_user("jenkins"), make_user("bob")
+    keys = {signing_key_of(person)[0].id for person in (jenkins, bob)}
+    team = make_team("ci", members=(jenkins,), actor=admin)
+    guns = [f"test.gatehouse/redis-{n}-{connection.settings_dict['NAME']}" for n in range(3)]
+    log = tmp_path / "worker.log"
+    worker_env |= {"CELERY_BROKER_URL": private_redis.url, "GATEHOUSE_JOB_REQUEUE_SECONDS": "3"}
+    worker = start_worker(log, beat=True, **worker_env)
+    try:
+        for gun in guns[:2]:
+            create_repository(api, admin, gun, ["ci"])
+        wait_until(lambda: all(ready(g) for g in guns[:2]) and settled(), what="2 repositories")
+
+        os.killpg(worker.pid, signal.SIGSTOP)  # the worker holds still: messages wait in Redis
+        try:
+            team_member_add(actor=admin, team=team, user=bob)
+            assert Job.objects.filter(kind="sync", status="queued").count() == 2
+            private_redis.kill()  # ... and are lost with it
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
+        create_repository(api, admin, guns[2], ["ci"])  # accepted while the broker is down
+        time.sleep(2)  # the worker notices and tries to reconnect
+        private_redis.start()
+
+        wait_until(lambda: all(ready(g) for g in guns) and settled(), what="recovery", timeout=90)
+        assert worker.poll() is None, "the same worker reconnected"
+        connected = [
+            line
+            for line in log.read_text().splitlines()
+            if "Connected to redis://" in line and f"127.0.0.1:{private_redis.port}/" in line
+        ]
+        assert len(connected) == 2, "connected at start and again after the restart"
+    finally:
+        stop_worker(worker)
+        print(log.read_text()[-5000:])
+
+    assert not Job.objects.filter(status="failed").exists()
+    for gun in guns:
+        assert cli_delegations(notary_cli, gun) == {"targets/releases": keys, "targets/ci": keys}
