@@ -14,22 +14,15 @@ notary-signer and the CLI) and ``wrk``. Run: ``.venv/bin/python benchmarks/admis
 import io
 import json
 import os
-import subprocess
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from common import configure_environment, gunicorn, scratch_database, wrk
+from common import configure_environment, gunicorn, scratch_database, sign_tags, wrk
 
 SECONDS = 3.0
 REPOSITORIES = ("api", "metrics", "envoy")
-PASSPHRASES = {
-    "NOTARY_ROOT_PASSPHRASE": "root-passphrase",
-    "NOTARY_TARGETS_PASSPHRASE": "targets-passphrase",
-    "NOTARY_SNAPSHOT_PASSPHRASE": "snapshot-passphrase",
-    "NOTARY_DELEGATION_PASSPHRASE": "delegation-passphrase",
-}
 
 
 def review_body(guns: list[str]) -> str:
@@ -135,19 +128,6 @@ def run(notary_url: str, trust_dir: Path):
         key_pem = next(
             archive.read(name) for name in archive.namelist() if name.endswith("key.pem")
         )
-    (trust_dir / "key.pem").write_bytes(key_pem)
-    env = {**os.environ, **PASSPHRASES}
-
-    def notary(*args: str) -> None:
-        subprocess.run(
-            ["notary", "-d", str(trust_dir), "-s", notary_url, *args],
-            check=True,
-            capture_output=True,
-            env=env,
-            timeout=60,
-        )
-
-    notary("key", "import", str(trust_dir / "key.pem"))
     guns = [f"bench.gatehouse/shop/{name}" for name in REPOSITORIES]
     for gun in guns:
         repository_create(actor=admin, gun=gun, signer_team_names=["ci"])
@@ -157,10 +137,9 @@ def run(notary_url: str, trust_dir: Path):
             break
         for job in pending:
             job_run(job_id=job.pk)
-    for index, gun in enumerate(guns):
-        digest = f"{index + 1:02x}" * 32
-        for role in ("targets/releases", "targets/ci"):
-            notary("addhash", gun, "1.0", "1234", "--sha256", digest, "-r", role, "-p")
+    sign_tags(
+        notary_url, trust_dir, key_pem, {gun: f"{n + 1:02x}" * 32 for n, gun in enumerate(guns)}
+    )
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
     )

@@ -64,6 +64,8 @@ def gunicorn(workers: int = 2, threads: int = 4):
             "gatehouse.wsgi:application",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -131,3 +133,56 @@ def _milliseconds(text: str) -> float:
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * factor
     raise ValueError(text)
+
+
+@contextmanager
+def celery_worker(concurrency: int = 2, *, beat_schedule: Path | None = None):
+    """``celery worker`` with the current environment (its queue is
+    ``GATEHOUSE_CELERY_QUEUE``), with beat when given a schedule file; stopped at the end."""
+    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
+    process = subprocess.Popen(
+        [
+            *(
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "gatehouse",
+                "--quiet",
+                "worker",
+                "-l",
+                "WARNING",
+            ),
+            *("-c", str(concurrency), "-Q", os.environ["GATEHOUSE_CELERY_QUEUE"], *beat),
+        ],
+        cwd=BASE_DIR,
+        env=os.environ.copy(),
+    )
+    try:
+        time.sleep(3)  # connected and consuming
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def sign_tags(notary_url: str, trust_dir: Path, key_pem: bytes, digests: dict[str, str]) -> None:
+    """Sign tag ``1.0`` of each repository (GUN -> digest) with ``key_pem`` through the real
+    notary CLI, as ``docker push`` does with content trust: into ``targets/releases``, then
+    the team role ``targets/ci``."""
+    env = {**os.environ, "NOTARY_DELEGATION_PASSPHRASE": "bench-delegation"}
+
+    def notary(*args: str) -> None:
+        subprocess.run(
+            ["notary", "-d", str(trust_dir), "-s", notary_url, *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    (trust_dir / "key.pem").write_bytes(key_pem)
+    notary("key", "import", str(trust_dir / "key.pem"))
+    for gun, digest in digests.items():
+        for role in ("targets/releases", "targets/ci"):
+            notary("addhash", gun, "1.0", "1234", "--sha256", digest, "-r", role, "-p")

@@ -24,14 +24,13 @@ import io
 import json
 import os
 import pstats
-import subprocess
 import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from common import configure_environment, gunicorn, scratch_database, wrk
+from common import configure_environment, gunicorn, scratch_database, sign_tags, wrk
 
 SECONDS = 3.0
 GUN = "registry.example.com/ci/app"
@@ -48,25 +47,6 @@ def rate(step, seconds: float = SECONDS) -> float:
         step()
         count += 1
     return count / elapsed
-
-
-def sign(notary_url: str, key_pem: bytes, directory: Path) -> None:
-    """Sign ``1.0`` as ``docker push`` does with content trust: releases, then the team role."""
-    env = {**os.environ, "NOTARY_DELEGATION_PASSPHRASE": "bench-delegation"}
-
-    def notary(*args: str) -> None:
-        subprocess.run(
-            ["notary", "-d", str(directory), "-s", notary_url, *args],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    (directory / "key.pem").write_bytes(key_pem)
-    notary("key", "import", str(directory / "key.pem"))
-    for role in ("targets/releases", "targets/ci"):
-        notary("addhash", GUN, "1.0", "1234", "--sha256", DIGEST, "-r", role, "-p")
 
 
 def setup(notary_url: str, directory: Path) -> str:
@@ -93,7 +73,7 @@ def setup(notary_url: str, directory: Path) -> str:
     job.refresh_from_db()
     if job.status != "succeeded":
         raise SystemExit(f"the repository's initialisation failed: {job.error}")
-    sign(notary_url, key_pem, directory)
+    sign_tags(notary_url, directory, key_pem, {GUN: DIGEST})
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
     )

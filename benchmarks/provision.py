@@ -15,14 +15,13 @@ Needs PostgreSQL, Redis and the ``notary`` package. Run:
 
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import configure_environment, gunicorn, scratch_database
+from common import celery_worker, configure_environment, gunicorn, scratch_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -109,55 +108,32 @@ def main() -> None:
 
             team_member_add(actor=admin, team=team, user=signer)
 
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "gatehouse",
-                    "worker",
-                    "-l",
-                    "WARNING",
-                    "-c",
-                    str(WORKERS),
-                    "-Q",
-                    os.environ["GATEHOUSE_CELERY_QUEUE"],
-                ],
-                cwd=BASE_DIR,
-                env=os.environ.copy(),
-            )
-            try:
-                time.sleep(3)
-                with gunicorn(workers=2) as url:
-                    guns = [f"registry.example.com/bench/{n}" for n in range(count)]
-                    started = time.perf_counter()
-                    api(
-                        url,
-                        token,
-                        "POST",
-                        "/api/v1/repositories/bulk/",
-                        {"guns": guns, "signer_teams": ["ci"]},
-                    )
-                    wait_for(lambda: Repository.objects.filter(state="ready").count() == count)
-                    provisioned = time.perf_counter() - started
-                    failed = Repository.objects.filter(state="failed").count()
+            with celery_worker(WORKERS), gunicorn(workers=2) as url:
+                guns = [f"registry.example.com/bench/{n}" for n in range(count)]
+                started = time.perf_counter()
+                api(
+                    url,
+                    token,
+                    "POST",
+                    "/api/v1/repositories/bulk/",
+                    {"guns": guns, "signer_teams": ["ci"]},
+                )
+                wait_for(lambda: Repository.objects.filter(state="ready").count() == count)
+                provisioned = time.perf_counter() - started
+                failed = Repository.objects.filter(state="failed").count()
 
-                    started = time.perf_counter()
-                    api(url, token, "PUT", "/api/v1/teams/ci/members/new1/")
+                started = time.perf_counter()
+                api(url, token, "PUT", "/api/v1/teams/ci/members/new1/")
 
-                    def in_step() -> bool:
-                        done = 0
-                        for delegations in Repository.objects.values_list("delegations", flat=True):
-                            ci = [d for d in delegations if d["role"] == "targets/ci"]
-                            done += bool(ci and new_key.tuf_key_id in ci[0]["key_ids"])
-                        return done == count
+                def in_step() -> bool:
+                    done = 0
+                    for delegations in Repository.objects.values_list("delegations", flat=True):
+                        ci = [d for d in delegations if d["role"] == "targets/ci"]
+                        done += bool(ci and new_key.tuf_key_id in ci[0]["key_ids"])
+                    return done == count
 
-                    wait_for(in_step)
-                    fan_out = time.perf_counter() - started
-            finally:
-                worker.terminate()
-                worker.wait(timeout=60)
+                wait_for(in_step)
+                fan_out = time.perf_counter() - started
             assert Team.objects.get(name="ci").members.count() == 2
     finally:
         stack.discard()
