@@ -16,9 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.backends import client_address
 from accounts.models import ApiToken, Team, User
 from audit.services import audit_record
+from gatehouse.addresses import client_address
 from gatehouse.api import IsAdmin
 
 
@@ -53,7 +53,10 @@ class LoginView(APIView):
         responses={
             200: TokenSerializer,
             401: OpenApiResponse(description="Wrong credentials"),
-            429: OpenApiResponse(description="Locked out after failed logins, or too many tokens"),
+            429: OpenApiResponse(
+                description="Locked out after failed logins; too many login attempts from "
+                "the address; or too many tokens"
+            ),
         },
         auth=[],
     )
@@ -63,7 +66,10 @@ class LoginView(APIView):
         username = credentials.validated_data["username"]
         if services.login_locked(username=username, address=client_address(request)):
             raise LockedOut()
-        user = authenticate(request, **credentials.validated_data)
+        try:
+            user = authenticate(request, **credentials.validated_data)
+        except services.LoginThrottled as error:
+            raise exceptions.Throttled(wait=error.retry_after, detail=str(error)) from error
         if user is None:
             audit_record(
                 action="login.failed",

@@ -6,15 +6,13 @@ from django.http import HttpRequest
 
 from accounts import services
 from accounts.models import User
-
-
-def client_address(request: HttpRequest | None) -> str:
-    return (request.META.get("REMOTE_ADDR", "") if request is not None else "")[:45]
+from gatehouse.addresses import client_address
 
 
 class LockoutModelBackend(ModelBackend):
     """Refuses an account or an address with too many recent failures, even with the right
-    password, and records each failure; a success clears the account's failures."""
+    password, and records each failure; a success clears the account's failures. Raises
+    ``services.LoginThrottled`` when the address asks for too many password checks."""
 
     def authenticate(
         self,
@@ -28,6 +26,7 @@ class LockoutModelBackend(ModelBackend):
         address = client_address(request)
         if services.login_locked(username=username, address=address):
             return None
+        services.password_check_admit(address=address)
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
             services.login_failure_record(username=username, address=address)

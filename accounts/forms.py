@@ -8,9 +8,9 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from accounts.backends import client_address
 from accounts.models import User
-from accounts.services import login_locked
+from accounts.services import LoginThrottled, login_locked
+from gatehouse.addresses import client_address
 
 
 class ServiceForm(forms.Form):
@@ -66,7 +66,10 @@ class LoginForm(AuthenticationForm):
                 "Too many failed logins for this account or address; try again later.",
                 code="locked_out",
             )
-        return super().clean()
+        try:
+            return super().clean()
+        except LoginThrottled as error:
+            raise ValidationError(str(error), code="throttled") from error
 
 
 class ActionForm(ServiceForm):

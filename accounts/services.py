@@ -8,9 +8,11 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+import time
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -353,6 +355,49 @@ def login_failure_record(*, username: str, address: str) -> None:
 
 def login_failures_clear(*, username: str) -> None:
     LoginFailure.objects.filter(username=username).delete()
+
+
+class LoginThrottled(Exception):
+    """The address asked for more password checks this minute than allowed."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many login attempts from this address; try again in {retry_after} s."
+        )
+        self.retry_after = retry_after
+
+
+def password_check_admit(*, address: str) -> None:
+    """Count a password check from ``address`` in the current minute; past
+    ``GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE`` raise ``LoginThrottled``, right password or not.
+
+    Each check is a deliberately slow hash (about 0.3 s of CPU), so a client asking without
+    limit would take the web processes' CPU from everyone. The first refusal of a minute is
+    audited. The counts live in Django's cache (``GATEHOUSE_CACHE_URL``).
+    """
+    if not address:
+        return
+    now = time.time()
+    key = f"gatehouse:password-checks:{address}:{int(now // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=120)
+        count = 1
+    limit = settings.GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE
+    if count <= limit:
+        return
+    if count == limit + 1:
+        logger.warning("password checks from %s throttled (%d a minute)", address, limit)
+        audit_record(
+            action="login.throttled",
+            actor=None,
+            target_type="address",
+            target_id=address,
+            after={"limit_per_minute": limit},
+        )
+    raise LoginThrottled(retry_after=max(1, 60 - int(now % 60)))
 
 
 def api_token_revoke(*, token: ApiToken) -> None:

@@ -9,6 +9,8 @@ from contextvars import ContextVar
 
 from django.http import HttpRequest, HttpResponse
 
+from gatehouse.addresses import client_address
+
 current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
 
 
@@ -25,8 +27,7 @@ class AuditContextMiddleware:
 
 
 def current_address() -> str:
-    request = current_request.get()
-    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    return client_address(current_request.get())
 
 
 def current_user():  # -> accounts.models.User | None

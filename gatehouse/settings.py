@@ -141,6 +141,22 @@ GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS = int(
 )
 GATEHOUSE_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("GATEHOUSE_LOGIN_LOCKOUT_SECONDS", "900"))
 GATEHOUSE_TOKENS_PER_HOUR = int(os.environ.get("GATEHOUSE_TOKENS_PER_HOUR", "120"))
+# Password checks (each a deliberately slow hash) one address may ask for per minute.
+GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE = int(
+    os.environ.get("GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE", "30")
+)
+# The cache holds the password-check counts: set a Redis URL so every web process shares
+# them (the default cache is per process).
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["GATEHOUSE_CACHE_URL"],
+        }
+        if os.environ.get("GATEHOUSE_CACHE_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -172,7 +188,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GATEHOUSE_HSTS_INCLUDE_SUBDOMAINS", T
 SECURE_HSTS_PRELOAD = env_bool("GATEHOUSE_HSTS_PRELOAD", True)
 # Redirect plain HTTP to HTTPS; behind a TLS-terminating proxy, trust its X-Forwarded-Proto.
 SECURE_SSL_REDIRECT = env_bool("GATEHOUSE_SSL_REDIRECT")
-if env_bool("GATEHOUSE_BEHIND_PROXY"):
+# Behind a proxy, client addresses come from the last X-Forwarded-For entry it appends.
+GATEHOUSE_BEHIND_PROXY = env_bool("GATEHOUSE_BEHIND_PROXY")
+if GATEHOUSE_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("GATEHOUSE_CSRF_TRUSTED_ORIGINS")
 

@@ -186,6 +186,14 @@ def fresh_client_ca() -> None:
     client_ca_signer.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    """Each test starts with no password-check counts (the cache is per test process)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 # --- Notary client integration (tests/trust/notary) -------------------------------------
 
 NOTARY_CLI_PASSPHRASES = {

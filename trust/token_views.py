@@ -15,6 +15,7 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.services import LoginThrottled
 from trust import tokens
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,12 @@ def notary_token(request: HttpRequest) -> JsonResponse:
     if authorization:
         username, password = _basic_credentials(authorization) or ("", "")
         if username:
-            user = tokens.user_for_credentials(username, password, request=request)
+            try:
+                user = tokens.user_for_credentials(username, password, request=request)
+            except LoginThrottled as error:
+                response = _error(429, "TOOMANYREQUESTS", str(error))
+                response["Retry-After"] = str(error.retry_after)
+                return response
         account = request.GET.get("account")
         if user is None or (account and account != user.username):
             shown = json.dumps(username[:150])
