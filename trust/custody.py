@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from gatehouse.keywrap import seal, unseal
 from trust.models import CustodyKey
@@ -35,7 +36,7 @@ TOKEN_CERTIFICATE_NAME = "Gatehouse Notary token signer"  # noqa: S105 - a name
 TOKEN_CERTIFICATE_DAYS = 3650
 
 
-def _new_key(kind: str) -> CustodyKey:
+def _new_key(kind: str, state: str = CustodyKey.State.CURRENT) -> CustodyKey:
     private_key = generate_ecdsa_key()
     key_id = public_tuf_key(private_key.public_key()).key_id
     der = private_key.private_bytes(
@@ -44,11 +45,14 @@ def _new_key(kind: str) -> CustodyKey:
     certificate = ""
     if kind == CustodyKey.Kind.TOKEN:
         certificate = _token_certificate(private_key).public_bytes(serialization.Encoding.PEM)
+    current = kind == CustodyKey.Kind.TOKEN and state == CustodyKey.State.CURRENT
     return CustodyKey.objects.create(
         kind=kind,
+        state=state,
         key_id=key_id,
         sealed_private_key=seal(der, purpose=_purpose(kind, key_id)),
         certificate=certificate.decode("ascii") if certificate else "",
+        activated_at=timezone.now() if current else None,
     )
 
 
@@ -70,15 +74,17 @@ def _token_certificate(private_key: ec.EllipticCurvePrivateKey) -> x509.Certific
 
 
 def _singleton(kind: str) -> CustodyKey:
-    """The one root, custodian or token key, made on first use; concurrent first uses agree."""
-    existing = CustodyKey.objects.filter(kind=kind).first()
+    """The one root or custodian key, or the current token key, made on first use;
+    concurrent first uses agree (a partial unique index allows one current key per kind)."""
+    current = CustodyKey.State.CURRENT
+    existing = CustodyKey.objects.filter(kind=kind, state=current).first()
     if existing is not None:
         return existing
     try:
         with transaction.atomic():
             return _new_key(kind)
     except IntegrityError:
-        return CustodyKey.objects.get(kind=kind)
+        return CustodyKey.objects.get(kind=kind, state=current)
 
 
 def root_key() -> CustodyKey:
@@ -90,7 +96,13 @@ def custodian_key() -> CustodyKey:
 
 
 def token_key() -> CustodyKey:
+    """The token key that signs new tokens."""
     return _singleton(CustodyKey.Kind.TOKEN)
+
+
+def token_key_create_staged() -> CustodyKey:
+    """A new token key that notary-server can be told to trust before it signs anything."""
+    return _new_key(CustodyKey.Kind.TOKEN, CustodyKey.State.STAGED)
 
 
 @dataclass(frozen=True)
@@ -120,30 +132,32 @@ class TokenSigner:
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
-_token_signers: dict[str, TokenSigner] = {}  # key ID -> signer, per process
+_token_signer: TokenSigner | None = None  # the last current key this process signed with
 
 
 def token_signer() -> TokenSigner:
-    """The token key, ready to sign, unsealed once per process.
+    """The current token key, ready to sign, unsealed once per process.
 
     It is on every token's path, so the question "which key is current?" is one indexed
     SELECT of its ID, without the ORM (building the query costs more than running it); the
-    whole row is read only for a key this process has not seen.
+    whole row is read only when the current key changed, so each process signs with a newly
+    activated key from its next token on, and forgets the key it replaces.
     """
+    global _token_signer
     table = CustodyKey._meta.db_table
-    sql = f"SELECT key_id FROM {table} WHERE kind = %s"  # noqa: S608 - our table; value bound
+    sql = f"SELECT key_id FROM {table} WHERE kind = %s AND state = %s"  # noqa: S608 - our table
     with connection.cursor() as cursor:
-        cursor.execute(sql, [CustodyKey.Kind.TOKEN.value])
+        cursor.execute(sql, [CustodyKey.Kind.TOKEN.value, CustodyKey.State.CURRENT.value])
         row = cursor.fetchone()
-    signer = _token_signers.get(row[0]) if row else None
-    if signer is None:
+    signer = _token_signer
+    if signer is None or row is None or signer.key_id != row[0]:
         key = token_key()
         signer = TokenSigner.for_key(
-            _unsealed(key.kind, key.key_id, bytes(key.sealed_private_key)),
+            _load_private_key(key.kind, key.key_id, bytes(key.sealed_private_key)),
             x509.load_pem_x509_certificate(key.certificate.encode("ascii")),
             key.key_id,
         )
-        _token_signers[key.key_id] = signer
+        _token_signer = signer
     return signer
 
 
@@ -171,6 +185,10 @@ def private_key(key: CustodyKey) -> ec.EllipticCurvePrivateKey:
 @lru_cache(maxsize=1024)
 def _unsealed(kind: str, key_id: str, sealed: bytes) -> ec.EllipticCurvePrivateKey:
     """Unsealed once per process: every job signs, and unsealing costs more than signing."""
+    return _load_private_key(kind, key_id, sealed)
+
+
+def _load_private_key(kind: str, key_id: str, sealed: bytes) -> ec.EllipticCurvePrivateKey:
     loaded = serialization.load_der_private_key(
         unseal(sealed, purpose=_purpose(kind, key_id)), None
     )

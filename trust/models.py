@@ -26,6 +26,10 @@ class CustodyKey(models.Model):
     signers from being locked out (notary-wire §6.5); it never counts as a signature. The
     token key signs the bearer tokens Gatehouse issues to notary-server's clients
     (notary-wire §7); its self-signed ``certificate`` is what notary-server trusts.
+
+    Only token keys leave ``current``, so notary-server can trust the next one before it
+    signs and the last one until its tokens expire: ``staged`` → ``current`` → ``retiring``
+    → ``retired`` (private key deleted, row kept for the record).
     """
 
     class Kind(models.TextChoices):
@@ -34,23 +38,43 @@ class CustodyKey(models.Model):
         CUSTODIAN = "custodian"
         TOKEN = "token"  # noqa: S105 - a kind of key, not a secret
 
+    class State(models.TextChoices):
+        STAGED = "staged"
+        CURRENT = "current"
+        RETIRING = "retiring"
+        RETIRED = "retired"
+
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CURRENT)
     key_id = models.CharField(
         max_length=64, unique=True, help_text="Canonical key ID (the one the notary CLI shows)."
     )
-    sealed_private_key = models.BinaryField()
+    sealed_private_key = models.BinaryField(help_text="Empty once the key is retired.")
     certificate = models.TextField(
         blank=True, help_text="PEM, public: the token key's certificate (empty for the others)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a token key began to sign."
+    )
+    superseded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a token key stopped signing (began retiring)."
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["kind"],
-                condition=Q(kind__in=["root", "custodian", "token"]),
-                name="custody_key_one_per_singleton_kind",
-            )
+                condition=Q(kind__in=["root", "custodian"]),
+                name="custody_key_one_root_one_custodian",
+            ),
+            # Also the index of token_signer's "which key is current?" on every token.
+            models.UniqueConstraint(
+                fields=["kind", "state"],
+                condition=Q(kind="token", state__in=["staged", "current"]),
+                name="custody_key_one_current_one_staged_token",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,8 +1,11 @@
-"""Reads for repositories and jobs, and the desired state of a repository's delegations."""
+"""Reads for repositories and jobs, the desired state of a repository's delegations, and
+the token keys notary-server must trust."""
 
+import datetime as dt
 from collections import defaultdict
 
 from cryptography import x509
+from django.conf import settings
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -129,6 +132,26 @@ def root_key_id() -> str | None:
 
 def root_key_exported() -> bool:
     return RootKeyExport.objects.exists()
+
+
+def token_keys() -> QuerySet[CustodyKey]:
+    """Every token key there has been, oldest first."""
+    return CustodyKey.objects.filter(kind=CustodyKey.Kind.TOKEN).order_by("created_at", "id")
+
+
+def token_keys_trusted() -> QuerySet[CustodyKey]:
+    """The keys whose certificates notary-server's ``rootcertbundle`` must hold: the current
+    one, a staged one (so it may start signing) and those still retiring (so the tokens they
+    signed stay valid until they expire)."""
+    trusted = [CustodyKey.State.STAGED, CustodyKey.State.CURRENT, CustodyKey.State.RETIRING]
+    return token_keys().filter(state__in=trusted)
+
+
+def token_key_tokens_expire_at(key: CustodyKey) -> dt.datetime | None:
+    """When the last token a superseded key signed expires; ``None`` while it still signs."""
+    if key.superseded_at is None:
+        return None
+    return key.superseded_at + dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
 
 
 def trust_pinning_snippet(key_id: str) -> dict:

@@ -25,7 +25,7 @@ from audit.services import audit_record
 from policy.inputs import evaluation_inputs_changed
 from policy.selectors import policy_get
 from trust import custody, selectors
-from trust.models import Job, Repository, RootKeyExport
+from trust.models import CustodyKey, Job, Repository, RootKeyExport
 from trust.notary.client import NotaryClient, RepositoryState
 from trust.notary.errors import (
     InvalidMetadata,
@@ -409,6 +409,118 @@ def root_key_export(*, actor: User, passphrase: str) -> bytes:
     )
     logger.info("root key exported by %s", actor)
     return pem
+
+
+# --- Rotating the token-signing key -----------------------------------------------------
+
+TOKEN_KEY = "token_key"  # noqa: S105 - the audit log's target type, not a secret
+TOKENS_UNEXPIRED = "tokens_unexpired"  # a ValidationError code
+
+
+def token_key_stage() -> CustodyKey:
+    """Make the next token key, which signs nothing until ``token_key_activate``: first
+    notary-server must be given a bundle that trusts it (``notary_server_config``)."""
+    custody.token_key()  # the current key, made on first use, stays in the bundle
+    with transaction.atomic():
+        staged = CustodyKey.objects.filter(
+            kind=CustodyKey.Kind.TOKEN, state=CustodyKey.State.STAGED
+        ).first()
+        if staged is not None:
+            raise ValidationError(f"Token key {staged.key_id} is staged already; activate it.")
+        try:
+            with transaction.atomic():
+                key = custody.token_key_create_staged()
+        except IntegrityError as error:  # staged at the same moment elsewhere
+            raise ValidationError("Another token key was staged at the same moment.") from error
+        audit_record(
+            action="token_key.staged",
+            actor=None,
+            target_type=TOKEN_KEY,
+            target_id=key.key_id,
+            after={"state": key.state},
+        )
+    logger.info("token key %s staged", key.key_id)
+    return key
+
+
+@transaction.atomic
+def token_key_activate() -> CustodyKey:
+    """Sign new tokens with the staged key; the current one retires, and stays trusted
+    until the tokens it signed have expired. Every process reads which key is current at
+    each token, so they all switch at their next one."""
+    keys = {
+        key.state: key
+        for key in CustodyKey.objects.select_for_update().filter(
+            kind=CustodyKey.Kind.TOKEN,
+            state__in=[CustodyKey.State.STAGED, CustodyKey.State.CURRENT],
+        )
+    }
+    staged, previous = keys.get(CustodyKey.State.STAGED), keys.get(CustodyKey.State.CURRENT)
+    if staged is None:
+        raise ValidationError("No token key is staged; stage one first.")
+    now = timezone.now()
+    if previous is not None:  # out first: one current key at a time (a unique index)
+        previous.state, previous.superseded_at = CustodyKey.State.RETIRING, now
+        previous.save(update_fields=["state", "superseded_at"])
+    staged.state, staged.activated_at = CustodyKey.State.CURRENT, now
+    staged.save(update_fields=["state", "activated_at"])
+    audit_record(
+        action="token_key.activated",
+        actor=None,
+        target_type=TOKEN_KEY,
+        target_id=staged.key_id,
+        before={"state": CustodyKey.State.STAGED},
+        after={"state": staged.state, "replaces": previous.key_id if previous else None},
+    )
+    logger.info(
+        "token key %s activated; %s retiring",
+        staged.key_id,
+        previous.key_id if previous else "no key",
+    )
+    return staged
+
+
+@transaction.atomic
+def token_key_retire(*, force: bool = False) -> list[CustodyKey]:
+    """Stop trusting the retiring keys and delete their private keys (the rows stay, with
+    their certificates). Refused while tokens one signed may be unexpired, unless ``force``:
+    notary-server, once given the new bundle, would refuse those tokens."""
+    retiring = list(
+        CustodyKey.objects.select_for_update()
+        .filter(kind=CustodyKey.Kind.TOKEN, state=CustodyKey.State.RETIRING)
+        .order_by("created_at", "id")
+    )
+    if not retiring:
+        raise ValidationError("No token key is retiring.")
+    now = timezone.now()
+    unexpired = {
+        key.key_id: expires
+        for key in retiring
+        if (expires := selectors.token_key_tokens_expire_at(key)) is not None and expires > now
+    }
+    if unexpired and not force:
+        key_id, expires = max(unexpired.items(), key=lambda item: item[1])
+        raise ValidationError(
+            f"Tokens signed by token key {key_id} may be valid until "
+            f"{expires:%Y-%m-%d %H:%M:%S} UTC; retire it after that.",
+            code=TOKENS_UNEXPIRED,
+        )
+    for key in retiring:
+        key.state, key.retired_at, key.sealed_private_key = CustodyKey.State.RETIRED, now, b""
+        key.save(update_fields=["state", "retired_at", "sealed_private_key"])
+        audit_record(
+            action="token_key.retired",
+            actor=None,
+            target_type=TOKEN_KEY,
+            target_id=key.key_id,
+            before={"state": CustodyKey.State.RETIRING},
+            after={"state": key.state, "forced": key.key_id in unexpired},
+        )
+        if key.key_id in unexpired:
+            logger.warning("token key %s retired by force, its tokens unexpired", key.key_id)
+        else:
+            logger.info("token key %s retired", key.key_id)
+    return retiring
 
 
 # --- Running jobs -------------------------------------------------------------------------

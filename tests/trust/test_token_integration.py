@@ -9,18 +9,22 @@ import json
 import logging
 import os
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from accounts.services import api_token_create, team_member_add, team_member_remove, user_deactivate
 from tests.conftest import NOTARY_CLI_PASSPHRASES
 from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
-from trust import services
+from tests.trust.test_token_key_rotation import signed_with
+from trust import custody, services, tokens
 from trust.devnotary import NotaryStack
-from trust.models import Job
+from trust.models import CustodyKey, Job
 
 pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
 
@@ -200,3 +204,78 @@ def test_anonymous_reads_follow_the_setting(
     # Anonymous pull still opens only repositories Gatehouse manages, and never push.
     result = cli(tmp_path / "anonymous-3", "init", f"{notary_gun}-other", "-p")
     assert refused(result), result.stdout + result.stderr
+
+
+def catalog_token(settings) -> str:
+    """A token for notary-server's global endpoints, minted as Gatehouse's jobs mint."""
+    service = settings.GATEHOUSE_NOTARY_SERVICE
+    return tokens.service_token(service=service, scope="registry:catalog:*")
+
+
+def notary_answer(stack: NotaryStack, token: str) -> tuple[int, str]:
+    """notary-server's status for ``GET /v2/`` with ``token``, and its challenge if any."""
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(f"{stack.url}/v2/", headers=headers)  # noqa: S310 - http
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - our stack
+            return answer.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("WWW-Authenticate", "")
+
+
+def test_rotating_the_token_key_never_refuses_a_valid_token(
+    token_notary, cli, notary_gun, admin, tmp_path, settings
+):
+    """The operator's rotation against a notary-server whose rootcertbundle is what
+    ``notary_server_config`` writes, restarted with each new bundle."""
+    bundle_path = tmp_path / "token-ca.pem"  # where token_notary's config points
+
+    def restart_with_new_bundle() -> None:
+        call_command("notary_server_config", "--cert-out", str(bundle_path), stdout=io.StringIO())
+        token_notary.stop()
+        token_notary.start()
+        settings.NOTARY_URL = token_notary.url
+
+    def reads(trust_dir: str) -> bool:
+        listing = cli(tmp_path / trust_dir, "list", notary_gun, auth=("root", PASSWORD))
+        return listing.returncode == 0 and "No targets present" in listing.stdout + listing.stderr
+
+    old = custody.token_key()
+    before_rotation = catalog_token(settings)
+    assert notary_answer(token_notary, before_rotation) == (200, "")
+
+    # Stage: notary-server trusts both keys; the old one still signs.
+    call_command("notary_token_key", "stage", stdout=io.StringIO())
+    restart_with_new_bundle()
+    assert bundle_path.read_text().count("BEGIN CERTIFICATE") == 2
+    staged_phase = catalog_token(settings)
+    assert signed_with(staged_phase) == old.certificate
+    for token in (before_rotation, staged_phase):
+        assert notary_answer(token_notary, token) == (200, "")
+
+    # Activate: new tokens are the new key's, the old key's tokens stay good.
+    call_command("notary_token_key", "activate", stdout=io.StringIO())
+    new = CustodyKey.objects.get(kind="token", state="current")
+    after_activation = catalog_token(settings)
+    assert signed_with(after_activation) == new.certificate != old.certificate
+    for token in (before_rotation, staged_phase, after_activation):
+        assert notary_answer(token_notary, token) == (200, "")
+    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=[])
+    assert [(j.status, j.error) for j in run_jobs()] == [("succeeded", "")]
+    assert reads("after-activation")  # the CLI, through the realm, with a new-key token
+
+    # Retire: refused while the old key's tokens are unexpired, so forced here; once
+    # notary-server has the bundle without the old key, its tokens are refused.
+    with pytest.raises(CommandError, match="may be valid until"):
+        call_command("notary_token_key", "retire", stdout=io.StringIO())
+    call_command("notary_token_key", "retire", "--force", stdout=io.StringIO())
+    assert notary_answer(token_notary, before_rotation) == (200, "")  # until the restart
+    restart_with_new_bundle()
+    assert bundle_path.read_text().count("BEGIN CERTIFICATE") == 1
+    for token in (before_rotation, staged_phase):
+        status, challenge = notary_answer(token_notary, token)
+        assert status == 401
+        assert 'error="invalid_token"' in challenge
+    assert notary_answer(token_notary, after_activation) == (200, "")
+    assert notary_answer(token_notary, catalog_token(settings)) == (200, "")
+    assert reads("after-retirement")

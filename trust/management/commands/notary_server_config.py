@@ -1,4 +1,4 @@
-"""Make notary-server take Gatehouse's tokens: write the certificate it must trust and print
+"""Make notary-server take Gatehouse's tokens: write the certificates it must trust and print
 the ``"auth"`` section of its configuration (notary-wire §7.1)."""
 
 import json
@@ -8,13 +8,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from trust import custody
+from trust import custody, selectors
 from trust.tokens import token_realm
 
 
 class Command(BaseCommand):
     help = (
-        "Write the token-signing certificate to --cert-out and print notary-server's "
+        "Write the token-signing certificates to --cert-out and print notary-server's "
         '{"auth": …} configuration section for Gatehouse\'s token service, as JSON.'
     )
 
@@ -23,16 +23,20 @@ class Command(BaseCommand):
             "--cert-out",
             required=True,
             type=Path,
-            help="Where to write the certificate (PEM); notary-server's rootcertbundle.",
+            help=(
+                "Where to write the certificates (PEM) of the current token key and of any "
+                "staged or retiring one; notary-server's rootcertbundle."
+            ),
         )
 
     def handle(self, *args: object, cert_out: Path, **options: object) -> None:
-        certificate = custody.token_key().certificate  # made on first use
+        custody.token_key()  # made on first use
+        keys = list(selectors.token_keys_trusted())
         cert_out = cert_out.resolve()  # notary-server resolves relative to its config file
         cert_out.parent.mkdir(parents=True, exist_ok=True)
         temporary = cert_out.with_name(f".{cert_out.name}.{os.getpid()}")
-        temporary.write_text(certificate)
-        temporary.chmod(0o644)  # a certificate: public
+        temporary.write_text("".join(key.certificate for key in keys))
+        temporary.chmod(0o644)  # certificates: public
         temporary.replace(cert_out)
         section = {
             "auth": {
@@ -46,3 +50,5 @@ class Command(BaseCommand):
             }
         }
         self.stdout.write(json.dumps(section, indent=2))
+        described = ", ".join(f"{key.state} {key.key_id}" for key in keys)
+        self.stderr.write(f"Wrote {cert_out} with the token keys: {described}.")
