@@ -102,19 +102,29 @@ class RepositorySerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _details(self, repository: Repository) -> selectors.RepositoryDetails:
+        """Read once per response for every repository in it: the page, or the one."""
+        details = self.context.get("repository_details")
+        if details is None or repository.pk not in details.delegations:
+            shown = (
+                self.parent.instance
+                if isinstance(self.parent, serializers.ListSerializer)
+                else [repository]
+            )
+            details = selectors.repository_details(list(shown))
+            self.context["repository_details"] = details
+        return details
+
     @extend_schema_field(DelegationSerializer(many=True))
     def get_delegations(self, repository: Repository) -> list[dict]:
-        return selectors.published_delegations(repository)
+        return self._details(repository).delegations[repository.pk]
 
     def get_root_key_id(self, repository: Repository) -> str | None:
-        """Our one root key for the repositories Gatehouse made; the pinned one if adopted."""
-        if repository.adopted:
-            return repository.pinned_root_key_ids[0] if repository.pinned_root_key_ids else None
-        return selectors.root_key_id()
+        return self._details(repository).root_key_id(repository)
 
     @extend_schema_field(JobSerializer(allow_null=True))
     def get_latest_job(self, repository: Repository) -> dict | None:
-        job = repository.jobs.order_by("-created_at", "-id").first()
+        job = self._details(repository).latest_jobs.get(repository.pk)
         return JobSerializer(job, context=self.context).data if job else None
 
 

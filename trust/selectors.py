@@ -3,10 +3,12 @@ the token keys notary-server must trust."""
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cryptography import x509
 from django.conf import settings
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Team, User
@@ -88,16 +90,53 @@ def repositories_of_user(user: User) -> QuerySet[Repository]:
     return Repository.objects.filter(signer_teams__memberships__user=user).distinct()
 
 
-def published_delegations(repository: Repository) -> list[dict]:
-    """The delegations last published, each key with its owner and label when known."""
-    key_ids = {k for entry in repository.delegations for k in entry["key_ids"]}
+@dataclass(frozen=True)
+class RepositoryDetails:
+    """What showing repositories takes beyond their rows, read once for all of them."""
+
+    delegations: dict[int, list[dict]]  # repository id -> published delegations, described
+    latest_jobs: dict[int, Job]  # repository id -> its newest job
+    gatehouse_root_key_id: str | None
+
+    def root_key_id(self, repository: Repository) -> str | None:
+        """Our one root key for the repositories Gatehouse made; the pinned one if adopted."""
+        if repository.adopted:
+            return (repository.pinned_root_key_ids or [None])[0]
+        return self.gatehouse_root_key_id
+
+
+def repository_details(repositories: Sequence[Repository]) -> RepositoryDetails:
+    """Four queries for a page of any size: the keys named by the published delegations
+    (with owners), the custodian key, the newest jobs and the root key."""
+    key_ids = {k for r in repositories for entry in r.delegations for k in entry["key_ids"]}
     known = {
         key.tuf_key_id: key
         for key in PublicKey.objects.filter(tuf_key_id__in=key_ids).select_related("user")
     }
     custodian = CustodyKey.objects.filter(kind=CustodyKey.Kind.CUSTODIAN).first()
+    newest = (
+        Job.objects.filter(repository=OuterRef("pk")).order_by("-created_at", "-id").values("pk")
+    )
+    latest = Repository.objects.filter(pk__in=[r.pk for r in repositories]).annotate(
+        latest_job=Subquery(newest[:1])
+    )
+    jobs = Job.objects.select_related("caused_by").filter(pk__in=latest.values("latest_job"))
+    return RepositoryDetails(
+        delegations={
+            r.pk: _described(r.delegations, known, custodian.key_id if custodian else None)
+            for r in repositories
+        },
+        latest_jobs={job.repository_id: job for job in jobs},
+        gatehouse_root_key_id=root_key_id(),
+    )
+
+
+def _described(
+    delegations: list[dict], known: dict[str, PublicKey], custodian_key_id: str | None
+) -> list[dict]:
+    """Published delegations, each key with its owner and label when known."""
     described = []
-    for entry in repository.delegations:
+    for entry in delegations:
         keys = []
         for key_id in entry["key_ids"]:
             key = known.get(key_id)
@@ -110,7 +149,7 @@ def published_delegations(repository: Repository) -> list[dict]:
                         "label": key.label,
                     }
                 )
-            elif custodian is not None and key_id == custodian.key_id:
+            elif key_id == custodian_key_id:
                 keys.append(
                     {
                         "id": key_id,

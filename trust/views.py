@@ -131,15 +131,12 @@ def _repository_page(
 ) -> HttpResponse:
     """The detail page, with the signer-teams form that failed in place of its blank one."""
     signer_teams = list(repository.signer_teams.order_by("name"))
+    details = selectors.repository_details([repository])
     context = {
         "repository": repository,
         "signer_teams": signer_teams,
-        "delegations": selectors.published_delegations(repository),
-        "root_key_id": (
-            (repository.pinned_root_key_ids or [None])[0]
-            if repository.adopted
-            else selectors.root_key_id()
-        ),
+        "delegations": details.delegations[repository.pk],
+        "root_key_id": details.root_key_id(repository),
         "jobs": selectors.job_list(viewer=request.user).filter(repository=repository)[:LATEST_JOBS],
     }
     if request.user.is_admin:

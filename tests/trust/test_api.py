@@ -280,3 +280,47 @@ def test_an_unreachable_broker_loses_no_job(api, admin, monkeypatch, caplog):
 
     assert jobs_requeue_stale(older_than=dt.timedelta(0)) == 1
     assert sent == [[job.pk]]
+
+
+def test_the_repository_list_costs_the_same_queries_for_any_page_size(api, admin, alice):
+    """Owners of delegated keys and each repository's newest job come in a fixed number of
+    queries, not a few per repository."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.trust.helpers import signing_key_of
+
+    key, _ = signing_key_of(alice)
+    make_team("ci", members=(alice,), actor=admin)
+    client = api(admin)
+
+    def add_repositories(count: int, start: int) -> None:
+        for number in range(start, start + count):
+            repository, _ = repository_create(
+                actor=admin, gun=f"registry.example.com/ci/app{number}", signer_team_names=["ci"]
+            )
+            Repository.objects.filter(pk=repository.pk).update(
+                delegations=[{"role": "targets/ci", "key_ids": [key.tuf_key_id]}]
+            )
+            Job.objects.create(kind="sync", repository=repository, gun=repository.gun)
+
+    def listed() -> tuple[int, list[dict]]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/api/v1/repositories/")
+        assert response.status_code == 200
+        return len(queries), response.json()["results"]
+
+    add_repositories(1, 0)
+    few, _ = listed()
+    add_repositories(9, 1)
+    many, results = listed()
+    assert many == few
+    assert len(results) == 10
+    for result in results:
+        (keys,) = [d["keys"] for d in result["delegations"] if d["role"] == "targets/ci"]
+        assert keys == [
+            {"id": key.id, "tuf_key_id": key.tuf_key_id, "username": "alice", "label": key.label}
+        ]
+        newest = Job.objects.filter(gun=result["gun"]).order_by("-created_at", "-id").first()
+        assert result["latest_job"]["id"] == newest.pk
+        assert result["latest_job"]["kind"] == "sync"
