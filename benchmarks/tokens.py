@@ -54,6 +54,8 @@ def main() -> None:
         os.environ["GATEHOUSE_LOG_LEVEL"] = "INFO"
         configure_environment(database_url)
         os.environ["GATEHOUSE_LOG_LEVEL"] = "INFO"  # configure_environment quiets it
+        # One address asks for every password check here: measure the hash, not the limit.
+        os.environ["GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE"] = "1000000"  # noqa: S105
         logging.getLogger("trust.tokens").handlers[:] = [logging.FileHandler(os.devnull)]
         logging.getLogger("trust.tokens").propagate = False
 

@@ -25,6 +25,7 @@ from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import run_jobs
 from trust import custody
 from trust.models import CustodyKey, Job
+from trust.services import token_key_activate, token_key_stage
 
 pytestmark = pytest.mark.django_db
 
@@ -239,6 +240,19 @@ def scenario(capture: Capture, *, notary_gun: str | None = None) -> dict:
     )
     assert response.status_code == 200, token_body_2
     notary_token_2 = response.json()["token"]
+    # The token-signing key rotated: staged, then signing the next token.
+    token_key_stage()
+    token_key_activate()
+    response, token_body_3 = capture.call(
+        "notary token after rotation",
+        Client(),
+        "get",
+        "/auth/token",
+        query,
+        HTTP_AUTHORIZATION=basic("alice", alice_raw_api),
+    )
+    assert response.status_code == 200, token_body_3
+    notary_token_3 = response.json()["token"]
     capture.call(
         "notary token refused",
         Client(),
@@ -296,6 +310,7 @@ def scenario(capture: Capture, *, notary_gun: str | None = None) -> dict:
     secrets["login token"] = ({login_token}, "login")
     secrets["notary token"] = ({notary_token}, "notary token")
     secrets["notary token 2"] = ({notary_token_2}, "notary token by api token")
+    secrets["notary token 3"] = ({notary_token_3}, "notary token after rotation")
     bundle_key = serialization.load_pem_private_key(key_pem.encode(), None)
     # What is not secret: the bundle's other files, and the framing every P-256 key shares.
     public = "".join(f.decode() for name, f in files.items() if name != "key.pem")
@@ -306,7 +321,8 @@ def scenario(capture: Capture, *, notary_gun: str | None = None) -> dict:
     )
     secrets["root export"] = (chunks(exported.decode()), "export")
     for key in CustodyKey.objects.all():
-        secrets[f"custody {key.kind} key"] = (key_material(custody.private_key(key)), None)
+        name = f"custody {key.kind} key" + ("" if key.state == "current" else f" ({key.state})")
+        secrets[name] = (key_material(custody.private_key(key)), None)
     return secrets
 
 
@@ -328,7 +344,9 @@ def assert_no_leak(capture: Capture, secrets: dict) -> None:
 def test_no_secret_in_logs_or_responses(caplog):
     with Capture(caplog) as capture:
         secrets = scenario(capture)
-    assert {"custody root key", "custody token key"} <= secrets.keys()
+    assert {"custody root key", "custody token key", "custody token key (retiring)"} <= (
+        secrets.keys()
+    )
     assert_no_leak(capture, secrets)
 
 
