@@ -139,22 +139,16 @@ def _milliseconds(text: str) -> float:
 def celery_worker(concurrency: int = 2, *, beat_schedule: Path | None = None):
     """``celery worker`` with the current environment (its queue is
     ``GATEHOUSE_CELERY_QUEUE``), with beat when given a schedule file; stopped at the end."""
-    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
+    from gatehouse.celery import worker_command
+
     process = subprocess.Popen(
-        [
-            *(
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "gatehouse",
-                "--quiet",
-                "worker",
-                "-l",
-                "WARNING",
-            ),
-            *("-c", str(concurrency), "-Q", os.environ["GATEHOUSE_CELERY_QUEUE"], *beat),
-        ],
+        worker_command(
+            concurrency=concurrency,
+            loglevel="WARNING",
+            queue=os.environ["GATEHOUSE_CELERY_QUEUE"],
+            beat_schedule=beat_schedule,
+            quiet=True,
+        ),
         cwd=BASE_DIR,
         env=os.environ.copy(),
     )

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from gatehouse.celery import worker_command
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NOTARY_SERVER_PORT = 4443
@@ -109,21 +111,7 @@ def main() -> int:
             if notary is not None:
                 processes.append(notary)
         manage("ensure_admin")
-        worker = [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "gatehouse",
-            "worker",
-            "--beat",
-            "-l",
-            "INFO",
-            "-c",
-            "2",
-            "--schedule",
-            str(var_dir / "celerybeat-schedule"),
-        ]
+        worker = worker_command(beat_schedule=var_dir / "celerybeat-schedule")
         processes.append(subprocess.Popen(worker, cwd=BASE_DIR))  # noqa: S603
         print(
             f"Gatehouse console: http://{CONSOLE_ADDRESS}/  "

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from gatehouse.celery import worker_command
 from tests.conftest import require
 from trust.devnotary import free_port
 
@@ -34,26 +34,14 @@ def start_worker(log: Path, *, beat: bool = False, **env: str) -> subprocess.Pop
     """A ``celery worker`` (2 processes) on the test database, in its own process group, so
     a test can kill it whole; ``log`` is its own file. With ``beat`` it also runs the
     periodic tasks, as ``make run``'s worker does."""
-    beat_args = ["--beat", "--schedule", str(log.with_suffix(".schedule"))] if beat else []
     log_file = log.open("w")
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "gatehouse",
-            "worker",
-            "-l",
-            "INFO",
-            "-c",
-            "2",
-            "-Q",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            *beat_args,
+            *worker_command(
+                queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+                beat_schedule=log.with_suffix(".schedule") if beat else None,
+            ),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle"),
         ],
         cwd=BASE_DIR,
         env={**os.environ, "DATABASE_URL": database_url(), **env},
