@@ -151,14 +151,21 @@ def token_signer() -> TokenSigner:
         row = cursor.fetchone()
     signer = _token_signer
     if signer is None or row is None or signer.key_id != row[0]:
-        key = token_key()
-        signer = TokenSigner.for_key(
-            _load_private_key(key.kind, key.key_id, bytes(key.sealed_private_key)),
-            x509.load_pem_x509_certificate(key.certificate.encode("ascii")),
-            key.key_id,
-        )
+        signer = token_signer_for(token_key())
         _token_signer = signer
     return signer
+
+
+def token_signer_for(key: CustodyKey) -> TokenSigner:
+    """A signer for this token key, unsealed for this use only (not cached): a staged key
+    signs one token, to show notary-server before it signs real ones."""
+    if key.kind != CustodyKey.Kind.TOKEN:
+        raise ValueError(f"{key.kind} key {key.key_id} does not sign tokens")
+    return TokenSigner.for_key(
+        _load_private_key(key.kind, key.key_id, bytes(key.sealed_private_key)),
+        x509.load_pem_x509_certificate(key.certificate.encode("ascii")),
+        key.key_id,
+    )
 
 
 def targets_key_create() -> CustodyKey:

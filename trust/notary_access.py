@@ -40,6 +40,16 @@ def _client(url: str, ca_bundle: str, username: str, password: str, realm: str) 
     return NotaryClient(transport)
 
 
+def notary_transport() -> HttpTransport:
+    """A bare transport to ``NOTARY_URL`` with its TLS settings, no credentials and no token
+    minter: for asking notary-server what it makes of one given token. Close it after use."""
+    return HttpTransport(
+        settings.NOTARY_URL,
+        ca_bundle=settings.NOTARY_CA_BUNDLE or None,
+        timeout=settings.NOTARY_TIMEOUT,
+    )
+
+
 def notary_client() -> NotaryClient:
     """Shared, so its connections are reused; rebuilt if the settings change (tests)."""
     if not settings.NOTARY_URL:

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from celery import current_app
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,7 +43,8 @@ from trust.notary.keys import (
     load_public_key,
     plain_signing_key,
 )
-from trust.notary_access import notary_client
+from trust.notary.transport import TokenVerdict
+from trust.notary_access import notary_client, notary_transport
 
 logger = logging.getLogger(__name__)
 
@@ -415,6 +417,8 @@ def root_key_export(*, actor: User, passphrase: str) -> bytes:
 
 TOKEN_KEY = "token_key"  # noqa: S105 - the audit log's target type, not a secret
 TOKENS_UNEXPIRED = "tokens_unexpired"  # a ValidationError code
+NOTARY_DISTRUSTS = "notary_distrusts_key"  # a ValidationError code
+NOTARY_UNCHECKED = "notary_unchecked"  # a ValidationError code
 
 
 def token_key_stage() -> CustodyKey:
@@ -443,11 +447,32 @@ def token_key_stage() -> CustodyKey:
     return key
 
 
+class NotaryCheck(StrEnum):
+    """What ``token_key_activate`` learnt from notary-server before switching keys."""
+
+    TRUSTED = "trusted"  # it accepted a token the staged key signed
+    NO_AUTH = "no_auth"  # it answers without a token: it refuses none
+    NO_NOTARY_URL = "no_notary_url"  # not asked: NOTARY_URL is not set
+    SKIPPED = "skipped"  # not asked: the caller said so
+
+
+@dataclass(frozen=True)
+class TokenKeyActivation:
+    key: CustodyKey
+    notary_check: NotaryCheck
+
+
 @transaction.atomic
-def token_key_activate() -> CustodyKey:
+def token_key_activate(*, check_notary: bool = True) -> TokenKeyActivation:
     """Sign new tokens with the staged key; the current one retires, and stays trusted
     until the tokens it signed have expired. Every process reads which key is current at
-    each token, so they all switch at their next one."""
+    each token, so they all switch at their next one.
+
+    First, unless ``check_notary`` is off, notary-server must accept a token the staged key
+    signed: switching to a key it does not trust yet would get every token refused, those of
+    Gatehouse's own jobs too. The keys stay locked meanwhile, so what was checked is what
+    is activated.
+    """
     keys = {
         key.state: key
         for key in CustodyKey.objects.select_for_update().filter(
@@ -458,6 +483,7 @@ def token_key_activate() -> CustodyKey:
     staged, previous = keys.get(CustodyKey.State.STAGED), keys.get(CustodyKey.State.CURRENT)
     if staged is None:
         raise ValidationError("No token key is staged; stage one first.")
+    notary_check = _notary_token_check(staged) if check_notary else NotaryCheck.SKIPPED
     now = timezone.now()
     if previous is not None:  # out first: one current key at a time (a unique index)
         previous.state, previous.superseded_at = CustodyKey.State.RETIRING, now
@@ -470,14 +496,53 @@ def token_key_activate() -> CustodyKey:
         target_type=TOKEN_KEY,
         target_id=staged.key_id,
         before={"state": CustodyKey.State.STAGED},
-        after={"state": staged.state, "replaces": previous.key_id if previous else None},
+        after={
+            "state": staged.state,
+            "replaces": previous.key_id if previous else None,
+            "notary_check": notary_check.value,
+        },
     )
-    logger.info(
-        "token key %s activated; %s retiring",
+    logger.log(
+        logging.WARNING if notary_check is NotaryCheck.SKIPPED else logging.INFO,
+        "token key %s activated (notary-server check: %s); %s retiring",
         staged.key_id,
+        notary_check.value,
         previous.key_id if previous else "no key",
     )
-    return staged
+    return TokenKeyActivation(staged, notary_check)
+
+
+def _notary_token_check(key: CustodyKey) -> NotaryCheck:
+    """Show notary-server a token ``key`` signed (``tokens.check_token``: it grants nothing)
+    over Gatehouse's own transport, with its TLS settings; ``ValidationError`` unless it is
+    accepted, or notary-server does not ask for tokens at all."""
+    url = settings.NOTARY_URL
+    if not url:
+        return NotaryCheck.NO_NOTARY_URL
+    # Here, not at the top: trust.tokens -> accounts.selectors -> accounts.services -> here.
+    from trust.tokens import check_token
+
+    transport = notary_transport()
+    try:
+        verdict = transport.token_verdict(check_token(custody.token_signer_for(key)))
+    except NotaryError as error:
+        logger.warning("token key %s not activated: cannot check it: %s", key.key_id, error)
+        raise ValidationError(
+            f"Cannot check that notary-server at {url} trusts token key {key.key_id}: {error}.",
+            code=NOTARY_UNCHECKED,
+        ) from error
+    finally:
+        transport.close()
+    if verdict is TokenVerdict.INVALID:
+        logger.warning("token key %s not activated: notary-server refuses it", key.key_id)
+        raise ValidationError(
+            f"notary-server at {url} refuses tokens signed by token key {key.key_id} "
+            "(invalid_token): it does not trust that key yet.",
+            code=NOTARY_DISTRUSTS,
+        )
+    if verdict is TokenVerdict.NOT_REQUIRED:
+        return NotaryCheck.NO_AUTH
+    return NotaryCheck.TRUSTED
 
 
 @transaction.atomic

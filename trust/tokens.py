@@ -49,6 +49,7 @@ REALM_PATH = "/auth/token"
 SERVICE_SUBJECT = "gatehouse:service"
 MAX_SCOPES = 32
 MAX_SCOPE_LENGTH = 512
+CHECK_TOKEN_SECONDS = 60
 
 
 class ServiceIdentity:
@@ -259,18 +260,34 @@ def mint(*, subject: str, service: str, access: Iterable[Scope]) -> tuple[str, d
     """A compact JWS notary-server accepts (§7.4): ES256 over ``header.payload``, ``x5c``
     with the token certificate, ``aud`` a string, integer times."""
     now = int(time.time())
-    claims = {
+    claims = _claims(subject, service, access, now, settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
+    token = signed_jwt(custody.token_signer(), claims)
+    return token, dt.datetime.fromtimestamp(now, dt.UTC)
+
+
+def check_token(signer: custody.TokenSigner) -> str:
+    """A token ``signer`` signs to show notary-server before it signs real ones: a real
+    token's claims, but it grants nothing and expires within a minute, so it is worth
+    nothing to whoever sees it. A server that trusts the signer answers ``insufficient_scope``,
+    one that does not ``invalid_token`` (§7.2)."""
+    service = settings.GATEHOUSE_NOTARY_SERVICE
+    now = int(time.time())
+    return signed_jwt(signer, _claims(SERVICE_SUBJECT, service, (), now, CHECK_TOKEN_SECONDS))
+
+
+def _claims(
+    subject: str, service: str, access: Iterable[Scope], now: int, seconds: int
+) -> dict[str, object]:
+    return {
         "iss": settings.GATEHOUSE_TOKEN_ISSUER,
         "sub": subject,
         "aud": service,  # a string: an array is rejected
-        "exp": now + settings.GATEHOUSE_NOTARY_TOKEN_SECONDS,  # integers: floats are rejected
+        "exp": now + seconds,  # integers: floats are rejected
         "nbf": now,
         "iat": now,
         "jti": secrets.token_urlsafe(16),
         "access": [scope.claim() for scope in access],
     }
-    token = signed_jwt(custody.token_signer(), claims)
-    return token, dt.datetime.fromtimestamp(now, dt.UTC)
 
 
 def signed_jwt(signer: custody.TokenSigner, claims: dict) -> str:

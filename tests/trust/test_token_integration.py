@@ -25,6 +25,7 @@ from tests.trust.test_token_key_rotation import signed_with
 from trust import custody, services, tokens
 from trust.devnotary import NotaryStack
 from trust.models import CustodyKey, Job
+from trust.notary.transport import HttpTransport, TokenVerdict
 
 pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
 
@@ -244,8 +245,32 @@ def test_rotating_the_token_key_never_refuses_a_valid_token(
     before_rotation = catalog_token(settings)
     assert notary_answer(token_notary, before_rotation) == (200, "")
 
-    # Stage: notary-server trusts both keys; the old one still signs.
+    # Stage, and write the bundle, but forget to restart notary-server: it still trusts the
+    # old key only, so activating, which would get every token refused, is refused.
     call_command("notary_token_key", "stage", stdout=io.StringIO())
+    new = CustodyKey.objects.get(kind="token", state="staged")
+    call_command("notary_server_config", "--cert-out", str(bundle_path), stdout=io.StringIO())
+    with pytest.raises(CommandError) as refused:
+        call_command("notary_token_key", "activate", stdout=io.StringIO())
+    assert str(refused.value).startswith(
+        f"notary-server at {token_notary.url} refuses tokens signed by token key {new.key_id} "
+        "(invalid_token)"
+    )
+    assert "notary_server_config --cert-out PATH` and restart notary-server" in str(refused.value)
+    assert CustodyKey.objects.get(pk=new.pk).state == "staged"
+    assert CustodyKey.objects.get(pk=old.pk).state == "current"
+    not_restarted = catalog_token(settings)
+    assert signed_with(not_restarted) == old.certificate
+    assert notary_answer(token_notary, not_restarted) == (200, "")
+    # What the check relies on, as notary-server answers it: a token granting nothing is
+    # insufficient_scope when it trusts the signer, invalid_token when it does not.
+    transport = HttpTransport(token_notary.url)
+    for key, verdict in ((old, "insufficient_scope"), (new, "invalid_token")):
+        token = tokens.check_token(custody.token_signer_for(key))
+        assert transport.token_verdict(token) == verdict
+    assert transport.token_verdict(not_restarted) == TokenVerdict.ACCEPTED
+
+    # Restarted: notary-server trusts both keys; the old one still signs.
     restart_with_new_bundle()
     assert bundle_path.read_text().count("BEGIN CERTIFICATE") == 2
     staged_phase = catalog_token(settings)
@@ -253,9 +278,14 @@ def test_rotating_the_token_key_never_refuses_a_valid_token(
     for token in (before_rotation, staged_phase):
         assert notary_answer(token_notary, token) == (200, "")
 
-    # Activate: new tokens are the new key's, the old key's tokens stay good.
-    call_command("notary_token_key", "activate", stdout=io.StringIO())
-    new = CustodyKey.objects.get(kind="token", state="current")
+    # Activate, checked: new tokens are the new key's, the old key's tokens stay good.
+    out = io.StringIO()
+    call_command("notary_token_key", "activate", stdout=out)
+    assert out.getvalue().startswith(
+        f"Checked: notary-server at {token_notary.url} accepts tokens signed by token key "
+        f"{new.key_id}.\n"
+    )
+    assert CustodyKey.objects.get(kind="token", state="current") == new
     after_activation = catalog_token(settings)
     assert signed_with(after_activation) == new.certificate != old.certificate
     for token in (before_rotation, staged_phase, after_activation):
@@ -279,3 +309,19 @@ def test_rotating_the_token_key_never_refuses_a_valid_token(
     assert notary_answer(token_notary, after_activation) == (200, "")
     assert notary_answer(token_notary, catalog_token(settings)) == (200, "")
     assert reads("after-retirement")
+
+
+def test_activating_with_a_notary_server_that_asks_for_no_token_says_so(notary_server, settings):
+    settings.NOTARY_URL = notary_server.url
+    transport = HttpTransport(notary_server.url)
+    assert transport.token_verdict("not-even-a-jwt") == TokenVerdict.NOT_REQUIRED
+    call_command("notary_token_key", "stage", stdout=io.StringIO())
+    staged = CustodyKey.objects.get(kind="token", state="staged")
+
+    out = io.StringIO()
+    call_command("notary_token_key", "activate", stdout=out)
+    assert out.getvalue().startswith(
+        f"Checked: notary-server at {notary_server.url} does not ask for tokens, so it "
+        "refuses none.\n"
+    )
+    assert CustodyKey.objects.get(kind="token", state="current") == staged

@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography import x509
@@ -20,6 +22,7 @@ from django.db.models import F
 from audit.models import AuditEntry
 from tests.conftest import require
 from trust import custody, services, tokens
+from trust.devnotary import free_port
 from trust.models import CustodyKey
 
 pytestmark = pytest.mark.django_db
@@ -73,12 +76,75 @@ def fingerprint(key: CustodyKey) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
+def claims_of(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+
+
+@pytest.fixture(autouse=True)
+def no_notary_url(settings) -> None:
+    """Gatehouse knows no notary-server unless a test gives it one."""
+    settings.NOTARY_URL = ""
+
+
+@dataclass
+class FakeNotary:
+    """Answers ``GET /v2/`` as notary-server 0.7 does (§7.2) to a token that grants nothing:
+    without a token, a Bearer challenge; a token whose ``x5c`` certificate is in ``bundle``,
+    ``insufficient_scope``; any other, ``invalid_token`` (the real server's own verdicts,
+    signatures included, are tested in test_token_integration). With ``token_auth`` off, 200.
+    ``shown``: the token of each request, ``None`` for none."""
+
+    url: str = ""
+    bundle: list[str] = field(default_factory=list)
+    token_auth: bool = True
+    shown: list[str | None] = field(default_factory=list)
+
+    def answer(self, authorization: str | None) -> tuple[int, str]:
+        token = authorization.removeprefix("Bearer ") if authorization else None
+        self.shown.append(token)
+        if not self.token_auth:
+            return 200, ""
+        challenge = 'Bearer realm="http://gatehouse.test/auth/token",service="notary-server"'
+        if token is None:
+            return 401, challenge
+        trusted = signed_with(token) in self.bundle
+        return 401, challenge + f',error="{"insufficient_scope" if trusted else "invalid_token"}"'
+
+
+@pytest.fixture
+def notary(settings):
+    """A ``FakeNotary`` at ``NOTARY_URL``."""
+    fake = FakeNotary()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, challenge = fake.answer(self.headers.get("Authorization"))
+            body = b"{}" if status == 200 else b'{"errors":[{"code":"UNAUTHORIZED"}]}'
+            self.send_response(status)
+            if challenge:
+                self.send_header("WWW-Authenticate", challenge)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    fake.url = settings.NOTARY_URL = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield fake
+    httpd.shutdown()
+    httpd.server_close()
+
+
 def test_a_rotation_trusts_the_next_key_before_it_signs_and_the_old_one_until_expiry(
-    tmp_path, settings, caplog
+    notary, tmp_path, settings, caplog
 ):
     caplog.set_level(logging.INFO, logger="trust")
     old = custody.token_key()
     assert bundle(tmp_path) == [old.certificate]
+    notary.bundle = bundle(tmp_path)
 
     out = run("stage")
     new = CustodyKey.objects.get(kind="token", state=STAGED)
@@ -88,13 +154,17 @@ def test_a_rotation_trusts_the_next_key_before_it_signs_and_the_old_one_until_ex
     assert signed_with(new_token()) == old.certificate  # staged: signs nothing yet
     assert custody.token_key() == old
 
+    notary.bundle = bundle(tmp_path)  # notary-server restarted with the new bundle
     out = run("activate")
     old.refresh_from_db()
     new.refresh_from_db()
     assert (old.state, new.state) == (RETIRING, CURRENT)
     assert new.activated_at == old.superseded_at
     expires = old.superseded_at + dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
-    assert f"Token key {new.key_id} signs new tokens" in out
+    assert out.startswith(
+        f"Checked: notary-server at {notary.url} accepts tokens signed by token key "
+        f"{new.key_id}.\nToken key {new.key_id} signs new tokens from now on.\n"
+    )
     assert f"Token key {old.key_id} is retiring" in out
     assert f"{expires:%Y-%m-%d %H:%M:%S} UTC" in out
     assert signed_with(new_token()) == new.certificate  # this process's very next token
@@ -119,7 +189,7 @@ def test_a_rotation_trusts_the_next_key_before_it_signs_and_the_old_one_until_ex
             new.key_id,
             None,
             {"state": "staged"},
-            {"state": "current", "replaces": old.key_id},
+            {"state": "current", "replaces": old.key_id, "notary_check": "trusted"},
         ),
         (
             "token_key.retired",
@@ -132,7 +202,7 @@ def test_a_rotation_trusts_the_next_key_before_it_signs_and_the_old_one_until_ex
     logged = [r.getMessage() for r in caplog.records if r.name == "trust.services"]
     assert logged == [
         f"token key {new.key_id} staged",
-        f"token key {new.key_id} activated; {old.key_id} retiring",
+        f"token key {new.key_id} activated (notary-server check: trusted); {old.key_id} retiring",
         f"token key {old.key_id} retired",
     ]
     assert "-----BEGIN" not in caplog.text
@@ -252,6 +322,144 @@ def test_status_lists_every_key_with_its_state_fingerprint_and_dates(settings):
     assert lines[1] == f"          certificate SHA-256 {fingerprint(first)}"
     assert lines[2].endswith(f"retired {first.retired_at:%Y-%m-%d %H:%M:%S} UTC")
     assert len(lines) == 6  # no next step
+
+
+def activated_audit() -> dict | None:
+    entry = AuditEntry.objects.filter(action="token_key.activated").first()
+    return entry.after if entry else None
+
+
+def test_activate_is_refused_until_notary_server_trusts_the_staged_key(
+    notary, tmp_path, settings, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    old = custody.token_key()
+    notary.bundle = bundle(tmp_path)
+    run("stage")
+    staged = CustodyKey.objects.get(kind="token", state=STAGED)
+    bundle(tmp_path)  # written, but notary-server was not restarted: it trusts the old key only
+
+    with pytest.raises(CommandError) as refused:
+        run("activate")
+    assert str(refused.value) == (
+        f"notary-server at {notary.url} refuses tokens signed by token key {staged.key_id} "
+        "(invalid_token): it does not trust that key yet. Nothing changed. Next: write the "
+        "bundle with `manage.py notary_server_config --cert-out PATH` and restart "
+        "notary-server with it, then run `manage.py notary_token_key activate` again."
+    )
+    old.refresh_from_db()
+    staged.refresh_from_db()
+    assert (old.state, staged.state) == (CURRENT, STAGED)
+    assert staged.activated_at is None
+    assert signed_with(new_token()) == old.certificate  # tokens keep working
+    assert activated_audit() is None
+    # Asked without a token, then shown one the staged key signed that grants nothing.
+    unauthenticated, shown = notary.shown
+    assert unauthenticated is None
+    assert signed_with(shown) == staged.certificate
+    claims = claims_of(shown)
+    assert claims["access"] == []
+    assert claims["exp"] - claims["nbf"] == 60
+    assert claims["iss"] == settings.GATEHOUSE_TOKEN_ISSUER
+    assert claims["aud"] == settings.GATEHOUSE_NOTARY_SERVICE
+    assert shown.split(".")[2] not in caplog.text
+
+    notary.bundle = bundle(tmp_path)  # restarted with it
+    out = run("activate")
+    assert out.startswith(
+        f"Checked: notary-server at {notary.url} accepts tokens signed by token key "
+        f"{staged.key_id}.\n"
+    )
+    assert signed_with(new_token()) == staged.certificate
+    assert activated_audit() == {
+        "state": "current",
+        "replaces": old.key_id,
+        "notary_check": "trusted",
+    }
+
+
+def test_activate_is_refused_when_notary_server_cannot_be_asked_unless_forced(settings):
+    settings.NOTARY_URL = f"http://127.0.0.1:{free_port()}"
+    old = custody.token_key()
+    run("stage")
+    staged = CustodyKey.objects.get(kind="token", state=STAGED)
+
+    with pytest.raises(CommandError) as refused:
+        run("activate")
+    message = str(refused.value)
+    assert message.startswith(
+        f"Cannot check that notary-server at {settings.NOTARY_URL} trusts token key "
+        f"{staged.key_id}: cannot reach {settings.NOTARY_URL}: ConnectionRefusedError"
+    )
+    assert message.endswith(
+        " Nothing changed. --skip-notary-check activates without asking notary-server: only "
+        "do that once it runs with the bundle that trusts the staged key."
+    )
+    assert CustodyKey.objects.get(pk=staged.pk).state == STAGED
+    assert signed_with(new_token()) == old.certificate
+    assert activated_audit() is None
+
+    out = run("activate", "--force")
+    assert out.startswith(
+        f"Not checked (--skip-notary-check) whether notary-server trusts token key "
+        f"{staged.key_id}.\nToken key {staged.key_id} signs new tokens from now on.\n"
+    )
+    assert signed_with(new_token()) == staged.certificate
+    assert activated_audit() == {
+        "state": "current",
+        "replaces": old.key_id,
+        "notary_check": "skipped",
+    }
+
+
+@pytest.mark.parametrize("flag", ["--skip-notary-check", "--force"])
+def test_skipping_the_check_asks_notary_server_nothing_and_is_logged(notary, flag, caplog):
+    run("stage")  # notary-server would refuse the staged key: the operator knows better
+    staged = CustodyKey.objects.get(kind="token", state=STAGED)
+    caplog.set_level(logging.INFO, logger="trust")
+    caplog.clear()
+
+    run("activate", flag)
+    assert notary.shown == []
+    assert signed_with(new_token()) == staged.certificate
+    assert activated_audit()["notary_check"] == "skipped"
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "trust.services"] == [
+        (
+            logging.WARNING,
+            f"token key {staged.key_id} activated (notary-server check: skipped); "
+            f"{CustodyKey.objects.get(state=RETIRING).key_id} retiring",
+        )
+    ]
+
+
+def test_activate_proceeds_when_notary_server_asks_for_no_token(notary):
+    notary.token_auth = False
+    run("stage")
+    staged = CustodyKey.objects.get(kind="token", state=STAGED)
+
+    out = run("activate")
+    assert out.startswith(
+        f"Checked: notary-server at {notary.url} does not ask for tokens, so it refuses none.\n"
+    )
+    assert notary.shown == [None]  # nothing to learn from showing it the token
+    assert signed_with(new_token()) == staged.certificate
+    assert activated_audit()["notary_check"] == "no_auth"
+
+
+def test_activate_without_a_notary_url_says_it_asked_no_notary_server():
+    run("stage")
+    staged = CustodyKey.objects.get(kind="token", state=STAGED)
+
+    out = run("activate")
+    assert out.startswith(
+        f"Not checked whether notary-server trusts token key {staged.key_id}: no NOTARY_URL.\n"
+    )
+    assert activated_audit()["notary_check"] == "no_notary_url"
+
+
+def test_only_token_keys_sign_tokens():
+    with pytest.raises(ValueError, match="does not sign tokens"):
+        custody.token_signer_for(custody.root_key())
 
 
 def test_which_key_signs_is_one_query_per_token_and_never_stale(django_assert_num_queries):

@@ -315,7 +315,7 @@ def test_queued_work_survives_a_redis_restart(
             for line in log.read_text().splitlines()
             if "Connected to redis://" in line and f"127.0.0.1:{private_redis.port}/" in line
         ]
-        assert len(connected) == 2, "connected at start and again after the restart"
+        assert len(connected) >= 2, "connected at start and again after the restart"
     finally:
         stop_worker(worker)
         print(log.read_text()[-5000:])

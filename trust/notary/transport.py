@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -32,6 +33,7 @@ TOKEN_LIMIT = 64 * 1024
 DEFAULT_LIMIT = 100 * 1024 * 1024
 TOKEN_MIN_LIFETIME = 60  # seconds; the registry token spec's minimum (§7.3)
 CONNECT_TIMEOUT_CAP = 5.0
+PING_PATH = "/v2/"  # needs registry:catalog:* under token auth, answers {} (§7.2)
 # What a kept-alive connection that the server closed meanwhile raises on reuse. Only then,
 # and only on a reused connection, is a request sent again (once, on a fresh connection).
 STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
@@ -39,10 +41,12 @@ STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, Conn
 
 @dataclass(frozen=True)
 class Challenge:
-    """A ``WWW-Authenticate: Bearer`` challenge (§7.2)."""
+    """A ``WWW-Authenticate: Bearer`` challenge (§7.2); ``error`` is what the server made of
+    the token it was shown, if any: ``invalid_token`` or ``insufficient_scope``."""
 
     realm: str
     service: str
+    error: str = ""
 
     @classmethod
     def parse(cls, header: str) -> "Challenge | None":
@@ -51,7 +55,16 @@ class Challenge:
         params = dict(re.findall(r'(\w+)="([^"]*)"', header))
         if "realm" not in params:
             return None
-        return cls(params["realm"], params.get("service", ""))
+        return cls(params["realm"], params.get("service", ""), params.get("error", ""))
+
+
+class TokenVerdict(StrEnum):
+    """What notary-server made of a bearer token (``HttpTransport.token_verdict``)."""
+
+    NOT_REQUIRED = "not_required"  # it answered without a token: it does not check tokens
+    ACCEPTED = "accepted"  # valid, and it grants what the request needs
+    INSUFFICIENT_SCOPE = "insufficient_scope"  # valid (signer, issuer, audience, times), too little
+    INVALID = "invalid_token"  # refused: untrusted signer, bad signature, wrong claims, expired
 
 
 # Given a challenge and a scope (``repository:<gun>:push,pull``), give a token; ``None``
@@ -249,23 +262,57 @@ class HttpTransport:
         token = self._cached_token(scope)
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        target = self._prefix + quote(path, safe="/:@!$&'()*+,;=-._~?")
+        target = self._target(path)
         answer = self._send(method, target, body, headers, limit, gun, role)
         if answer.status == 401:
-            challenge = Challenge.parse(answer.headers.get("WWW-Authenticate", ""))
-            if challenge is None:
-                raise NotaryRejected(
-                    "authentication required, but no Bearer challenge",
-                    gun=gun,
-                    role=role,
-                    code="UNAUTHORIZED",
-                    status=401,
-                )
+            challenge = self._challenge(answer, gun=gun, role=role)
             headers["Authorization"] = f"Bearer {self._fetch_token(challenge, scope, gun)}"
             answer = self._send(method, target, body, headers, limit, gun, role)
         if 200 <= answer.status < 300:
             return answer.body
         raise self._error(answer.status, answer.body, gun=gun, role=role)
+
+    def token_verdict(self, token: str) -> TokenVerdict:
+        """What notary-server makes of ``token`` for ``GET /v2/``, without fetching another.
+
+        It is asked without a token first: a server that does not check tokens ignores one
+        (it answers 200 to any), so only that tells it apart from one that accepts this
+        token. Then the challenge's ``error`` tells a token it distrusts (``invalid_token``)
+        from one it trusts that grants too little (``insufficient_scope``), both a 401.
+        """
+        target = self._target(PING_PATH)
+        answer = self._send("GET", target, None, {}, ERROR_BODY_LIMIT, "", "")
+        if 200 <= answer.status < 300:
+            return TokenVerdict.NOT_REQUIRED
+        if answer.status != 401:
+            raise self._error(answer.status, answer.body, gun="", role="")
+        self._challenge(answer, gun="", role="")
+        headers = {"Authorization": f"Bearer {token}"}
+        answer = self._send("GET", target, None, headers, ERROR_BODY_LIMIT, "", "")
+        if 200 <= answer.status < 300:
+            return TokenVerdict.ACCEPTED
+        if answer.status == 401:
+            error = self._challenge(answer, gun="", role="").error
+            if error in (TokenVerdict.INVALID, TokenVerdict.INSUFFICIENT_SCOPE):
+                return TokenVerdict(error)
+        raise self._error(answer.status, answer.body, gun="", role="")
+
+    def _target(self, path: str) -> str:
+        return self._prefix + quote(path, safe="/:@!$&'()*+,;=-._~?")
+
+    @staticmethod
+    def _challenge(answer: _Answer, *, gun: str, role: str) -> Challenge:
+        """The Bearer challenge of a 401; without one there is no way to authenticate."""
+        challenge = Challenge.parse(answer.headers.get("WWW-Authenticate", ""))
+        if challenge is None:
+            raise NotaryRejected(
+                "authentication required, but no Bearer challenge",
+                gun=gun,
+                role=role,
+                code="UNAUTHORIZED",
+                status=401,
+            )
+        return challenge
 
     def _send(
         self,

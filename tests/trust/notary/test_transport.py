@@ -18,10 +18,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from trust.notary.errors import NotaryRejected, NotaryUnavailable, NotFound, VersionConflict
-from trust.notary.transport import Challenge, HttpTransport, multipart
+from trust.notary.transport import Challenge, HttpTransport, TokenVerdict, multipart
 
 GUN = "example.com/app"
 TOKEN = "good-token"
+THIN_TOKEN = "thin-token"  # valid, but grants too little
 CHALLENGE = (
     'Bearer realm="https://auth.example/token",service="notary-server",'
     f'scope="repository:{GUN}:push,pull"'
@@ -43,12 +44,16 @@ ROUTES = {
     "/bare-401": (401, {"WWW-Authenticate": 'Basic realm="x"'}, b""),
     "/long-error": (404, {}, b"e" * 5000),
     "/close": (200, {"Connection": "close"}, b"closing"),
+    "/basic/v2/": (401, {"WWW-Authenticate": 'Basic realm="proxy"'}, b""),
+    "/gone/v2/": (404, {}, b"404 page not found"),
+    "/failing/v2/": (503, {}, b"unavailable"),
 }
 
 
 @pytest.fixture(scope="module")
 def server():
-    """Answers ``ROUTES``; under ``/auth/`` it demands ``Bearer good-token`` (§7.2)."""
+    """Answers ``ROUTES``; under ``/auth/`` it demands ``Bearer good-token`` and, as
+    notary-server does, says in its challenge what it made of another token (§7.2)."""
     seen: list[tuple[str, str, str | None, bytes]] = []
     connections: list[tuple[str, int]] = []  # the client address of each request
 
@@ -74,7 +79,12 @@ def server():
                 if authorization == f"Bearer {TOKEN}":
                     status, headers, payload = 200, {}, b"{}"
                 else:
-                    status, headers, payload = 401, {"WWW-Authenticate": CHALLENGE}, b""
+                    challenge = CHALLENGE
+                    if authorization == f"Bearer {THIN_TOKEN}":
+                        challenge += ',error="insufficient_scope"'
+                    elif authorization is not None:
+                        challenge += ',error="invalid_token"'
+                    status, headers, payload = 401, {"WWW-Authenticate": challenge}, b""
             else:
                 status, headers, payload = ROUTES.get(self.path, (200, {}, b"ok"))
             self.send_response(status)
@@ -138,11 +148,14 @@ def test_multipart_boundaries_differ_between_bodies():
 # --- challenges (§7.2) -----------------------------------------------------------------
 
 
-def test_challenge_gives_realm_and_service():
+def test_challenge_gives_realm_service_and_error():
     header = CHALLENGE + ',error="insufficient_scope"'
 
-    assert Challenge.parse(header) == Challenge("https://auth.example/token", "notary-server")
+    assert Challenge.parse(header) == Challenge(
+        "https://auth.example/token", "notary-server", "insufficient_scope"
+    )
     assert Challenge.parse(header.replace("Bearer", "bearer", 1)) == Challenge.parse(header)
+    assert Challenge.parse(CHALLENGE) == Challenge("https://auth.example/token", "notary-server")
 
 
 @pytest.mark.parametrize(
@@ -246,6 +259,63 @@ def test_a_token_from_the_realm_is_fetched_with_basic_credentials(server):
     assert "scope=repository%3Aexample.com%2Fapp%3Apull" in realm_request[1]
     assert realm_request[2] == "Basic Y2k6cGE6c3M="
     assert transport.requests_sent == 3  # 401, retry, then the cached token; realm not counted
+
+
+# --- what the server makes of a given token (§7.2) ---------------------------------------
+
+
+def verdict(server, token: str, prefix: str = "/auth") -> TokenVerdict:
+    minted: list[str] = []
+
+    def minter(challenge: Challenge, scope: str) -> str:
+        minted.append(scope)
+        return TOKEN
+
+    url = f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    answer = HttpTransport(url, token_minter=minter).token_verdict(token)
+    assert minted == []  # only the token under test is shown, never one of its own
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (TOKEN, TokenVerdict.ACCEPTED),
+        (THIN_TOKEN, TokenVerdict.INSUFFICIENT_SCOPE),
+        ("forged-token", TokenVerdict.INVALID),
+    ],
+)
+def test_a_token_verdict_is_what_the_server_answers_that_token(server, token, expected):
+    assert verdict(server, token) is expected
+
+    asked = [(path, auth) for _, path, auth, _ in server.seen[-2:]]
+    assert asked == [("/auth/v2/", None), ("/auth/v2/", f"Bearer {token}")]
+
+
+def test_a_server_that_answers_without_a_token_is_never_shown_it(server):
+    assert verdict(server, "forged-token", prefix="") is TokenVerdict.NOT_REQUIRED
+
+    assert server.seen[-1][1:3] == ("/v2/", None)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "error"),
+    [("/basic", NotaryRejected), ("/gone", NotFound), ("/failing", NotaryUnavailable)],
+)
+def test_a_server_without_a_bearer_challenge_gives_no_verdict(server, prefix, error):
+    with pytest.raises(error):
+        verdict(server, TOKEN, prefix=prefix)
+
+    assert server.seen[-1][1:3] == (f"{prefix}/v2/", None)  # the token was never sent
+
+
+def test_a_token_verdict_from_a_closed_port_is_unavailable():
+    from trust.devnotary import free_port
+
+    closed = HttpTransport(f"http://127.0.0.1:{free_port()}", timeout=2)
+
+    with pytest.raises(NotaryUnavailable, match="cannot reach"):
+        closed.token_verdict(TOKEN)
 
 
 # --- connections: keep-alive, stale ones, limits (§8.17) --------------------------------

@@ -1,15 +1,17 @@
-"""``manage.py notary_token_key [status|stage|activate|retire [--force]]``: rotate the key that
-signs Notary tokens without a moment in which notary-server refuses a valid token.
+"""``manage.py notary_token_key [status|stage|activate [--skip-notary-check]|retire [--force]]``:
+rotate the key that signs Notary tokens without a moment in which notary-server refuses a
+valid token.
 
 Stage a key, give notary-server the bundle that trusts it too (``notary_server_config``) and
-restart it, activate the key, and once the old key's tokens have expired retire it and give
-notary-server the bundle without it.
+restart it, activate the key (refused until notary-server accepts a token it signed), and once
+the old key's tokens have expired retire it and give notary-server the bundle without it.
 """
 
 import datetime as dt
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -32,6 +34,17 @@ def _fingerprint(key: CustodyKey) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
+def _notary_checked(check: services.NotaryCheck, key_id: str) -> str:
+    url = settings.NOTARY_URL
+    if check is services.NotaryCheck.TRUSTED:
+        return f"Checked: notary-server at {url} accepts tokens signed by token key {key_id}."
+    if check is services.NotaryCheck.NO_AUTH:
+        return f"Checked: notary-server at {url} does not ask for tokens, so it refuses none."
+    if check is services.NotaryCheck.NO_NOTARY_URL:
+        return f"Not checked whether notary-server trusts token key {key_id}: no NOTARY_URL."
+    return f"Not checked (--skip-notary-check) whether notary-server trusts token key {key_id}."
+
+
 class Command(BaseCommand):
     help = (
         "Rotate the key that signs Notary tokens: status (the default) lists the keys; stage "
@@ -42,9 +55,18 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", metavar="{status,stage,activate,retire}")
         actions.add_parser("status", help="List the token keys (the default).")
         actions.add_parser("stage", help="Make the next token key; it signs nothing yet.")
-        actions.add_parser(
+        activate = actions.add_parser(
             "activate",
-            help="Sign new tokens with the staged key (after notary-server trusts it).",
+            help="Sign new tokens with the staged key, once notary-server accepts a token it "
+            "signed (checked at NOTARY_URL first).",
+        )
+        activate.add_argument(
+            "--skip-notary-check",
+            "--force",
+            action="store_true",
+            dest="skip_notary_check",
+            help="Do not ask notary-server first (e.g. unreachable now, but restarted with the "
+            "bundle that trusts the staged key): if it does not trust it, it refuses every token.",
         )
         retire = actions.add_parser(
             "retire", help="Stop trusting retiring keys and delete their private keys."
@@ -60,15 +82,27 @@ class Command(BaseCommand):
             if action == "stage":
                 self._stage()
             elif action == "activate":
-                self._activate()
+                self._activate(skip_notary_check=bool(options.get("skip_notary_check")))
             elif action == "retire":
                 self._retire(force=bool(options.get("force")))
             else:
                 self._status()
         except ValidationError as error:
             message = " ".join(error.messages)
-            if getattr(error, "code", None) == services.TOKENS_UNEXPIRED:
+            code = getattr(error, "code", None)
+            if code == services.TOKENS_UNEXPIRED:
                 message += " --force retires it now, and notary-server will refuse those tokens."
+            elif code == services.NOTARY_DISTRUSTS:
+                message += (
+                    f" Nothing changed. Next: {WRITE_BUNDLE}, then run "
+                    "`manage.py notary_token_key activate` again."
+                )
+            elif code == services.NOTARY_UNCHECKED:
+                message += (
+                    " Nothing changed. --skip-notary-check activates without asking "
+                    "notary-server: only do that once it runs with the bundle that trusts the "
+                    "staged key."
+                )
             raise CommandError(message) from error
 
     def _stage(self) -> None:
@@ -78,8 +112,10 @@ class Command(BaseCommand):
             f"Next: {WRITE_BUNDLE}, then run `manage.py notary_token_key activate`."
         )
 
-    def _activate(self) -> None:
-        key = services.token_key_activate()
+    def _activate(self, *, skip_notary_check: bool) -> None:
+        activation = services.token_key_activate(check_notary=not skip_notary_check)
+        key = activation.key
+        self.stdout.write(_notary_checked(activation.notary_check, key.key_id))
         self.stdout.write(f"Token key {key.key_id} signs new tokens from now on.")
         retiring = list(selectors.token_keys().filter(state=CustodyKey.State.RETIRING))
         for old in retiring:
