@@ -38,6 +38,11 @@ class LockedOut(exceptions.APIException):
     default_code = "locked_out"
 
 
+def login_throttled(error: services.LoginThrottled) -> exceptions.Throttled:
+    """A 429 with ``Retry-After``; DRF adds when to try again to the message."""
+    return exceptions.Throttled(wait=error.retry_after, detail=services.LoginThrottled.MESSAGE)
+
+
 class LoginView(APIView):
     """Exchange a username and password for a bearer token."""
 
@@ -69,7 +74,7 @@ class LoginView(APIView):
         try:
             user = authenticate(request, **credentials.validated_data)
         except services.LoginThrottled as error:
-            raise exceptions.Throttled(wait=error.retry_after, detail=str(error)) from error
+            raise login_throttled(error) from error
         if user is None:
             audit_record(
                 action="login.failed",
@@ -208,12 +213,16 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise exceptions.PermissionDenied("Only admins may change another user's password.")
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_password_change(
-            actor=request.user,
-            user=user,
-            keep_token=request.auth if isinstance(request.auth, ApiToken) else None,
-            **data.validated_data,
-        )
+        try:
+            services.user_password_change(
+                actor=request.user,
+                user=user,
+                keep_token=request.auth if isinstance(request.auth, ApiToken) else None,
+                address=client_address(request),
+                **data.validated_data,
+            )
+        except services.LoginThrottled as error:
+            raise login_throttled(error) from error
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,6 +3,7 @@ service) goes through ``authenticate``, so one backend guards them all."""
 
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 
 from accounts import services
 from accounts.models import User
@@ -14,6 +15,7 @@ class LockoutModelBackend(ModelBackend):
     password, and records each failure; a success clears the account's failures. Raises
     ``services.LoginThrottled`` when the address asks for too many password checks."""
 
+    @sensitive_variables("password")
     def authenticate(
         self,
         request: HttpRequest | None,

@@ -16,9 +16,11 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from redis import RedisError
 
 from accounts.models import ApiToken, LoginFailure, Membership, Team, User
 from audit.services import audit_record
+from gatehouse.addresses import address_group
 from trust.services import identity_changed
 
 logger = logging.getLogger(__name__)
@@ -163,7 +165,6 @@ def user_reactivate(*, actor: User, user: User) -> User:
     return user
 
 
-@transaction.atomic
 def user_password_change(
     *,
     actor: User,
@@ -171,25 +172,30 @@ def user_password_change(
     new_password: str,
     old_password: str | None = None,
     keep_token: ApiToken | None = None,
+    address: str = "",
 ) -> User:
-    """Change a password; a user changing their own must prove the old one.
+    """Change a password; a user changing their own must prove the old one, a password
+    check counted like a login's (``password_check_admit``: ``LoginThrottled``).
 
     Every other API token of the user is revoked, so a leaked token dies with the old
     password; ``keep_token`` is the one the caller is using right now.
     """
-    if actor.pk == user.pk and not user.check_password(old_password or ""):
-        raise ValidationError({"old_password": ["The current password is not correct."]})
+    if actor.pk == user.pk:
+        password_check_admit(address=address)  # outside the transaction: its audit stays
+        if not user.check_password(old_password or ""):
+            raise ValidationError({"old_password": ["The current password is not correct."]})
     _check_password(new_password, user=user, field="new_password")
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    revoked = api_tokens_revoke(user=user, keep=keep_token)
-    audit_record(
-        action="user.password_changed",
-        actor=actor,
-        target_type="user",
-        target_id=user.username,
-        after={"tokens_revoked": revoked},
-    )
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        revoked = api_tokens_revoke(user=user, keep=keep_token)
+        audit_record(
+            action="user.password_changed",
+            actor=actor,
+            target_type="user",
+            target_id=user.username,
+            after={"tokens_revoked": revoked},
+        )
     logger.info("password of %s changed by %s", user.username, actor)
     return user
 
@@ -319,10 +325,12 @@ def _lockout_window() -> dt.datetime:
 
 
 def login_locked(*, username: str, address: str) -> bool:
-    """Too many recent failures for this account, or from this address."""
+    """Too many recent failures for this account, or from this address (its /64 for IPv6:
+    ``gatehouse.addresses.address_group``)."""
     recent = LoginFailure.objects.filter(at__gte=_lockout_window())
     if recent.filter(username=username).count() >= settings.GATEHOUSE_LOGIN_MAX_FAILURES:
         return True
+    address = address_group(address)
     return bool(address) and recent.filter(address=address).count() >= (
         settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS
     )
@@ -330,6 +338,7 @@ def login_locked(*, username: str, address: str) -> bool:
 
 def login_failure_record(*, username: str, address: str) -> None:
     """Count a failed login; the failure that reaches the limit locks out and is audited."""
+    address = address_group(address)
     LoginFailure.objects.create(username=username[:150], address=address)
     recent = LoginFailure.objects.filter(at__gte=_lockout_window())
     for scope, count, limit in (
@@ -360,10 +369,10 @@ def login_failures_clear(*, username: str) -> None:
 class LoginThrottled(Exception):
     """The address asked for more password checks this minute than allowed."""
 
+    MESSAGE = "Too many login attempts from this address."
+
     def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            f"Too many login attempts from this address; try again in {retry_after} s."
-        )
+        super().__init__(f"{self.MESSAGE} Try again in {retry_after} s.")
         self.retry_after = retry_after
 
 
@@ -372,19 +381,21 @@ def password_check_admit(*, address: str) -> None:
     ``GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE`` raise ``LoginThrottled``, right password or not.
 
     Each check is a deliberately slow hash (about 0.3 s of CPU), so a client asking without
-    limit would take the web processes' CPU from everyone. The first refusal of a minute is
-    audited. The counts live in Django's cache (``GATEHOUSE_CACHE_URL``).
+    limit would take the web processes' CPU from everyone. An IPv6 client counts by its /64.
+    The first refusal of a minute is audited. The counts live in Django's cache
+    (``GATEHOUSE_CACHE_URL``); while that cannot be reached, checks are let through (the
+    lockouts, in the database, still hold) rather than every login failing.
     """
+    address = address_group(address)
     if not address:
         return
     now = time.time()
     key = f"gatehouse:password-checks:{address}:{int(now // 60)}"
-    cache.add(key, 0, timeout=120)
     try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=120)
-        count = 1
+        count = _cache_count(key)
+    except (RedisError, OSError) as error:
+        logger.warning("password checks not counted: the cache is unreachable (%s)", error)
+        return
     limit = settings.GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE
     if count <= limit:
         return
@@ -398,6 +409,15 @@ def password_check_admit(*, address: str) -> None:
             after={"limit_per_minute": limit},
         )
     raise LoginThrottled(retry_after=max(1, 60 - int(now % 60)))
+
+
+def _cache_count(key: str) -> int:
+    cache.add(key, 0, timeout=120)
+    try:
+        return cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=120)
+        return 1
 
 
 def api_token_revoke(*, token: ApiToken) -> None:

@@ -27,6 +27,7 @@ from accounts.forms import (
 )
 from accounts.models import Team, User
 from bundles.views import key_section
+from gatehouse.addresses import client_address
 from gatehouse.views import admin_required
 
 USERS_PER_PAGE = 25
@@ -285,9 +286,12 @@ def profile(request: HttpRequest) -> HttpResponse:
                 user=request.user,
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password"],
+                address=client_address(request),
             )
         except ValidationError as error:
             form.add_service_error(error)
+        except services.LoginThrottled as error:
+            form.add_error(None, str(error))
         else:
             update_session_auth_hash(request, user)
             messages.success(request, "Your password has been changed.")

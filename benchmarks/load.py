@@ -12,7 +12,7 @@ its own, in a closed loop (the next request when the last one answered), picking
   ``ops`` signs a repository, so each change asks for a Notary sync;
 * ``evaluate`` (60 %): ``POST /api/v1/policy/evaluate/`` of a tag ``jenkins`` signed.
 
-Each client comes from an address of its own (``X-Forwarded-For``, as behind the proxy
+Each client comes from an address of its own (``X-Forwarded-For`` from a trusted proxy, as
 ``docs/deployment.md`` describes), so the per-address login limits apply as in production.
 Any answer but the expected status, and any connection error, is an error. At the end, once
 the jobs settle: no job failed, and every repository's delegations in Notary are what its
@@ -233,7 +233,7 @@ def main() -> None:
                 CELERY_BROKER_URL=REDIS,
                 NOTARY_URL=stack.url,
                 GATEHOUSE_CELERY_QUEUE=f"bench-load-{os.getpid()}",
-                GATEHOUSE_BEHIND_PROXY="1",  # each client has its own address, as in life
+                GATEHOUSE_TRUSTED_PROXIES="127.0.0.1",  # each client its own address, as in life
             )
             configure_environment(database_url)
             admin_token, tokens = setup(stack.url, options.clients, Path(scratch))

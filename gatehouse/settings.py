@@ -4,6 +4,7 @@ Every setting is documented in README.md. In production mode (``GATEHOUSE_DEBUG`
 secret has a default: start-up fails with a message naming the missing variable.
 """
 
+import ipaddress
 import os
 import secrets
 from datetime import timedelta
@@ -188,11 +189,17 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GATEHOUSE_HSTS_INCLUDE_SUBDOMAINS", T
 SECURE_HSTS_PRELOAD = env_bool("GATEHOUSE_HSTS_PRELOAD", True)
 # Redirect plain HTTP to HTTPS; behind a TLS-terminating proxy, trust its X-Forwarded-Proto.
 SECURE_SSL_REDIRECT = env_bool("GATEHOUSE_SSL_REDIRECT")
-# Behind a proxy, client addresses come from the last X-Forwarded-For entry it appends.
-GATEHOUSE_BEHIND_PROXY = env_bool("GATEHOUSE_BEHIND_PROXY")
-if GATEHOUSE_BEHIND_PROXY:
+if env_bool("GATEHOUSE_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("GATEHOUSE_CSRF_TRUSTED_ORIGINS")
+# The proxies (addresses or networks) whose X-Forwarded-For names the client; from anyone
+# else the header is ignored (gatehouse/addresses.py).
+try:
+    GATEHOUSE_TRUSTED_PROXIES = [
+        ipaddress.ip_network(item, strict=False) for item in env_list("GATEHOUSE_TRUSTED_PROXIES")
+    ]
+except ValueError as error:
+    raise ImproperlyConfigured(f"GATEHOUSE_TRUSTED_PROXIES: {error}") from error
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -255,6 +262,15 @@ GATEHOUSE_JOB_LEASE_SECONDS = float(os.environ.get("GATEHOUSE_JOB_LEASE_SECONDS"
 GATEHOUSE_JOB_REQUEUE_SECONDS = float(os.environ.get("GATEHOUSE_JOB_REQUEUE_SECONDS", "120"))
 # A burst of identity changes within this many seconds ends in one sync per repository.
 GATEHOUSE_SYNC_DELAY_SECONDS = float(os.environ.get("GATEHOUSE_SYNC_DELAY_SECONDS", "1"))
+if (
+    GATEHOUSE_JOB_REQUEUE_SECONDS
+    <= GATEHOUSE_JOB_BACKOFF_MAX_SECONDS + GATEHOUSE_SYNC_DELAY_SECONDS
+):
+    # Shorter, and the sweep would resend jobs that are only waiting out their countdown.
+    raise ImproperlyConfigured(
+        "GATEHOUSE_JOB_REQUEUE_SECONDS must exceed GATEHOUSE_JOB_BACKOFF_MAX_SECONDS + "
+        "GATEHOUSE_SYNC_DELAY_SECONDS."
+    )
 # Verified trust data is cached per repository and its timestamp re-fetched at most this often.
 GATEHOUSE_TRUST_REVALIDATE_SECONDS = float(
     os.environ.get("GATEHOUSE_TRUST_REVALIDATE_SECONDS", "3")

@@ -262,13 +262,12 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             guns=data.validated_data["guns"],
             signer_team_names=data.validated_data.get("signer_teams"),
         )
-        context = {"request": request}
+        repositories = [repository for repository, _ in result.created]
         return Response(
             {
-                "repositories": [
-                    RepositorySerializer(repository, context=context).data
-                    for repository, _ in result.created
-                ],
+                "repositories": RepositorySerializer(
+                    repositories, many=True, context={"request": request}
+                ).data,
                 "jobs": [job_link(request, job) for _, job in result.created],
                 "summary": {
                     "requested": len(data.validated_data["guns"]),

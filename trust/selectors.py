@@ -186,11 +186,18 @@ def token_keys_trusted() -> QuerySet[CustodyKey]:
     return token_keys().filter(state__in=trusted)
 
 
+# notary-server accepts a token up to 60 s past its ``exp`` (notary-wire §7.4), and a token
+# minted on another machine just before the switch committed may carry a later clock.
+TOKEN_EXPIRY_MARGIN = dt.timedelta(seconds=120)
+
+
 def token_key_tokens_expire_at(key: CustodyKey) -> dt.datetime | None:
-    """When the last token a superseded key signed expires; ``None`` while it still signs."""
+    """When notary-server stops accepting the last token a superseded key signed; ``None``
+    while it still signs."""
     if key.superseded_at is None:
         return None
-    return key.superseded_at + dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
+    lifetime = dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
+    return key.superseded_at + lifetime + TOKEN_EXPIRY_MARGIN
 
 
 def trust_pinning_snippet(key_id: str) -> dict:

@@ -2,6 +2,9 @@
 checks are limited per address and minute; token creation is limited per user."""
 
 import base64
+import ipaddress
+import time
+from types import SimpleNamespace
 
 import pytest
 from rest_framework.test import APIClient
@@ -9,8 +12,16 @@ from rest_framework.test import APIClient
 from accounts.services import TooManyTokens, api_token_create
 from audit.models import AuditEntry
 from tests.factories import PASSWORD, make_user
+from trust.devnotary import free_port
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def mid_minute(monkeypatch):
+    """The per-minute counts of these tests all fall in one minute."""
+    frozen = time.time() // 60 * 60 + 30
+    monkeypatch.setattr("accounts.services.time", SimpleNamespace(time=lambda: frozen))
 
 
 def login(username: str, password: str, address: str = "203.0.113.7"):
@@ -86,8 +97,8 @@ def test_the_throttle_counts_every_login_path(client, alice, settings):
     assert "_auth_user_id" not in client.session
 
 
-def test_behind_a_proxy_the_forwarded_address_counts(alice, settings):
-    settings.GATEHOUSE_BEHIND_PROXY = True
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(alice, settings):
+    settings.GATEHOUSE_TRUSTED_PROXIES = [ipaddress.ip_network("127.0.0.1/32")]
     settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
     proxy = "127.0.0.1"
 
@@ -97,14 +108,72 @@ def test_behind_a_proxy_the_forwarded_address_counts(alice, settings):
         )
 
     for name in ("a", "b"):
-        login(name, "guess", address=proxy)  # not through the proxy: its own address
-    # A forged first entry does not count: the proxy appends the address it saw, last.
+        login(name, "guess", address=proxy)  # the proxy's own address is locked out ...
+    # ... not its clients; and a forged first entry does not count.
     assert through_proxy("198.51.100.9, 192.0.2.1", PASSWORD).status_code == 200
     assert AuditEntry.objects.filter(action="login.succeeded").latest("id").address == "192.0.2.1"
     for _ in range(2):
         through_proxy("192.0.2.66", "guess")
     assert through_proxy("192.0.2.66", PASSWORD).status_code == 429
     assert through_proxy("192.0.2.1", PASSWORD).status_code == 200
+
+
+def test_a_client_cannot_name_its_own_address(alice, settings):
+    settings.GATEHOUSE_TRUSTED_PROXIES = []
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    for victim in ("192.0.2.1", "192.0.2.2"):
+        APIClient(REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=victim).post(
+            "/api/v1/auth/login/", {"username": "x", "password": "guess"}, format="json"
+        )
+    assert login("alice", PASSWORD, address="192.0.2.1").status_code == 200
+    assert login("alice", PASSWORD, address="203.0.113.7").status_code == 429
+
+
+def test_an_ipv6_host_is_locked_out_by_its_64(alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    login("a", "guess", address="2001:db8:1:2::a")
+    login("b", "guess", address="2001:db8:1:2::b")
+    assert login("alice", PASSWORD, address="2001:db8:1:2::c").status_code == 429
+    assert login("alice", PASSWORD, address="2001:db8:1:3::c").status_code == 200
+
+
+def test_logins_go_on_when_the_cache_is_unreachable(alice, settings, caplog):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    settings.GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE = 1
+    for _ in range(2):
+        assert login("alice", PASSWORD).status_code == 200
+    assert "password checks not counted: the cache is unreachable" in caplog.text
+
+
+def test_changing_ones_own_password_counts_as_a_password_check(api, alice, settings):
+    settings.GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE = 1
+    client = api(alice)
+    wrong = {"old_password": "not-it", "new_password": "a-Brand-new-passw0rd"}
+    first = client.post("/api/v1/users/alice/password/", wrong, format="json")
+    assert first.status_code == 400
+    second = client.post("/api/v1/users/alice/password/", wrong, format="json")
+    assert second.status_code == 429
+    assert "Too many login attempts from this address" in second.json()["detail"]
+    assert AuditEntry.objects.filter(action="login.throttled").count() == 1
+
+
+def test_the_console_password_form_says_when_throttled(client, alice, settings):
+    settings.GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE = 1
+    client.force_login(alice)
+    form = {
+        "old_password": "not-it",
+        "new_password": "a-Brand-new-passw0rd",
+        "new_password_confirm": "a-Brand-new-passw0rd",
+    }
+    client.post("/profile/", form)
+    page = client.post("/profile/", form)
+    assert page.status_code == 200
+    assert "Too many login attempts from this address" in page.content.decode()
 
 
 def test_token_creation_is_limited_per_user(settings):

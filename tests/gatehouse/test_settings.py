@@ -31,3 +31,13 @@ def test_development_mode_generates_a_secret_key_once_and_keeps_it(tmp_path):
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert run_check(GATEHOUSE_DEBUG="1", GATEHOUSE_VAR_DIR=str(tmp_path)).returncode == 0
     assert key_file.read_text() == first
+
+
+def test_settings_that_would_misbehave_refuse_to_start(tmp_path):
+    development = {"GATEHOUSE_DEBUG": "1", "GATEHOUSE_VAR_DIR": str(tmp_path)}
+    proxies = run_check(**development, GATEHOUSE_TRUSTED_PROXIES="127.0.0.1,nginx")
+    assert proxies.returncode != 0
+    assert "GATEHOUSE_TRUSTED_PROXIES" in proxies.stderr
+    requeue = run_check(**development, GATEHOUSE_JOB_REQUEUE_SECONDS="30")
+    assert requeue.returncode != 0
+    assert "GATEHOUSE_JOB_REQUEUE_SECONDS must exceed" in requeue.stderr

@@ -24,6 +24,7 @@ from tests.conftest import require
 from trust import custody, services, tokens
 from trust.devnotary import free_port
 from trust.models import CustodyKey
+from trust.selectors import TOKEN_EXPIRY_MARGIN
 
 pytestmark = pytest.mark.django_db
 
@@ -57,10 +58,15 @@ def new_token() -> str:
     return tokens.mint(subject="jenkins", service="notary-server", access=[])[0]
 
 
+def token_lifetime(settings) -> dt.timedelta:
+    return dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
+
+
 def expire_tokens_of(key: CustodyKey, settings) -> None:
-    """Time passes: the tokens ``key`` signed before it stopped signing have expired."""
-    lifetime = dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
-    CustodyKey.objects.filter(pk=key.pk).update(superseded_at=F("superseded_at") - lifetime)
+    """Time passes: notary-server no longer accepts the tokens ``key`` signed before it
+    stopped signing (their lifetime and the margin for its leeway have passed)."""
+    passed = token_lifetime(settings) + TOKEN_EXPIRY_MARGIN
+    CustodyKey.objects.filter(pk=key.pk).update(superseded_at=F("superseded_at") - passed)
 
 
 def token_key_audit() -> list[tuple]:
@@ -160,7 +166,7 @@ def test_a_rotation_trusts_the_next_key_before_it_signs_and_the_old_one_until_ex
     new.refresh_from_db()
     assert (old.state, new.state) == (RETIRING, CURRENT)
     assert new.activated_at == old.superseded_at
-    expires = old.superseded_at + dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
+    expires = old.superseded_at + token_lifetime(settings) + TOKEN_EXPIRY_MARGIN
     assert out.startswith(
         f"Checked: notary-server at {notary.url} accepts tokens signed by token key "
         f"{new.key_id}.\nToken key {new.key_id} signs new tokens from now on.\n"
@@ -234,7 +240,7 @@ def test_retiring_is_refused_while_the_old_keys_tokens_may_be_valid_unless_force
     run("stage")
     run("activate")
     old.refresh_from_db()
-    expires = old.superseded_at + dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
+    expires = old.superseded_at + token_lifetime(settings) + TOKEN_EXPIRY_MARGIN
 
     with pytest.raises(CommandError) as refused:
         run("retire")
@@ -246,6 +252,12 @@ def test_retiring_is_refused_while_the_old_keys_tokens_may_be_valid_unless_force
     assert bytes(old.sealed_private_key)
     assert len(bundle(tmp_path)) == 2
     assert not AuditEntry.objects.filter(action="token_key.retired").exists()
+
+    # Its tokens' lifetime has passed, but notary-server still accepts them for a while.
+    lifetime = token_lifetime(settings)
+    CustodyKey.objects.filter(pk=old.pk).update(superseded_at=F("superseded_at") - lifetime)
+    with pytest.raises(CommandError, match="may be valid until"):
+        run("retire")
 
     caplog.set_level(logging.INFO, logger="trust")
     caplog.clear()
@@ -305,12 +317,12 @@ def test_status_lists_every_key_with_its_state_fingerprint_and_dates(settings):
 
     run("activate")
     first.refresh_from_db()
-    expires = first.superseded_at + dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
+    expires = first.superseded_at + token_lifetime(settings) + TOKEN_EXPIRY_MARGIN
     lines = run().splitlines()
     assert lines[0] == f"retiring  key ID {first.key_id}"
     assert lines[2].endswith(
         f"stopped signing {first.superseded_at:%Y-%m-%d %H:%M:%S} UTC, "
-        f"its tokens expire by {expires:%Y-%m-%d %H:%M:%S} UTC"
+        f"can be retired from {expires:%Y-%m-%d %H:%M:%S} UTC"
     )
     assert lines[3] == f"current   key ID {second.key_id}"
     assert lines[-1].startswith("Next: once their tokens have expired")

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.services import team_member_add, team_member_remove
 from bundles.services import public_key_revoke
@@ -306,6 +307,7 @@ def test_queued_work_survives_a_redis_restart(
             os.killpg(worker.pid, signal.SIGCONT)
         create_repository(api, admin, guns[2], ["ci"])  # accepted while the broker is down
         time.sleep(2)  # the worker notices and tries to reconnect
+        restarted_at = timezone.now()
         private_redis.start()
 
         wait_until(lambda: all(ready(g) for g in guns) and settled(), what="recovery", timeout=90)
@@ -321,5 +323,7 @@ def test_queued_work_survives_a_redis_restart(
         print(log.read_text()[-5000:])
 
     assert not Job.objects.filter(status="failed").exists()
+    never_delivered = Job.objects.get(gun=guns[2])
+    assert never_delivered.enqueued_at > restarted_at, "the sweep sent it again"
     for gun in guns:
         assert cli_delegations(notary_cli, gun) == {"targets/releases": keys, "targets/ci": keys}

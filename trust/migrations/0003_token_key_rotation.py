@@ -10,6 +10,12 @@ def token_key_activated_when_made(apps, schema_editor):
     CustodyKey.objects.filter(kind="token").update(activated_at=F("created_at"))
 
 
+def keep_only_the_current_token_key(apps, schema_editor):
+    """Before rotation there was one token key: going back keeps the one that signs."""
+    CustodyKey = apps.get_model("trust", "CustodyKey")
+    CustodyKey.objects.filter(kind="token").exclude(state="current").delete()
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("trust", "0002_custody_token_key"),
@@ -76,5 +82,5 @@ class Migration(migrations.Migration):
                 name="custody_key_one_current_one_staged_token",
             ),
         ),
-        migrations.RunPython(token_key_activated_when_made, migrations.RunPython.noop),
+        migrations.RunPython(token_key_activated_when_made, keep_only_the_current_token_key),
     ]

@@ -121,7 +121,8 @@ class Command(BaseCommand):
         for old in retiring:
             expires = selectors.token_key_tokens_expire_at(old)
             self.stdout.write(
-                f"Token key {old.key_id} is retiring: tokens it signed expire by {_when(expires)}."
+                f"Token key {old.key_id} is retiring: notary-server may accept tokens it signed "
+                f"until {_when(expires)}."
             )
         if retiring:
             self.stdout.write("Next: after that, run `manage.py notary_token_key retire`.")
@@ -144,7 +145,7 @@ class Command(BaseCommand):
                 dates.append(f"stopped signing {_when(key.superseded_at)}")
             if key.state == CustodyKey.State.RETIRING:
                 expires = selectors.token_key_tokens_expire_at(key)
-                dates.append(f"its tokens expire by {_when(expires)}")
+                dates.append(f"can be retired from {_when(expires)}")
             if key.retired_at is not None:
                 dates.append(f"retired {_when(key.retired_at)}")
             self.stdout.write(
