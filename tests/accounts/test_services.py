@@ -138,3 +138,36 @@ def test_selectors_scope_what_a_non_admin_sees(admin, alice):
     assert {u.username for u in user_list(viewer=admin)} == {"root", "alice", "bob"}
     assert [t.name for t in team_list(viewer=alice)] == ["ci"]
     assert [t.name for t in team_list(viewer=admin)] == ["ci", "ops"]
+
+
+def test_a_looked_up_token_is_the_stored_token_with_its_user_loaded(alice):
+    """The written-out lookup gives what the ORM would, the user included, and no query
+    more when its fields are read."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def columns(instance) -> dict:
+        return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+    raw_token, _ = services.api_token_create(user=alice)
+    with CaptureQueriesContext(connection) as queries:
+        token = api_token_lookup(raw_token=raw_token)
+        fields = columns(token), columns(token.user)
+    assert len(queries) == 1
+    stored = ApiToken.objects.select_related("user").get(pk=token.pk)
+    assert fields == (columns(stored), columns(stored.user))
+    assert (token.created_at, token.expires_at) == (stored.created_at, stored.expires_at)
+    assert token.expires_at.tzinfo is not None
+    assert token.user.is_active is True
+    assert token.user.check_password(PASSWORD)
+    assert not token._state.adding
+
+
+def test_revoked_tokens_and_inactive_users_find_nothing(alice):
+    revoked, token = services.api_token_create(user=alice)
+    services.api_token_revoke(token=token)
+    assert api_token_lookup(raw_token=revoked) is None
+    live, _ = services.api_token_create(user=alice)
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    assert api_token_lookup(raw_token=live) is None
+    assert api_token_lookup(raw_token="not-a-token") is None
