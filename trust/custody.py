@@ -206,7 +206,15 @@ def _load_private_key(kind: str, key_id: str, sealed: bytes) -> ec.EllipticCurve
 
 def signing_key(key: CustodyKey) -> SigningKey:
     """A targets or custodian key as the plain ``ecdsa`` key object metadata names."""
-    return plain_signing_key(private_key(key))
+    return _signing_key(key.kind, key.key_id, bytes(key.sealed_private_key))
+
+
+@lru_cache(maxsize=1024)
+def _signing_key(kind: str, key_id: str, sealed: bytes) -> SigningKey:
+    """Built once per process, like ``_unsealed`` and keyed the same way: every sync signs
+    with the custodian, and the key object's ID (public key encoding, canonical JSON,
+    SHA-256) was computed anew for each job."""
+    return plain_signing_key(_unsealed(kind, key_id, sealed))
 
 
 def root_signing_key_for(gun: str) -> SigningKey:

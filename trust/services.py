@@ -601,6 +601,16 @@ class JobOutcome:
 DONE = JobOutcome()
 
 
+@dataclass(frozen=True)
+class Published:
+    """What a runner that brought Notary in step returns: the job's result, and the
+    repository fields recording what Notary holds now (``_recorded``), which ``_finish``
+    writes in the UPDATE that releases the repository. Other runners return the result."""
+
+    result: dict
+    record: dict
+
+
 def _claim(job: Job) -> Job | None:
     """Claim the repository and start the job, in one transaction; None if either is taken.
 
@@ -652,8 +662,27 @@ def _release(job: Job) -> None:
     )
 
 
-def _finish(job: Job, status: str, *, error: str = "", result: dict | None = None) -> bool:
-    """Unfinished -> finished, by compare-and-set, releasing the repository."""
+def _record_and_release(job: Job, record: dict) -> None:
+    """Record what was published and release the repository in one UPDATE, where it took
+    two. A job whose lease ran out, so that another job holds the repository now, still
+    records (as it always did) but leaves the other job's claim alone."""
+    released = Repository.objects.filter(pk=job.repository_id, lock_job=job).update(
+        **record, lock_job=None, lock_expires_at=None
+    )
+    if not released:
+        Repository.objects.filter(pk=job.repository_id).update(**record)
+
+
+def _finish(
+    job: Job,
+    status: str,
+    *,
+    error: str = "",
+    result: dict | None = None,
+    record: dict | None = None,
+) -> bool:
+    """Unfinished -> finished, by compare-and-set, releasing the repository; ``record``, the
+    repository fields of a ``Published`` outcome, is written in the same transaction."""
     with transaction.atomic():
         finished = Job.objects.filter(
             pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
@@ -666,7 +695,9 @@ def _finish(job: Job, status: str, *, error: str = "", result: dict | None = Non
             if status == Job.Status.SUCCEEDED
             else F("progress_done"),
         )
-        if job.repository_id is not None:
+        if job.repository_id is not None and record is not None:
+            _record_and_release(job, record)
+        elif job.repository_id is not None:
             _release(job)
         if finished:
             audit_record(
@@ -700,7 +731,7 @@ def job_run(*, job_id: int) -> JobOutcome:
         return DONE if job.status in Job.FINISHED else JobOutcome(retry_in=LOCK_RETRY_SECONDS)
     job, repository = claimed, claimed.repository
     try:
-        result = RUNNERS[job.kind](job, repository)
+        outcome = RUNNERS[job.kind](job, repository)
     except NotaryUnavailable as error:
         return _retry_or_fail(job, repository, error)
     except (NotaryRejected, InvalidMetadata) as error:
@@ -710,7 +741,10 @@ def job_run(*, job_id: int) -> JobOutcome:
         logger.exception("job %s %s on %s crashed", job.pk, job.kind, job.gun)
         _fail(job, repository, "Internal error in Gatehouse; the log has the details.")
     else:
-        _finish(job, Job.Status.SUCCEEDED, result=result)
+        if isinstance(outcome, Published):
+            _finish(job, Job.Status.SUCCEEDED, result=outcome.result, record=outcome.record)
+        else:
+            _finish(job, Job.Status.SUCCEEDED, result=outcome)
         logger.info("job %s %s on %s succeeded", job.pk, job.kind, job.gun)
     return DONE
 
@@ -745,20 +779,20 @@ def _desired_tuf_keys(repository: Repository) -> dict:
     }
 
 
-def _record(repository: Repository, notary: RepositoryState, **fields: object) -> None:
-    """What was published, and that the repository is in step now."""
-    Repository.objects.filter(pk=repository.pk).update(
-        delegations=[
+def _recorded(notary: RepositoryState, **fields: object) -> dict:
+    """The repository fields saying what was published and that it is in step now."""
+    return {
+        "delegations": [
             {"role": role.name, "key_ids": list(role.keyids)} for role in notary.targets.delegations
         ],
-        notary_state=notary.to_json(),
-        last_synced_at=timezone.now(),
-        drift=None,
+        "notary_state": notary.to_json(),
+        "last_synced_at": timezone.now(),
+        "drift": None,
         **fields,
-    )
+    }
 
 
-def _run_initialize(job: Job, repository: Repository) -> dict:
+def _run_initialize(job: Job, repository: Repository) -> Published:
     if repository.targets_key is None:
         with transaction.atomic():
             repository.targets_key = custody.targets_key_create()
@@ -781,8 +815,10 @@ def _run_initialize(job: Job, repository: Repository) -> dict:
                 code="EXISTS",
             ) from error
         return _run_sync(job, repository)  # an earlier attempt got there before a crash
-    _record(repository, state, state=Repository.State.READY)
-    return {"published": True, "delegations": [d.name for d in state.targets.delegations]}
+    return Published(
+        {"published": True, "delegations": [d.name for d in state.targets.delegations]},
+        _recorded(state, state=Repository.State.READY),
+    )
 
 
 def _initialised_by_us(client: NotaryClient, repository: Repository) -> bool:
@@ -790,7 +826,7 @@ def _initialised_by_us(client: NotaryClient, repository: Repository) -> bool:
     return repository.targets_key.key_id in root.roles["targets"].keyids
 
 
-def _run_sync(job: Job, repository: Repository) -> dict:
+def _run_sync(job: Job, repository: Repository) -> Published:
     client = notary_client()
     known = RepositoryState.from_json(repository.notary_state) if repository.notary_state else None
     update = client.set_delegations(
@@ -800,12 +836,14 @@ def _run_sync(job: Job, repository: Repository) -> dict:
         custodian=custody.signing_key(custody.custodian_key()),
         state=known,
     )
-    _record(repository, update.state, state=Repository.State.READY)
-    return {
-        "published": update.changed,
-        "reset_roles": list(update.reset_roles),
-        "delegations": [d.name for d in update.state.targets.delegations],
-    }
+    return Published(
+        {
+            "published": update.changed,
+            "reset_roles": list(update.reset_roles),
+            "delegations": [d.name for d in update.state.targets.delegations],
+        },
+        _recorded(update.state, state=Repository.State.READY),
+    )
 
 
 def _run_delete(job: Job, repository: Repository) -> dict:

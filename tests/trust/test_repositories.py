@@ -150,3 +150,45 @@ def test_drift_is_reported_and_repaired(on_notary, notary_cli, notary_gun, admin
         "targets/ci": {key.id},
     }
     assert services.drift_check(repository=repository) is None
+
+
+def test_a_sync_costs_the_same_queries_for_any_number_of_teams_and_keys(
+    on_notary, notary_gun, admin
+):
+    """Claim and start, the desired keys (one query), the custodian, then record, finish and
+    release together: a fixed number of queries, however many teams and keys there are."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    people = [make_user(f"dev{n}") for n in range(8)]
+    for person in people:
+        signing_key_of(person)
+    ci = make_team("ci", members=(people[0],), actor=admin)
+    qa = make_team("qa", actor=admin)
+    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci", "qa"])
+    run_jobs()
+    custody.custodian_key()  # made by the first sync that needs it: not what is counted
+
+    def sync_queries() -> int:
+        (job,) = Job.objects.filter(kind="sync", status="queued")
+        with CaptureQueriesContext(connection) as queries:
+            services.job_run(job_id=job.pk)
+        job.refresh_from_db()
+        assert job.status == "succeeded", job.error
+        return len(queries)
+
+    team_member_add(actor=admin, team=ci, user=people[1])
+    few = sync_queries()
+    for person in people[2:5]:
+        team_member_add(actor=admin, team=ci, user=person)
+    for person in people[5:]:
+        team_member_add(actor=admin, team=qa, user=person)
+    many = sync_queries()
+
+    assert many == few == 14  # 7 to read, claim and start the job, 2 reads, 5 to finish
+    repository = Repository.objects.get(gun=notary_gun)
+    assert {d["role"]: len(d["key_ids"]) for d in repository.delegations} == {
+        "targets/releases": 8,
+        "targets/ci": 5,
+        "targets/qa": 3,
+    }
