@@ -327,3 +327,41 @@ def test_queued_work_survives_a_redis_restart(
     assert never_delivered.enqueued_at > restarted_at, "the sweep sent it again"
     for gun in guns:
         assert cli_delegations(notary_cli, gun) == {"targets/releases": keys, "targets/ci": keys}
+
+
+def test_the_worker_keeps_its_database_sessions_and_survives_losing_them(
+    celery_worker, api, admin, notary_cli
+):
+    people = [make_user(f"dev{n}") for n in range(5)]
+    keys = {signing_key_of(person)[0].id for person in people}
+    team = make_team("ci", members=(people[0],), actor=admin)
+    gun = f"test.gatehouse/sessions-{connection.settings_dict['NAME']}"
+    create_repository(api, admin, gun, ["ci"])
+    wait_until(lambda: ready(gun) and settled(), what="the repository")
+
+    def worker_sessions() -> list[tuple[int, dt.datetime]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, backend_start FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchall()
+
+    before = timezone.now()
+    for person in people[1:3]:
+        team_member_add(actor=admin, team=team, user=person)
+        wait_until(settled, what="the sync")
+    sessions = worker_sessions()
+    assert sessions, "the worker keeps its sessions between jobs"
+    assert all(started < before for _, started in sessions), "and opens none per job"
+
+    with connection.cursor() as cursor:  # PostgreSQL drops them, as in a restart
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
+            [[pid for pid, _ in sessions]],
+        )
+    for person in people[3:]:
+        team_member_add(actor=admin, team=team, user=person)
+        wait_until(settled, what="the sync after the sessions were lost")
+    assert not Job.objects.filter(status="failed").exists()
+    assert cli_delegations(notary_cli, gun) == {"targets/releases": keys, "targets/ci": keys}
