@@ -333,11 +333,13 @@ def _load_openssl_encrypted(block: str, passphrase: str | None) -> ec.EllipticCu
         raise WrongPassphrase("the key is encrypted and no passphrase was given")
     try:
         key = serialization.load_pem_private_key(block.encode("ascii"), passphrase.encode())
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
-        # cryptography tells a bad decrypt from bad data only in its message.
-        if "decrypt" in str(error).lower() or "password" in str(error).lower():
-            raise WrongPassphrase("wrong passphrase for the key") from error
-        raise NotAPrivateKey("the data is not a private key") from error
+    except UnsupportedAlgorithm as error:
+        raise NotAPrivateKey("the key is encrypted with an unsupported cipher") from error
+    except (ValueError, TypeError) as error:
+        # A wrong passphrase mostly fails to decrypt, but about once in 256 it decrypts to
+        # noise with valid padding, which then only fails to parse: wrong either way, as
+        # for PBES2 (``_decrypt_pbes2``).
+        raise WrongPassphrase("wrong passphrase for the key") from error
     return _ecdsa(key)
 
 

@@ -253,3 +253,16 @@ def test_the_two_failures_are_distinct_value_errors():
     assert issubclass(NotAPrivateKey, ValueError)
     assert not issubclass(WrongPassphrase, NotAPrivateKey)
     assert not issubclass(NotAPrivateKey, WrongPassphrase)
+
+
+def test_a_wrong_passphrase_that_decrypts_to_noise_is_still_a_wrong_passphrase():
+    """About once in 256 a wrong passphrase gets past OpenSSL's padding check; try enough
+    wrong ones that this happens, and every one must still say so."""
+    pem = _pem(
+        generate_ecdsa_key(),
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    for attempt in range(1500):
+        with pytest.raises(WrongPassphrase):
+            load_private_key_pem(pem, f"wrong-{attempt}")
