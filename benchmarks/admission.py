@@ -19,7 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from common import configure_environment, gunicorn, scratch_database, sign_tags, wrk
+from common import configure_environment, gunicorn, run_jobs, scratch_database, sign_tags, wrk
 
 SECONDS = 3.0
 REPOSITORIES = ("api", "metrics", "envoy")
@@ -114,8 +114,7 @@ def run(notary_url: str, trust_dir: Path):
     from bundles.services import bundle_issue
     from policy.models import AdmissionDecision
     from policy.services import admission_review, admission_service_account, policy_update
-    from trust.models import Job
-    from trust.services import job_run, repository_create
+    from trust.services import repository_create
 
     admin = user_create(
         actor=None, username="bench-admin", password="a-benchmark-passphrase", is_admin=True
@@ -131,12 +130,7 @@ def run(notary_url: str, trust_dir: Path):
     guns = [f"bench.gatehouse/shop/{name}" for name in REPOSITORIES]
     for gun in guns:
         repository_create(actor=admin, gun=gun, signer_team_names=["ci"])
-    for _ in range(20):
-        pending = list(Job.objects.exclude(status__in=Job.FINISHED).order_by("id"))
-        if not pending:
-            break
-        for job in pending:
-            job_run(job_id=job.pk)
+    run_jobs()
     sign_tags(
         notary_url, trust_dir, key_pem, {gun: f"{n + 1:02x}" * 32 for n, gun in enumerate(guns)}
     )

@@ -5,21 +5,11 @@ Needs PostgreSQL (``BENCH_POSTGRES_URL``, default postgres://postgres@127.0.0.1:
 """
 
 import datetime as dt
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import configure_environment, gunicorn, scratch_database, wrk
+from common import configure_environment, gunicorn, rate, scratch_database, wrk
 
 SECONDS = 3.0
-
-
-def rate(step, seconds: float = SECONDS) -> float:
-    """Calls per second of ``step`` over about ``seconds``."""
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        step()
-        count += 1
-    return count / elapsed
 
 
 def concurrent_rate(step, threads: int, seconds: float = SECONDS) -> float:

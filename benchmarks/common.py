@@ -180,3 +180,29 @@ def sign_tags(notary_url: str, trust_dir: Path, key_pem: bytes, digests: dict[st
     for gun, digest in digests.items():
         for role in ("targets/releases", "targets/ci"):
             notary("addhash", gun, "1.0", "1234", "--sha256", digest, "-r", role, "-p")
+
+
+def rate(step, seconds: float = 3.0) -> float:
+    """Calls per second of ``step`` over about ``seconds``."""
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        step()
+        count += 1
+    return count / elapsed
+
+
+def run_jobs() -> None:
+    """Run every unfinished job in this process, as a worker would, until none is left;
+    a failed one ends the benchmark."""
+    from trust.models import Job
+    from trust.services import job_run
+
+    for _ in range(20):
+        pending = list(Job.objects.exclude(status__in=Job.FINISHED).order_by("id"))
+        if not pending:
+            break
+        for job in pending:
+            job_run(job_id=job.pk)
+    failed = Job.objects.filter(status=Job.Status.FAILED).first()
+    if failed is not None:
+        raise SystemExit(f"job {failed.pk} ({failed.kind} of {failed.gun}) failed: {failed.error}")

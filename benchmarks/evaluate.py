@@ -26,13 +26,19 @@ import os
 import pstats
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
-from common import configure_environment, gunicorn, scratch_database, sign_tags, wrk
+from common import (
+    configure_environment,
+    gunicorn,
+    rate,
+    run_jobs,
+    scratch_database,
+    sign_tags,
+    wrk,
+)
 
-SECONDS = 3.0
 GUN = "registry.example.com/ci/app"
 IMAGE = f"{GUN}:1.0"
 DIGEST = "a1" * 32
@@ -40,21 +46,12 @@ GOAL_RATE = 2000.0  # evaluations/s in-process
 GOAL_P99_MS = 20.0  # over HTTP
 
 
-def rate(step, seconds: float = SECONDS) -> float:
-    """Calls per second of ``step`` over about ``seconds``."""
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        step()
-        count += 1
-    return count / elapsed
-
-
 def setup(notary_url: str, directory: Path) -> str:
     """The people, the repository, the signature and the policy; returns an API token."""
     from accounts.services import api_token_create, team_create, team_member_add, user_create
     from bundles.services import bundle_issue
     from policy.services import policy_update
-    from trust.services import job_run, repository_create
+    from trust.services import repository_create
 
     admin = user_create(actor=None, username="admin", password="a-benchmark-pw", is_admin=True)
     jenkins = user_create(actor=None, username="jenkins", password="a-benchmark-pw")
@@ -68,11 +65,8 @@ def setup(notary_url: str, directory: Path) -> str:
     bundle = bundle_issue(user=jenkins, signing=True)
     with zipfile.ZipFile(io.BytesIO(bundle.archive)) as archive:
         key_pem = archive.read("key.pem")
-    _, job = repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
-    job_run(job_id=job.pk)
-    job.refresh_from_db()
-    if job.status != "succeeded":
-        raise SystemExit(f"the repository's initialisation failed: {job.error}")
+    repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
+    run_jobs()
     sign_tags(notary_url, directory, key_pem, {GUN: DIGEST})
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]

@@ -38,7 +38,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import requests
-from common import celery_worker, configure_environment, gunicorn, scratch_database, sign_tags
+from common import (
+    celery_worker,
+    configure_environment,
+    gunicorn,
+    run_jobs,
+    scratch_database,
+    sign_tags,
+)
 
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 PASSWORD = "a-load-test-passphrase"  # noqa: S105
@@ -56,8 +63,7 @@ def setup(notary_url: str, clients: int, trust_dir: Path) -> tuple[str, list[str
     from accounts.services import api_token_create, team_create, team_member_add, user_create
     from bundles.services import bundle_issue
     from policy.services import policy_update
-    from trust.models import Job
-    from trust.services import job_run, repository_create
+    from trust.services import repository_create
 
     admin = user_create(actor=None, username="admin", password=PASSWORD, is_admin=True)
     jenkins = user_create(actor=None, username="jenkins", password=PASSWORD)
@@ -73,8 +79,7 @@ def setup(notary_url: str, clients: int, trust_dir: Path) -> tuple[str, list[str
         tokens.append(api_token_create(user=user)[0])
     repository_create(actor=admin, gun=SIGNED, signer_team_names=["ci"])
     repository_create(actor=admin, gun=SHARED, signer_team_names=["ci", "ops"])
-    for job in Job.objects.order_by("id"):
-        job_run(job_id=job.pk)
+    run_jobs()
     sign_tags(notary_url, trust_dir, key_pem, {SIGNED: "a1" * 32})
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]

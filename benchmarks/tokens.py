@@ -12,23 +12,13 @@ import contextlib
 import logging
 import os
 import sys
-import time
 
-from common import configure_environment, gunicorn, scratch_database, wrk
+from common import configure_environment, gunicorn, rate, scratch_database, wrk
 
-SECONDS = 3.0
 HTTP_SECONDS = 10
 CONNECTIONS = 16
 GUN = "bench.example.com/team/app"
 SCOPE = f"repository:{GUN}:push,pull"
-
-
-def rate(step, seconds: float = SECONDS) -> float:
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        step()
-        count += 1
-    return count / elapsed
 
 
 @contextlib.contextmanager
