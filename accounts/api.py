@@ -19,7 +19,7 @@ from accounts import selectors, services
 from accounts.models import ApiToken, Team, User
 from audit.services import audit_record
 from gatehouse.addresses import client_address
-from gatehouse.api import IsAdmin
+from gatehouse.api import Conflict, IsAdmin
 
 
 class TokenSerializer(serializers.Serializer):
@@ -295,9 +295,27 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         team = services.team_update(actor=request.user, team=team, **data.validated_data)
         return Response(TeamSerializer(team).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                response=inline_serializer(
+                    "TeamInUse",
+                    {
+                        "detail": serializers.CharField(),
+                        "used_by": serializers.ListField(child=serializers.CharField()),
+                    },
+                ),
+                description="The content-trust policy or a repository names the team; "
+                "`used_by` says which. Nothing is deleted.",
+            ),
+        }
+    )
     def destroy(self, request: Request, name: str) -> Response:
-        services.team_delete(actor=request.user, team=self.get_object())
+        try:
+            services.team_delete(actor=request.user, team=self.get_object())
+        except services.TeamInUse as error:
+            raise Conflict({"detail": error.detail, "used_by": error.used_by}) from error
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: MemberSerializer(many=True)}, filters=False)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from redis import RedisError
 
 from accounts.models import ApiToken, LoginFailure, Membership, Team, User
+from accounts.signals import team_delete_blockers
 from audit.services import audit_record
 from gatehouse.addresses import address_group
 from trust.services import identity_changed
@@ -234,9 +235,35 @@ def team_update(*, actor: User, team: Team, description: str | None = None) -> T
     return team
 
 
+class TeamInUse(ValidationError):
+    """The team cannot be deleted: the policy or a repository still names it.
+
+    ``used_by`` names each thing that uses it (``accounts.signals.team_delete_blockers``);
+    ``detail`` is the whole message, also the ``name`` field's error.
+    """
+
+    def __init__(self, *, team: Team, used_by: list[str]) -> None:
+        self.used_by = used_by
+        self.detail = f"Team {team.name} is in use by {', '.join(used_by)}; remove it there first."
+        super().__init__({"name": [self.detail]})
+
+
 @transaction.atomic
 def team_delete(*, actor: User, team: Team) -> None:
-    """Its repositories' syncs are asked for first, while the team still names them."""
+    """Refused (``TeamInUse``, nothing changed) while anything names the team: deleting it
+    would drop its M2M rows silently, e.g. a signing team the policy requires.
+
+    The team's row is locked first, so nothing can name it between the check and the
+    delete. ``identity_changed`` still runs, so evaluations read teams afresh.
+    """
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+    used_by = [
+        blocker
+        for _, blockers in team_delete_blockers.send(sender=Team, team=team)
+        for blocker in blockers
+    ]
+    if used_by:
+        raise TeamInUse(team=team, used_by=used_by)
     name = team.name
     identity_changed(actor=actor, cause=f"team {name} deleted", teams=[team])
     audit_record(

@@ -240,7 +240,11 @@ def team_delete(request: HttpRequest, name: str) -> HttpResponse:
     """GET asks for confirmation, POST deletes: the page works with JavaScript off."""
     team = _visible_team(request, name)
     if request.method == "POST":
-        services.team_delete(actor=request.user, team=team)
+        try:
+            services.team_delete(actor=request.user, team=team)
+        except services.TeamInUse as error:
+            messages.error(request, error.detail)
+            return redirect("teams:detail", name=team.name)
         messages.success(request, f"Team {name} deleted.")
         return redirect("teams:list")
     return render(request, "accounts/teams/confirm_delete.html", {"team": team})

@@ -42,7 +42,10 @@ class PublicKey(models.Model):
     certificate = models.TextField(help_text="PEM")
     source = models.CharField(max_length=16, choices=Source.choices)
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
+    valid_from = models.DateTimeField(
+        null=True, blank=True, help_text="The certificate's notBefore: it counts from then."
+    )
+    expires_at = models.DateTimeField(help_text="The certificate's notAfter.")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -24,8 +24,10 @@ from bundles.certificates import (
 )
 from bundles.models import CertificateAuthority, PublicKey
 from gatehouse.keywrap import seal, unseal
+from policy.inputs import evaluation_inputs_changed
 from trust.notary.keys import canonical_key_id, certificate_tuf_key
 from trust.services import identity_changed
+from trust.signing_roles import signing_role_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +151,11 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         algorithm="ecdsa-p256",
         certificate=certificate_pem,
         source=PublicKey.Source.ISSUED,
+        valid_from=certificate.not_valid_before_utc,
         expires_at=certificate.not_valid_after_utc,
     )
     if signing:
+        signing_role_ensure(user)
         identity_changed(actor=user, cause=f"signing key {key.id[:12]} issued", users=[user])
     audit_record(
         action="bundle.issued",
@@ -188,11 +192,13 @@ def public_key_register(
                 algorithm=checked.algorithm,
                 certificate=checked.pem,
                 source=PublicKey.Source.REGISTERED,
+                valid_from=checked.certificate.not_valid_before_utc,
                 expires_at=checked.certificate.not_valid_after_utc,
             )
     except IntegrityError as error:
         raise KeyAlreadyRegistered(f"The key {key_id} is registered already.") from error
     if signing:
+        signing_role_ensure(user)
         identity_changed(actor=actor, cause=f"signing key {key_id[:12]} registered", users=[user])
     audit_record(
         action="key.registered",
@@ -224,6 +230,8 @@ def public_key_update(
         key.is_signing_key = is_signing_key
     key.save(update_fields=["label", "is_signing_key"])
     if signing_changed:
+        if key.is_signing_key:
+            signing_role_ensure(key.user)
         identity_changed(actor=actor, cause=f"key {key.id[:12]} signing changed", users=[key.user])
     audit_record(
         action="key.updated",
@@ -247,6 +255,8 @@ def public_key_revoke(*, actor: User, key: PublicKey) -> PublicKey:
         key.save(update_fields=["revoked_at", "is_signing_key"])
         if was_signing:
             identity_changed(actor=actor, cause=f"key {key.id[:12]} revoked", users=[key.user])
+        else:  # delegated nowhere, but evaluations explain its signatures as revoked now
+            evaluation_inputs_changed()
         audit_record(
             action="key.revoked",
             actor=actor,

@@ -14,7 +14,13 @@ from policy.api import (
     EvaluateView,
     WebhookConfigurationView,
 )
-from trust.api import JobViewSet, RepositoryViewSet, TrustRootExportView, TrustRootView
+from trust.api import (
+    JobViewSet,
+    RepositoryViewSet,
+    RootKeyPinViewSet,
+    TrustRootExportView,
+    TrustRootView,
+)
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -24,6 +30,7 @@ router.register(r"users/(?P<username>[^/]+)/keys", PublicKeyViewSet, basename="u
 router.register("repositories", RepositoryViewSet, basename="repository")
 router.register("jobs", JobViewSet, basename="job")
 router.register("audit", AuditEntryViewSet, basename="audit-entry")
+router.register("trust/pins", RootKeyPinViewSet, basename="root-pin")
 
 urlpatterns = [
     path("auth/login/", LoginView.as_view(), name="api-login"),

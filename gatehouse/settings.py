@@ -272,6 +272,9 @@ if (
         "GATEHOUSE_SYNC_DELAY_SECONDS."
     )
 # Verified trust data is cached per repository and its timestamp re-fetched at most this often.
+# Count repositories whose root nothing pins (trust on first use). Off: in enforced mode only
+# repositories Gatehouse made or adopted, or whose root an admin pinned, can pass.
+GATEHOUSE_TRUST_ON_FIRST_USE = env_bool("GATEHOUSE_TRUST_ON_FIRST_USE")
 GATEHOUSE_TRUST_REVALIDATE_SECONDS = float(
     os.environ.get("GATEHOUSE_TRUST_REVALIDATE_SECONDS", "3")
 )

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gatehouse.api import IsAdmin
-from policy import admission, selectors, services
+from policy import admission, evaluation, selectors, services
 from policy.models import ContentTrustPolicy
 from trust.notary.errors import NotaryUnavailable
 
@@ -97,14 +97,38 @@ class EvaluateRequestSerializer(serializers.Serializer):
 
 class SignerSerializer(serializers.Serializer):
     username = serializers.CharField()
-    key_id = serializers.CharField()
-    role = serializers.CharField()
+    key_id = serializers.CharField(help_text="As `notary key list` shows it.")
+    role = serializers.CharField(help_text="The signer's own role, targets/<name>.")
+
+
+class NotCountedSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(
+        choices=[
+            evaluation.NEVER_SIGNED,
+            evaluation.RELEASES_ONLY,
+            evaluation.NOT_IN_TEAM,
+            evaluation.DEACTIVATED,
+            evaluation.KEY_REVOKED,
+            evaluation.KEY_EXPIRED,
+            evaluation.KEY_NOT_YET_VALID,
+            evaluation.KEY_NOT_SIGNING,
+            evaluation.NOT_OWN_KEY,
+            evaluation.NOT_OWN_ROLE,
+            evaluation.REPLAYED,
+            evaluation.ROOT_NOT_PINNED,
+        ]
+    )
+    detail = serializers.CharField()
+    username = serializers.CharField(allow_null=True)
+    role = serializers.CharField(allow_null=True)
+    key_id = serializers.CharField(allow_null=True, help_text="As `notary key list` shows it.")
 
 
 class TeamResultSerializer(serializers.Serializer):
     team = serializers.CharField()
     satisfied = serializers.BooleanField()
     signers = SignerSerializer(many=True)
+    not_counted = NotCountedSerializer(many=True)
 
 
 class EvaluationSerializer(serializers.Serializer):

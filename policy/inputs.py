@@ -1,11 +1,13 @@
 """What every evaluation reads besides trust data, cached per process, and the counter that
 says it changed.
 
-The policy and the owners of every key that may count as a signature are read together and
-kept until the generation in ``EvaluationInputs`` moves; checking it is one query, so
-evaluations and admission reviews stay fast and still see a change of policy, membership,
-account or key at the very next evaluation. Writers call ``evaluation_inputs_changed`` in
-the transaction of their change.
+The policy, every signer (their own role, whether they are active, their teams), every key
+of theirs and every replayed fingerprint are read together and kept until the generation
+in ``EvaluationInputs`` moves; checking it is one query, so evaluations and admission
+reviews stay fast and still see a change of policy, membership, account, key or replay at
+the very next evaluation. Writers call ``evaluation_inputs_changed`` in the transaction of
+their change. Key validity is not cached: it is checked against the clock at each
+evaluation.
 """
 
 from collections import defaultdict
@@ -16,9 +18,10 @@ from django.db.models import F
 
 from accounts.models import Membership
 from bundles.models import PublicKey
-from policy.evaluation import KeyOwner, PolicyRules
+from policy.evaluation import Identities, PolicyRules, Signer, SignerKey
 from policy.models import EvaluationInputs
 from policy.selectors import policy_admission
+from trust.models import RoleFileSighting, SigningRole
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class EvaluationContext:
 
     rules: PolicyRules
     exempt_namespaces: tuple[str, ...]
-    owners: dict[str, KeyOwner]
+    identities: Identities
 
 
 _context_cache: dict[str, object] = {}
@@ -46,31 +49,56 @@ def _generation() -> tuple[str, int]:
 
 
 def evaluation_context() -> EvaluationContext:
-    """The policy and every key that may count as a signature, as of now."""
+    """The policy and everyone who may have signed, as of now."""
     generation = _generation()
     if _context_cache.get("generation") == generation:
         return _context_cache["context"]
     rules, exempt_namespaces = policy_admission()
-    context = EvaluationContext(rules, exempt_namespaces, _all_key_owners())
+    context = EvaluationContext(rules, exempt_namespaces, _identities())
     _context_cache.update(generation=generation, context=context)
     return context
 
 
-def _all_key_owners() -> dict[str, KeyOwner]:
-    rows = list(
-        PublicKey.objects.filter(revoked_at__isnull=True, user__is_active=True).values_list(
-            "tuf_key_id", "user__username", "user_id"
-        )
-    )
+def _identities() -> Identities:
+    """Four queries: signers, their teams, their keys, the replayed fingerprints."""
     teams: dict[int, set[str]] = defaultdict(set)
-    for user_id, team in Membership.objects.filter(user__is_active=True).values_list(
-        "user_id", "team__name"
-    ):
+    for user_id, team in Membership.objects.values_list("user_id", "team__name"):
         teams[user_id].add(team)
-    return {key_id: KeyOwner(name, frozenset(teams[user_id])) for key_id, name, user_id in rows}
+    signers = {
+        f"targets/{name}": Signer(username, f"targets/{name}", active, frozenset(teams[user_id]))
+        for name, user_id, username, active in SigningRole.objects.filter(
+            user__isnull=False
+        ).values_list("name", "user_id", "user__username", "user__is_active")
+    }
+    keys = {
+        key_id: SignerKey(
+            owner=username,
+            signing=signing,
+            revoked=revoked_at is not None,
+            valid_from=valid_from,
+            valid_until=expires_at,
+        )
+        for key_id, username, signing, revoked_at, valid_from, expires_at in (
+            PublicKey.objects.filter(user__signing_role__isnull=False).values_list(
+                "id", "user__username", "is_signing_key", "revoked_at", "valid_from", "expires_at"
+            )
+        )
+    }
+    replays: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for fingerprint, gun, role in (
+        RoleFileSighting.objects.filter(replayed=True)
+        .order_by("first_seen_at", "id")
+        .values_list("fingerprint", "gun", "role")
+    ):
+        replays[fingerprint].append((gun, role))
+    return Identities(
+        signers=signers,
+        keys=keys,
+        replays={fingerprint: tuple(places) for fingerprint, places in replays.items()},
+    )
 
 
 def evaluation_inputs_changed() -> None:
-    """Make every process read the policy and key owners afresh at its next evaluation."""
+    """Make every process read the policy and identities afresh at its next evaluation."""
     EvaluationInputs.objects.get_or_create(pk=1)
     EvaluationInputs.objects.filter(pk=1).update(generation=F("generation") + 1)

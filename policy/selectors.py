@@ -1,5 +1,6 @@
 """Reads of the content-trust policy, and of who owns the keys that signed an image."""
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from policy.evaluation import PolicyRules
@@ -33,6 +34,7 @@ def policy_admission() -> tuple[PolicyRules, tuple[str, ...]]:
         mode=policy.mode,
         signing_teams=tuple(sorted(team.name for team in policy.signing_teams.all())),
         allow_repos=tuple(policy.allow_repos),
+        trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE,
     )
     return rules, tuple(policy.exempt_namespaces)
 

@@ -4,7 +4,6 @@ import dataclasses
 import datetime as dt
 import logging
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.models import Permission
@@ -18,8 +17,8 @@ from audit.services import audit_record, request_actor
 from policy import admission
 from policy.evaluation import (
     Evaluation,
+    Identities,
     InvalidReference,
-    KeyOwner,
     PolicyRules,
     evaluate,
     is_exempt,
@@ -38,6 +37,7 @@ from policy.selectors import (
     policy_settings,
 )
 from trust.notary.errors import InvalidMetadata, NotaryUnavailable, NotFound
+from trust.replays import replays_found
 from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,9 @@ def image_evaluate(*, image: str) -> Evaluation:
     ``NotaryUnavailable`` for the caller to answer 503.
     """
     context = evaluation_context()
-    evaluation = image_evaluate_under(image=image, rules=context.rules, owners=context.owners)
+    evaluation = image_evaluate_under(
+        image=image, rules=context.rules, identities=context.identities
+    )
     if not evaluation.allowed:
         audit_record(
             action="policy.evaluation_denied",
@@ -175,32 +177,33 @@ def image_evaluate(*, image: str) -> Evaluation:
     return evaluation
 
 
-def image_evaluate_under(
-    *, image: str, rules: PolicyRules, owners: Mapping[str, KeyOwner]
-) -> Evaluation:
-    """``image_evaluate`` with the policy and key owners the caller has read already, so
+def image_evaluate_under(*, image: str, rules: PolicyRules, identities: Identities) -> Evaluation:
+    """``image_evaluate`` with the policy and identities the caller has read already, so
     admission reads them once per review, not once per image."""
     try:
         reference = parse_image_reference(image)
     except InvalidReference as error:
         raise ValidationError({"image": [str(error)]}) from error
     if not rules.enabled or is_exempt(reference.gun, rules):
-        return evaluate(reference, rules, None, {})
+        return evaluate(reference, rules, None, identities)
     trust, trust_error = None, None
+    replays = replays_found()
     try:
         trust = trust_data_from_verified(verified_repository(reference.gun))
     except NotFound:
         trust_error = None
     except InvalidMetadata as error:
         trust_error = f"trust data does not verify: {error}"
-    return evaluate(reference, rules, trust, owners, trust_error=trust_error)
+    if replays_found() != replays:  # this read found a replay: count it at once
+        identities = evaluation_context().identities
+    return evaluate(reference, rules, trust, identities, trust_error=trust_error)
 
 
 # --- Kubernetes admission ----------------------------------------------------------------
 
 
 def _verdicts(
-    images: list[str], rules: PolicyRules, owners: Mapping[str, KeyOwner]
+    images: list[str], rules: PolicyRules, identities: Identities
 ) -> dict[str, admission.Verdict]:
     """Evaluate each distinct image once (``nginx`` and ``nginx:latest`` are one image).
     An unreachable Notary fails every image that would need it, without waiting on Notary
@@ -221,7 +224,9 @@ def _verdicts(
                 verdict = admission.verdict_of_error(image, unavailable, rules)
             else:
                 try:
-                    evaluation = image_evaluate_under(image=image, rules=rules, owners=owners)
+                    evaluation = image_evaluate_under(
+                        image=image, rules=rules, identities=identities
+                    )
                     verdict = admission.verdict_of(image, evaluation, rules)
                 except ValidationError as error:
                     verdict = admission.verdict_of_error(image, " ".join(error.messages), rules)
@@ -267,7 +272,7 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
             decision = admission.decide(
                 rules=rules,
                 containers=containers,
-                verdicts=_verdicts(images, rules, context.owners),
+                verdicts=_verdicts(images, rules, context.identities),
                 mutate=mutate,
             )
     if not review.dry_run:

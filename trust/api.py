@@ -1,4 +1,5 @@
-"""``/api/v1/repositories/``, ``/api/v1/jobs/`` and ``/api/v1/trust/root/``.
+"""``/api/v1/repositories/``, ``/api/v1/jobs/``, ``/api/v1/trust/root/`` and
+``/api/v1/trust/pins/``.
 
 Long work answers 202 with a link to its job, as Pulp does.
 """
@@ -22,8 +23,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gatehouse.api import IsAdmin
-from trust import selectors, services
-from trust.models import Job, Repository
+from trust import pins, selectors, services
+from trust.models import Job, Repository, RootKeyPin
 
 GUN_MAX = 255
 TEAM_NAMES = serializers.ListField(
@@ -306,7 +307,8 @@ class RootExportSerializer(serializers.Serializer):
 
 
 class TrustRootView(APIView):
-    """The root key every Gatehouse repository shares, and how a cluster pins it."""
+    """The root key every Gatehouse repository shares, and the ``daemon.json`` section that
+    pins it, the adopted repositories' roots and the admins' pins (``trust.pins``)."""
 
     permission_classes = [IsAdmin]
 
@@ -326,7 +328,7 @@ class TrustRootView(APIView):
             {
                 "root_key_id": key_id,
                 "exported": selectors.root_key_exported(),
-                "daemon_json": selectors.trust_pinning_snippet(key_id),
+                "daemon_json": pins.trust_pinning_snippet(),
             }
         )
 
@@ -346,3 +348,65 @@ class TrustRootExportView(APIView):
         response["Content-Disposition"] = 'attachment; filename="gatehouse-root-key.pem"'
         response["Cache-Control"] = "no-store"
         return response
+
+
+class RootKeyPinSerializer(serializers.ModelSerializer):
+    key_ids = serializers.ListField(child=serializers.CharField())
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = RootKeyPin
+        fields = ["id", "pattern", "key_ids", "created_by", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+# Shape only: ``trust.pins`` validates patterns and key IDs, in the console's words too.
+KEY_IDS = serializers.ListField(child=serializers.CharField(trim_whitespace=False), max_length=100)
+
+
+class RootKeyPinCreateSerializer(serializers.Serializer):
+    pattern = serializers.CharField(trim_whitespace=False)
+    key_ids = KEY_IDS
+
+
+class RootKeyPinUpdateSerializer(serializers.Serializer):
+    key_ids = KEY_IDS
+    pattern = serializers.CharField(required=False, trim_whitespace=False)
+
+
+class RootKeyPinViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Admins' pins of the roots of repositories Gatehouse neither made nor adopted: a GUN,
+    or a GUN prefix ending in ``*``, to root key IDs. Admins only."""
+
+    queryset = RootKeyPin.objects.none()  # names the model for the schema
+    serializer_class = RootKeyPinSerializer
+    permission_classes = [IsAdmin]
+
+    def get_queryset(self) -> QuerySet[RootKeyPin]:
+        return pins.root_key_pin_list()
+
+    @extend_schema(request=RootKeyPinCreateSerializer, responses={201: RootKeyPinSerializer})
+    def create(self, request: Request) -> Response:
+        data = RootKeyPinCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pin = pins.root_key_pin_create(actor=request.user, **data.validated_data)
+        return Response(RootKeyPinSerializer(pin).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RootKeyPinUpdateSerializer, responses={200: RootKeyPinSerializer})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        pin = self.get_object()
+        data = RootKeyPinUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if data.validated_data.get("pattern", pin.pattern) != pin.pattern:
+            raise serializers.ValidationError(
+                {"pattern": ["A pin's pattern cannot be changed: delete the pin and add another."]}
+            )
+        pin = pins.root_key_pin_update(
+            actor=request.user, pin=pin, key_ids=data.validated_data["key_ids"]
+        )
+        return Response(RootKeyPinSerializer(pin).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        pins.root_key_pin_delete(actor=request.user, pin=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

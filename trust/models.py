@@ -91,6 +91,94 @@ class RootKeyExport(models.Model):
         return f"root key exported by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
+role_name_syntax = RegexValidator(
+    regex=r"\A[a-z0-9][a-z0-9_-]{0,63}\Z",
+    message="A role name is 1 to 64 lowercase letters, digits, '_' and '-'.",
+)
+
+
+class SigningRole(models.Model):
+    """A user's own delegation role, ``targets/<name>``, in every repository they sign.
+
+    Only the user's current signing keys are ever delegated to it, so a signature in it is
+    that user's and nobody else's (docs/threat-model.md). A name is never given to anyone
+    else: users are never deleted, and rows without a user reserve the names of the team
+    roles that earlier versions published, whose files Notary still holds.
+    """
+
+    name = models.CharField(max_length=64, unique=True, validators=[role_name_syntax])
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="signing_role",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.role
+
+    @property
+    def role(self) -> str:
+        return f"targets/{self.name}"
+
+
+class RoleFileSighting(models.Model):
+    """Signed bytes Gatehouse has read, and where: the GUN and the role they were under.
+
+    The same ``fingerprint`` under another GUN or role is a copy of a signature made for
+    somewhere else: a replay, which never counts (docs/threat-model.md, "Replays").
+    """
+
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the signed bytes.")
+    gun = models.CharField(max_length=255)
+    role = models.CharField(max_length=255)
+    replayed = models.BooleanField(
+        default=False, help_text="The same bytes were seen under another GUN or role too."
+    )
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "gun", "role"], name="role_file_sighting_once"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["fingerprint"],
+                condition=Q(replayed=True),
+                name="role_file_sighting_replayed",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint[:12]} in {self.gun} {self.role}"
+
+
+class RootKeyPin(models.Model):
+    """An admin's pin of the root keys of repositories Gatehouse neither made nor adopted.
+
+    ``pattern`` is a GUN, or a GUN prefix ending in ``*``, as Docker's trust pinning reads
+    them: an exact GUN wins, then the longest prefix.
+    """
+
+    pattern = models.CharField(max_length=255, unique=True)
+    key_ids = models.JSONField(help_text="Canonical IDs of the root keys, as `notary` shows.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pattern"]
+
+    def __str__(self) -> str:
+        return self.pattern
+
+
 class Repository(models.Model):
     class State(models.TextChoices):
         PENDING = "pending"

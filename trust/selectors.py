@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Team, User
 from bundles.models import PublicKey
-from trust.models import CustodyKey, Job, Repository, RootKeyExport
+from trust.models import CustodyKey, Job, Repository, RootKeyExport, SigningRole
 from trust.notary.keys import TufKey, certificate_tuf_key
 
 RELEASES = "targets/releases"
@@ -38,27 +38,29 @@ def job_list(*, viewer: User) -> QuerySet[Job]:
 
 
 def desired_delegations(repository: Repository) -> dict[str, list[PublicKey]]:
-    """What Notary should hold: ``targets/<team>`` per signer team with its members' signing
-    keys (signing, not revoked, not expired, of active members), and ``targets/releases``
-    with all of them. Roles without keys are left out. Read afresh at every call.
+    """What Notary should hold: for each active member of a signer team who has signing
+    keys (signing, not revoked, not expired), their own role ``targets/<name>`` with those
+    keys alone, and ``targets/releases`` with all of them. No role is shared, so no
+    signature vouches for another person's entries (docs/threat-model.md). Read afresh at
+    every call.
 
-    Every job of a fan-out runs this, so it is one query (it was two: the teams, then their
-    keys), written out: built by the ORM, the five-table join cost ≈ 1.4 ms of CPU per call,
-    as SQL ≈ 0.4 ms (docs/performance.md, "Provisioning").
+    Every job of a fan-out runs this, so it is one query, written out: built by the ORM, a
+    join this wide cost ≈ 1.4 ms of CPU per call, as SQL ≈ 0.4 ms (docs/performance.md,
+    "Provisioning").
     """
     sql = _DESIRED_KEYS_SQL.format(
         key=PublicKey._meta.db_table,
         user=User._meta.db_table,
+        role=SigningRole._meta.db_table,
         membership=Membership._meta.db_table,
-        team=Team._meta.db_table,
         signer_teams=Repository.signer_teams.through._meta.db_table,
     )
     now = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM passes it
-    keys = PublicKey.objects.raw(sql, [repository.pk, now])
+    keys = PublicKey.objects.raw(sql, [now, repository.pk])
     desired: dict[str, list[PublicKey]] = {}
     releases: dict[str, PublicKey] = {}
     for key in keys:
-        desired.setdefault(f"targets/{key.team_name}", []).append(key)
+        desired.setdefault(f"targets/{key.role_name}", []).append(key)
         releases[key.id] = key
     if releases:
         desired[RELEASES] = [releases[k] for k in sorted(releases)]
@@ -67,14 +69,13 @@ def desired_delegations(repository: Repository) -> dict[str, list[PublicKey]]:
 
 # Only our own table names are formatted in; the values are bound parameters.
 _DESIRED_KEYS_SQL = (
-    "SELECT k.*, t.name AS team_name FROM {key} k "
+    "SELECT k.*, r.name AS role_name FROM {key} k "
     "JOIN {user} u ON u.id = k.user_id "
-    "JOIN {membership} m ON m.user_id = u.id "
-    "JOIN {team} t ON t.id = m.team_id "
-    "JOIN {signer_teams} s ON s.team_id = t.id "
-    "WHERE s.repository_id = %s AND k.is_signing_key AND k.revoked_at IS NULL "
-    "AND k.expires_at > %s AND u.is_active "
-    "ORDER BY t.name, k.id"
+    "JOIN {role} r ON r.user_id = u.id "
+    "WHERE k.is_signing_key AND k.revoked_at IS NULL AND k.expires_at > %s AND u.is_active "
+    "AND EXISTS (SELECT 1 FROM {membership} m JOIN {signer_teams} s ON s.team_id = m.team_id "
+    "WHERE m.user_id = u.id AND s.repository_id = %s) "
+    "ORDER BY r.name, k.id"
 )
 
 
@@ -207,23 +208,6 @@ def token_key_tokens_expire_at(key: CustodyKey) -> dt.datetime | None:
         return None
     lifetime = dt.timedelta(seconds=settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
     return key.superseded_at + lifetime + TOKEN_EXPIRY_MARGIN
-
-
-def trust_pinning_snippet(key_id: str) -> dict:
-    """``daemon.json`` pinning every Gatehouse-made repository's root to our one root key,
-    per registry (Docker Enterprise's ``content-trust.trust-pinning.root-keys``)."""
-    registries = sorted(
-        {
-            gun.split("/", 1)[0]
-            for gun in Repository.objects.filter(adopted=False).values_list("gun", flat=True)
-        }
-    ) or ["registry.example.com"]
-    return {
-        "content-trust": {
-            "trust-pinning": {"root-keys": {f"{registry}/*": [key_id] for registry in registries}},
-            "mode": "enforced",
-        }
-    }
 
 
 def repositories_matching(repositories: QuerySet[Repository], term: str) -> QuerySet[Repository]:

@@ -42,9 +42,12 @@ from trust.notary.keys import (
     load_private_key_pem,
     load_public_key,
     plain_signing_key,
+    tuf_key_canonical_id,
 )
 from trust.notary.transport import TokenVerdict
 from trust.notary_access import notary_client, notary_transport
+from trust.replays import role_files_seen
+from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
 
@@ -357,6 +360,13 @@ def repository_adopt(
                 ]
             }
         )
+    # By the IDs Docker's trust pinning and `notary key list` use, so the daemon.json
+    # snippet pins what evaluations pin.
+    root_key_ids = [
+        tuf_key_canonical_id(root.keys[key_id])
+        for key_id in root.roles["root"].keyids
+        if key_id in root.keys
+    ]
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -364,7 +374,7 @@ def repository_adopt(
                     gun=gun,
                     created_by=actor,
                     adopted=True,
-                    pinned_root_key_ids=list(root.roles["root"].keyids),
+                    pinned_root_key_ids=root_key_ids,
                     targets_key=custody.targets_key_store(private_key),
                 )
         except IntegrityError as error:
@@ -378,7 +388,7 @@ def repository_adopt(
             target_id=gun,
             after={
                 "signer_teams": sorted(team.name for team in teams),
-                "pinned_root_key_ids": list(root.roles["root"].keyids),
+                "pinned_root_key_ids": root_key_ids,
                 "job": job.pk,
             },
         )
@@ -827,7 +837,11 @@ def _initialised_by_us(client: NotaryClient, repository: Repository) -> bool:
 
 
 def _run_sync(job: Job, repository: Repository) -> Published:
-    client = notary_client()
+    read: list[tuple[str, str]] = []
+    client = NotaryClient(
+        notary_client().transport,
+        on_role_file=lambda gun, role, file: read.append((role, file.fingerprint)),
+    )
     known = RepositoryState.from_json(repository.notary_state) if repository.notary_state else None
     update = client.set_delegations(
         repository.gun,
@@ -836,6 +850,7 @@ def _run_sync(job: Job, repository: Repository) -> Published:
         custodian=custody.signing_key(custody.custodian_key()),
         state=known,
     )
+    role_files_seen(gun=repository.gun, files=read)
     return Published(
         {
             "published": update.changed,
@@ -869,30 +884,46 @@ RUNNERS = {
 
 def _drift(repository: Repository, state: RepositoryState) -> dict | None:
     """Roles and keys Notary holds that it should not, and those it lacks."""
-    desired = {
-        role: {key.tuf_key_id for key in keys}
-        for role, keys in selectors.desired_delegations(repository).items()
-    }
+    wanted = selectors.desired_delegations(repository)
+    desired = {role: {key.tuf_key_id for key in keys} for role, keys in wanted.items()}
     actual = state.delegations()
     custodian = custody.custodian_key().key_id
-    missing = {
-        role: sorted(keys - actual.get(role, set()))
-        for role, keys in desired.items()
-        if keys - actual.get(role, set())
-    }
+    missing = {role: keys - actual.get(role, set()) for role, keys in desired.items()}
     unexpected = {
-        role: sorted(keys - desired.get(role, set()) - {custodian})
-        for role, keys in actual.items()
-        if keys - desired.get(role, set()) - {custodian}
+        role: keys - desired.get(role, set()) - {custodian} for role, keys in actual.items()
     }
-    if not missing and not unexpected:
+    if not any(missing.values()) and not any(unexpected.values()):
         return None
-    return {"missing": missing, "unexpected": unexpected}
+
+    def shown(key_id: str) -> str:  # by the ID `notary key list` shows
+        key = state.targets.delegation_keys.get(key_id)
+        return tuf_key_canonical_id(key) if key is not None else key_id
+
+    canonical = {key.tuf_key_id: key.id for keys in wanted.values() for key in keys}
+    return {
+        "missing": {
+            role: sorted(canonical.get(k, k) for k in keys)
+            for role, keys in missing.items()
+            if keys
+        },
+        "unexpected": {
+            role: sorted(shown(k) for k in keys) for role, keys in unexpected.items() if keys
+        },
+    }
 
 
 def drift_check(*, repository: Repository) -> dict | None:
-    """Read the repository from Notary, record any drift, and ask for a sync if there is."""
+    """Read the repository from Notary, record any drift, and ask for a sync if there is.
+
+    Every role file is read and verified too, so that Gatehouse has seen each signed file
+    of every repository it manages within one drift interval of its publication: a copy
+    made elsewhere after that is known for a replay (docs/threat-model.md, "Replays").
+    """
     state = notary_client().read_state(repository.gun)
+    try:
+        verified_repository(repository.gun)
+    except InvalidMetadata as error:
+        logger.warning("drift check of %s: trust data does not verify: %s", repository.gun, error)
     drift = _drift(repository, state)
     Repository.objects.filter(pk=repository.pk).update(
         drift=drift, drift_checked_at=timezone.now(), notary_state=state.to_json()

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from trust.models import Repository
+from trust import pins
 from trust.notary.errors import InvalidMetadata
 from trust.notary.reader import Reader, RootPin, VerifiedRepository
 from trust.notary.transport import repository_scope
 from trust.notary_access import notary_client
-from trust.selectors import root_key_id
+from trust.replays import role_files_seen
 
 TIMESTAMP_LIMIT = 1024 * 1024
 FULL_READ_EVERY = 300.0  # seconds: expiry is rechecked by a full read at least this often
@@ -39,18 +39,10 @@ _lock = threading.Lock()
 
 def root_pin(gun: str) -> RootPin | None:
     """Gatehouse's own root for the repositories it made, the root seen at adoption for
-    adopted ones, and nothing (trust on first use) for any other GUN."""
-    repository = Repository.objects.filter(gun=gun).only("adopted", "pinned_root_key_ids").first()
-    if repository is None:
-        return None
-    if repository.adopted:
-        return (
-            RootPin.keys(*repository.pinned_root_key_ids)
-            if repository.pinned_root_key_ids
-            else None
-        )
-    key_id = root_key_id()
-    return RootPin.keys(key_id) if key_id else None
+    adopted ones, an admin's pin (exact, else the longest prefix) for any other GUN, and
+    nothing (trust on first use) when nothing pins it: ``trust.pins``, as Docker reads it."""
+    key_ids = pins.root_pin_key_ids(gun)
+    return RootPin.keys(*key_ids) if key_ids else None
 
 
 def _timestamp_version(gun: str) -> int:
@@ -90,6 +82,9 @@ def verified_repository(gun: str) -> VerifiedRepository:
         return cached.repository
     known = cached.repository.versions if cached is not None and cached.pin == pin else None
     repository = Reader(notary_client().transport).read(gun, pinned_root=pin, known_versions=known)
+    role_files_seen(
+        gun=gun, files=[(role.name, role.fingerprint) for role in repository.roles.values()]
+    )
     with _lock:
         _cache[gun] = _Cached(repository, pin, now, now)
     return repository

@@ -116,7 +116,7 @@ TABLE: dict[str, list[Case]] = {
         api("get", "teams/ci/", None, 401, 404, 200, 200),
         api("get", "teams/ops/", None, 401, 404, 404, 200),
         api("patch", "teams/ci/", {"description": "x"}, 401, 403, 403, 200),
-        api("delete", "teams/ops/", None, 401, 403, 403, 204),
+        api("delete", "teams/qa/", None, 401, 403, 403, 204),  # ops, a signer, is a 409
     ],
     "team-members": [
         api("get", "teams/ci/members/", None, 401, 404, 200, 200),
@@ -271,8 +271,8 @@ TABLE: dict[str, list[Case]] = {
         page("post", "/teams/ci/edit/", {"description": "x"}, 302, 403, 403, 302),
     ],
     "teams:delete": [
-        page("get", "/teams/ops/delete/", None, 302, 403, 403, 200),
-        page("post", "/teams/ops/delete/", None, 302, 403, 403, 302),
+        page("get", "/teams/qa/delete/", None, 302, 403, 403, 200),
+        page("post", "/teams/qa/delete/", None, 302, 403, 403, 302),
     ],
     "teams:member_add": [
         page("post", "/teams/ci/members/", {"username": "bob"}, 302, 403, 403, 302),
@@ -387,10 +387,12 @@ def test_every_url_is_in_the_table():
 @pytest.fixture
 def world(admin, alice):
     """alice is in ci, which signs repo, and has a key; bob is in no team but has a key;
-    ops signs other; every repository has its queued initialize job."""
+    ops signs other; qa has no members and nothing names it (so it may be deleted); every
+    repository has its queued initialize job."""
     bob = make_user("bob")
     make_team("ci", members=(alice,), actor=admin)
     make_team("ops", actor=admin)
+    make_team("qa", actor=admin)
     repo, job = repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
     other, other_job = repository_create(actor=admin, gun=OTHER_GUN, signer_team_names=["ops"])
     assert {job.status, other_job.status} == {Job.Status.QUEUED}

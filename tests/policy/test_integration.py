@@ -122,7 +122,7 @@ def world(on_notary, notary_gun, notary_cli_in, admin, api, tmp_path) -> World:
 
 
 def test_jenkins_signs_for_ci_and_the_image_is_allowed(world):
-    world.sign("jenkins", "1.0", A, RELEASES, "targets/ci")
+    world.sign("jenkins", "1.0", A, RELEASES, "targets/jenkins")
 
     result = world.tag("1.0")
 
@@ -138,24 +138,29 @@ def test_jenkins_signs_for_ci_and_the_image_is_allowed(world):
         "signers": [
             {
                 "username": "jenkins",
-                "key_id": world.signers["jenkins"].key.tuf_key_id,
-                "role": "targets/ci",
+                "key_id": world.signers["jenkins"].key.id,
+                "role": "targets/jenkins",
             }
         ],
+        "not_counted": [],
     }
-    assert result["reasons"] == [f"team ci: signed sha256:{A} (jenkins in targets/ci)"]
+    assert result["reasons"] == [f"team ci: signed sha256:{A} (jenkins in targets/jenkins)"]
 
 
 def test_a_signature_outside_the_team_does_not_count_nor_does_a_stale_one(world):
-    world.sign("jenkins", "1.0", A, RELEASES, "targets/ci")
-    world.sign("moby", "2.0", B, RELEASES, "targets/dev")
+    world.sign("jenkins", "1.0", A, RELEASES, "targets/jenkins")
+    world.sign("moby", "2.0", B, RELEASES, "targets/moby")
 
     other = world.tag("2.0")
     assert other["decision"] == "denied"
     assert other["allowed"] is False
-    assert other["teams"] == [{"team": "ci", "satisfied": False, "signers": []}]
+    (ci,) = other["teams"]
+    assert (ci["satisfied"], ci["signers"]) == (False, [])
+    assert [(n["reason"], n["username"], n["role"], n["key_id"]) for n in ci["not_counted"]] == [
+        ("not_in_team", "moby", "targets/moby", world.signers["moby"].key.id)
+    ]
     assert other["reasons"][0] == POLICY_FAILED
-    assert "moby, who is not in ci" in other["reasons"][1]
+    assert "moby signed it in targets/moby, but is not in ci" in other["reasons"][1]
 
     # moby re-signs 1.0 into releases with another digest: releases names what Docker
     # pulls, and ci signed something else.
@@ -166,23 +171,23 @@ def test_a_signature_outside_the_team_does_not_count_nor_does_a_stale_one(world)
     assert stale["teams"][0]["satisfied"] is False
     assert stale["reasons"][0] == POLICY_FAILED
     assert any(
-        f"targets/ci signed sha256:{A} as 1.0, but {RELEASES} names sha256:{B}" in reason
+        f"targets/jenkins signed sha256:{A} as 1.0, but {RELEASES} names sha256:{B}" in reason
         for reason in stale["reasons"]
     )
 
 
 def test_two_signing_teams_need_a_member_of_each_on_the_same_digest(world):
     world.policy(signing_team_names=["ci", "dev"])
-    world.sign("jenkins", "1.0", A, RELEASES, "targets/ci")
+    world.sign("jenkins", "1.0", A, RELEASES, "targets/jenkins")
 
     half = world.tag("1.0")
     assert half["decision"] == "denied"
     assert [(t["team"], t["satisfied"]) for t in half["teams"]] == [("ci", True), ("dev", False)]
 
-    world.sign("moby", "1.0", B, "targets/dev")  # the wrong digest does not help
+    world.sign("moby", "1.0", B, "targets/moby")  # the wrong digest does not help
     assert world.tag("1.0")["decision"] == "denied"
 
-    world.sign("moby", "1.0", A, "targets/dev")
+    world.sign("moby", "1.0", A, "targets/moby")
     both = world.tag("1.0")
     assert both["decision"] == "allowed"
     assert [(t["team"], t["signers"][0]["username"]) for t in both["teams"]] == [
@@ -193,30 +198,32 @@ def test_two_signing_teams_need_a_member_of_each_on_the_same_digest(world):
 
 @pytest.mark.parametrize("change", ["leaves ci", "key revoked", "deactivated"])
 def test_identity_changes_count_at_the_next_evaluation(world, change):
-    world.sign("jenkins", "1.0", A, RELEASES, "targets/ci")
+    world.sign("jenkins", "1.0", A, RELEASES, "targets/jenkins")
     assert world.tag("1.0")["decision"] == "allowed"
     jenkins = world.signers["jenkins"]
 
     if change == "leaves ci":
         ci = jenkins.user.teams.get(name="ci")
         team_member_remove(actor=world.admin, team=ci, user=jenkins.user)
-        why = "jenkins, who is not in ci"
+        why = ("not_in_team", "jenkins signed it in targets/jenkins, but is not in ci")
     elif change == "key revoked":
         public_key_revoke(actor=jenkins.user, key=jenkins.key)
-        why = "not a current key of an active user"
+        why = ("key_revoked", f"with key {jenkins.key.id}, which is revoked")
     else:
         user_deactivate(actor=world.admin, user=jenkins.user)
-        why = "not a current key of an active user"
+        why = ("deactivated", "jenkins signed it in targets/jenkins, but is deactivated")
 
     # No job has run: Notary still holds jenkins' signature, but it no longer counts.
     result = world.tag("1.0")
     assert result["decision"] == "denied"
-    assert result["teams"] == [{"team": "ci", "satisfied": False, "signers": []}]
-    assert why in result["reasons"][1]
+    (ci,) = result["teams"]
+    assert (ci["satisfied"], ci["signers"]) == (False, [])
+    assert [n["reason"] for n in ci["not_counted"]] == [why[0]]
+    assert why[1] in result["reasons"][1]
 
 
 def test_permissive_mode_reports_the_failure_without_denying(world):
-    world.sign("moby", "2.0", B, RELEASES, "targets/dev")
+    world.sign("moby", "2.0", B, RELEASES, "targets/moby")
     world.policy(mode="permissive")
 
     result = world.tag("2.0")
@@ -229,7 +236,7 @@ def test_permissive_mode_reports_the_failure_without_denying(world):
 
 
 def test_an_exempt_repository_is_allowed_and_says_which_pattern_exempts_it(world):
-    world.sign("moby", "2.0", B, RELEASES, "targets/dev")
+    world.sign("moby", "2.0", B, RELEASES, "targets/moby")
     world.policy(allow_repos=[f"{GUN_PREFIX}/*"])
 
     result = world.tag("2.0")
@@ -241,9 +248,13 @@ def test_an_exempt_repository_is_allowed_and_says_which_pattern_exempts_it(world
 # --- Trust data Gatehouse does not manage, tampered with or out of reach ------------------
 
 
-def test_a_repository_made_by_the_cli_alone_is_read_on_first_use(
-    on_notary, notary_cli, notary_gun, admin, api
+@pytest.mark.parametrize("trust_on_first_use", [False, True])
+def test_a_repository_made_by_the_cli_alone_counts_only_on_trust_on_first_use(
+    on_notary, notary_cli, notary_gun, admin, api, settings, trust_on_first_use
 ):
+    """Nothing pins its root: denied for that alone, unless trust on first use is allowed,
+    and then denied still because nobody signed it in their own role."""
+    settings.GATEHOUSE_TRUST_ON_FIRST_USE = trust_on_first_use
     make_team("ci", actor=admin)
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
@@ -261,14 +272,20 @@ def test_a_repository_made_by_the_cli_alone_is_read_on_first_use(
     assert body["root_pinned"] is False
     assert body["digest"] == f"sha256:{A}"
     assert body["decision"] == "denied"
-    assert body["reasons"][1] == (
-        f"team ci: no current member signed sha256:{A} "
-        "(nobody signed it outside targets/releases and targets)"
-    )
+    (ci,) = body["teams"]
+    if trust_on_first_use:
+        assert [n["reason"] for n in ci["not_counted"]] == ["releases_only"]
+        assert body["reasons"][1].startswith(
+            f"team ci: no current member signed sha256:{A} in their own role "
+            "(it is signed only in targets, which never counts"
+        )
+    else:
+        assert [n["reason"] for n in ci["not_counted"]] == ["root_not_pinned"]
+        assert body["reasons"][1].startswith(f"the root of {notary_gun} is not pinned")
 
 
 def test_tampered_trust_data_is_denied_with_the_reason(world, settings, notary_server):
-    world.sign("jenkins", "1.0", A, RELEASES, "targets/ci")
+    world.sign("jenkins", "1.0", A, RELEASES, "targets/jenkins")
     assert world.tag("1.0")["decision"] == "allowed"
 
     def flip(body: bytes) -> bytes:
@@ -285,7 +302,7 @@ def test_tampered_trust_data_is_denied_with_the_reason(world, settings, notary_s
 
     assert result["decision"] == "denied"
     assert result["digest"] is None
-    assert result["teams"] == [{"team": "ci", "satisfied": False, "signers": []}]
+    assert result["teams"] == [{"team": "ci", "satisfied": False, "signers": [], "not_counted": []}]
     assert result["reasons"][0] == f"image or trust data does not exist for {world.gun}:1.0"
     assert result["reasons"][1].startswith("trust data does not verify: ")
     assert "targets: sha256 does not match the snapshot" in result["reasons"][1]

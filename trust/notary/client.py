@@ -8,7 +8,7 @@ delegate out (§6.5), rotates the snapshot key to the server, and deletes trust 
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,6 +31,7 @@ from trust.notary.metadata import (
     Root,
     SignedFile,
     Snapshot,
+    TargetFile,
     Targets,
     Timestamp,
     expires_in,
@@ -107,10 +108,14 @@ class NotaryClient:
         *,
         expiry_margin: dt.timedelta = dt.timedelta(days=7),
         max_attempts: int = 3,
+        on_role_file: Callable[[str, str, SignedFile], None] | None = None,
     ) -> None:
+        """``on_role_file(gun, role, file)`` sees every targets or delegated role file this
+        client reads, so its caller can remember which signed bytes it saw where."""
         self.transport = transport
         self.expiry_margin = expiry_margin
         self.max_attempts = max_attempts
+        self.on_role_file = on_role_file
 
     # -- low-level reads --------------------------------------------------------------
 
@@ -144,7 +149,10 @@ class NotaryClient:
             or ("sha512" in meta.hashes and file_hashes(raw)["sha512"] != meta.hashes["sha512"])
         ):
             raise InvalidMetadata("file does not match the hashes that name it", gun=gun, role=role)
-        return parse_file(raw, role=role, gun=gun)
+        signed = parse_file(raw, role=role, gun=gun)
+        if self.on_role_file is not None and (role == "targets" or role.startswith("targets/")):
+            self.on_role_file(gun, role, signed)
+        return signed
 
     def read_state(self, gun: str) -> RepositoryState:
         """timestamp -> snapshot -> targets: three requests, never ``GET <role>.json`` (§6.5)."""
@@ -283,8 +291,12 @@ class NotaryClient:
         would no longer verify, the custodian key joins the role and an empty role file at
         the stored version + 1, signed by the custodian, goes out in the same publish, so
         the remaining delegates can still sign (§6.5). The custodian leaves the role once
-        the stored file verifies without it. On a ``VERSION`` conflict the state is read
-        again and the update retried, a bounded number of times.
+        the stored file verifies without it. A reset ``targets/releases`` is not empty: it
+        keeps each entry that some other role still vouches for, identically, in a stored
+        file that verifies with that role's new keys, so no tag a remaining signer signed
+        disappears or is repointed (docs/notary-protocol.md, "Keeping signers in"). On a
+        ``VERSION`` conflict the state is read again and the update retried, a bounded
+        number of times.
         """
         wanted = {role: {k.key_id: k for k in keys} for role, keys in desired.items()}
         wanted = {role: keys for role, keys in wanted.items() if keys}
@@ -327,9 +339,10 @@ class NotaryClient:
             with_custodian = {**keys, custodian.key_id: custodian.public}
             if custodian.key_id in held.get(role, set()) and self._verifies(stored, with_custodian):
                 continue  # reset already published; no delegate has signed since
+            kept = self._vouched_releases(state, stored, wanted) if role == RELEASES else {}
             resets[role] = sign(
                 Targets(
-                    expires=expires_in(TARGETS_LIFETIME), version=stored.version + 1
+                    expires=expires_in(TARGETS_LIFETIME), version=stored.version + 1, targets=kept
                 ).to_signed(),
                 [custodian],
             )
@@ -352,6 +365,36 @@ class NotaryClient:
         return DelegationUpdate(
             changed=True, state=RepositoryState(gun, targets, meta), reset_roles=tuple(resets)
         )
+
+    def _vouched_releases(
+        self, state: RepositoryState, stored: SignedFile, wanted: dict[str, dict[str, TufKey]]
+    ) -> dict[str, TargetFile]:
+        """The entries of the stored ``targets/releases`` that another role names the same
+        way (same target name, length and hashes) in a stored file its new keys verify."""
+        try:
+            releases = Targets.from_signed(stored.signed, role=RELEASES).targets
+        except InvalidMetadata:
+            return {}
+        kept: dict[str, TargetFile] = {}
+        for role, keys in wanted.items():
+            meta = state.snapshot_meta.get(role)
+            if role == RELEASES or meta is None or len(kept) == len(releases):
+                continue
+            signed = self._by_hash(state.gun, role, meta)
+            if not self._verifies(signed, keys):
+                continue
+            try:
+                vouched = Targets.from_signed(signed.signed, role=role).targets
+            except InvalidMetadata:
+                continue
+            for name, target in vouched.items():
+                entry = releases.get(name)
+                if entry is not None and (entry.length, entry.hashes) == (
+                    target.length,
+                    target.hashes,
+                ):
+                    kept[name] = entry
+        return kept
 
     def _verifies(self, stored: SignedFile, keys: dict[str, TufKey]) -> bool:
         """Would a delegate's client accept this role file with these keys (threshold 1)?"""

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -81,6 +81,19 @@ def certificate_tuf_key(certificate: x509.Certificate) -> TufKey:
 def canonical_key_id(certificate: x509.Certificate) -> str:
     """The ID the ``notary`` CLI shows for a certificate's key (§4.3)."""
     return public_tuf_key(certificate.public_key()).key_id
+
+
+@lru_cache(maxsize=4096)
+def tuf_key_canonical_id(key: TufKey) -> str:
+    """The ID ``notary key list`` shows for a key object: for a certificate, its public
+    key's; a plain key is its own. Unreadable certificates keep their TUF ID."""
+    if not key.keytype.endswith("-x509"):
+        return key.key_id
+    try:
+        certificate = x509.load_pem_x509_certificate(base64.b64decode(key.public, validate=True))
+    except ValueError:
+        return key.key_id
+    return canonical_key_id(certificate)
 
 
 # --- Signatures (§5) ----------------------------------------------------------------------

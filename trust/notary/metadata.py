@@ -79,6 +79,19 @@ class SignedFile:
     def hashes(self) -> dict[str, str]:
         return file_hashes(self.raw)
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical ``signed`` bytes: exactly what its signatures cover.
+
+        A signature covers neither the role's name nor the GUN, so the same fingerprint
+        under two roles or two repositories is the same signed statement copied
+        (docs/threat-model.md, "Replays"). Empty for content with no canonical form.
+        """
+        try:
+            return hashlib.sha256(canonical_json(self.signed)).hexdigest()
+        except (ValueError, RecursionError):
+            return ""
+
     def signed_by(self, keys: dict[str, TufKey], keyids: list[str]) -> set[str]:
         """The key IDs among ``keyids`` whose signatures verify over the canonical bytes (§5).
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from trust.notary.errors import InvalidMetadata, NotaryError, NotaryRejected, NotFound
-from trust.notary.keys import TufKey, canonical_key_id
+from trust.notary.keys import TufKey, canonical_key_id, tuf_key_canonical_id
 from trust.notary.metadata import (
     KEY_ROLES_LIMIT,
     Delegation,
@@ -115,7 +115,9 @@ class VerifiedRole:
     """One verified targets role: its accepted targets and who signed it.
 
     ``targets`` holds only names inside the role's effective ``paths`` (§6.7 step 6).
-    ``signers`` are the TUF key IDs, as in the metadata, whose signatures verified.
+    ``signers`` are the TUF key IDs, as in the metadata, whose signatures verified;
+    ``signer_key_ids`` the same keys by the ID ``notary key list`` shows (§4.3).
+    ``fingerprint`` identifies the signed bytes (``SignedFile.fingerprint``).
     """
 
     name: str
@@ -124,6 +126,8 @@ class VerifiedRole:
     paths: tuple[str, ...]
     signers: frozenset[str]
     targets: Mapping[str, TargetFile]
+    signer_key_ids: frozenset[str] = frozenset()
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -494,7 +498,7 @@ class Verifier:
         )
         if not signers:
             raise self._invalid(TARGETS, "not signed by a threshold of the root's targets keys")
-        self._accept(TARGETS, signed, signers, ("",))
+        self._accept(TARGETS, signed, signers, ("",), root.role_keys(TARGETS))
 
     def children(self, parent: str) -> tuple[str, ...]:
         """The roles to visit under a verified ``parent``, in its listed order (§6.7 step 5)."""
@@ -524,7 +528,9 @@ class Verifier:
                 raise self._invalid(
                     role, f"not signed by {delegation.threshold} of its keys in {declared.parent}"
                 )
-            self._accept(role, signed, signers, declared.paths)
+            self._accept(
+                role, signed, signers, declared.paths, self._delegation_keys[declared.parent]
+            )
         except InvalidMetadata as error:
             self.skip_delegation(role, _reason(error))
             return False
@@ -536,7 +542,12 @@ class Verifier:
         self._warnings.append(ReaderWarning(role, reason))
 
     def _accept(
-        self, role: str, signed: SignedFile, signers: frozenset[str], paths: tuple[str, ...]
+        self,
+        role: str,
+        signed: SignedFile,
+        signers: frozenset[str],
+        paths: tuple[str, ...],
+        keys: Mapping[str, TufKey],
     ) -> None:
         try:
             targets = Targets.from_signed(signed.signed, role=role)
@@ -555,6 +566,8 @@ class Verifier:
             paths=paths,
             signers=signers,
             targets=MappingProxyType(accepted),
+            signer_key_ids=frozenset(tuf_key_canonical_id(keys[key_id]) for key_id in signers),
+            fingerprint=signed.fingerprint,
         )
         self._versions[role] = targets.version
         self._declared.pop(role, None)
