@@ -29,7 +29,6 @@ class PublicKeySerializer(serializers.ModelSerializer):
         model = PublicKey
         fields = [
             "id",
-            "tuf_key_id",
             "label",
             "is_signing_key",
             "algorithm",

@@ -68,8 +68,7 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class DelegationKeySerializer(serializers.Serializer):
-    id = serializers.CharField()
-    tuf_key_id = serializers.CharField()
+    id = serializers.CharField(help_text="The key ID `notary key list` shows.")
     username = serializers.CharField(allow_null=True)
     label = serializers.CharField()
 

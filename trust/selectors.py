@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Membership, Team, User
 from bundles.models import PublicKey
 from trust.models import CustodyKey, Job, Repository, RootKeyExport, SigningRole
-from trust.notary.keys import TufKey, certificate_tuf_key
+from trust.notary.keys import TufKey, certificate_tuf_key, tuf_key_canonical_id
 
 RELEASES = "targets/releases"
 
@@ -133,7 +133,7 @@ def repository_details(repositories: Sequence[Repository]) -> RepositoryDetails:
     jobs = Job.objects.select_related("caused_by").filter(pk__in=latest.values("latest_job"))
     return RepositoryDetails(
         delegations={
-            r.pk: _described(r.delegations, known, custodian.key_id if custodian else None)
+            r.pk: _described(r, known, custodian.key_id if custodian else None)
             for r in repositories
         },
         latest_jobs={job.repository_id: job for job in jobs},
@@ -142,36 +142,44 @@ def repository_details(repositories: Sequence[Repository]) -> RepositoryDetails:
 
 
 def _described(
-    delegations: list[dict], known: dict[str, PublicKey], custodian_key_id: str | None
+    repository: Repository, known: dict[str, PublicKey], custodian_key_id: str | None
 ) -> list[dict]:
-    """Published delegations, each key with its owner and label when known."""
+    """Published delegations, each key by the ID ``notary key list`` shows, with its owner
+    and label when known."""
+    published = ((repository.notary_state or {}).get("targets") or {}).get("delegations") or {}
+    published_keys = published.get("keys") or {}
     described = []
-    for entry in delegations:
+    for entry in repository.delegations:
         keys = []
         for key_id in entry["key_ids"]:
             key = known.get(key_id)
             if key is not None:
-                keys.append(
-                    {
-                        "id": key.id,
-                        "tuf_key_id": key_id,
-                        "username": key.user.username,
-                        "label": key.label,
-                    }
-                )
+                keys.append({"id": key.id, "username": key.user.username, "label": key.label})
             elif key_id == custodian_key_id:
                 keys.append(
                     {
                         "id": key_id,
-                        "tuf_key_id": key_id,
                         "username": None,
                         "label": "Gatehouse custodian (keeps remaining signers able to sign)",
                     }
                 )
             else:
-                keys.append({"id": key_id, "tuf_key_id": key_id, "username": None, "label": ""})
+                keys.append(
+                    {"id": _shown_id(key_id, published_keys), "username": None, "label": ""}
+                )
         described.append({"role": entry["role"], "keys": keys})
     return described
+
+
+def _shown_id(key_id: str, published_keys: dict) -> str:
+    """A key nobody here owns, by its canonical ID when the published targets holds it."""
+    try:
+        document = published_keys[key_id]
+        return tuf_key_canonical_id(
+            TufKey(str(document["keytype"]), str(document["keyval"]["public"]))
+        )
+    except (KeyError, TypeError):
+        return key_id
 
 
 def root_key_id() -> str | None:

@@ -315,7 +315,7 @@ def test_admin_creates_a_team(as_admin):
 
     assert response.redirect_chain[-1][0] == "/teams/ci/"
     assert messages_of(response) == ["Team ci created."]
-    assert "targets/ci" in response.text
+    assert "each member signs in their own Notary role" in response.text
     assert Team.objects.get(name="ci").description == "Build pipelines"
 
 

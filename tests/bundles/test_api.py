@@ -51,7 +51,6 @@ def test_keys_list_shows_every_field_and_no_private_material(api, alice):
     key = listed["results"][0]
     assert set(key) == {
         "id",
-        "tuf_key_id",
         "label",
         "is_signing_key",
         "algorithm",

@@ -63,7 +63,7 @@ def test_adopt_takes_over_a_cli_repository(on_notary, api, admin, notary_cli, no
     assert job.status == "succeeded", job.error
     assert cli_delegations(notary_cli, notary_gun) == {
         "targets/releases": {key.id},
-        "targets/ci": {key.id},
+        "targets/jenkins": {key.id},
     }
     repository = Repository.objects.get(gun=notary_gun)
     assert repository.state == "ready"

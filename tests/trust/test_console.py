@@ -380,7 +380,9 @@ def test_trust_root_shows_the_key_id_and_the_pinning_snippet(as_admin, repositor
     key_id = services.root_key_ensure()
     assert response.status_code == 200
     assert key_id in response.text
-    assert "&quot;registry.example.com/*&quot;: [\n" in response.text
+    assert "&quot;registry.example.com/ci/app&quot;: [\n" in response.text
+    assert "&quot;registry.example.com/ops/db&quot;: [\n" in response.text
+    assert "registry.example.com/*" not in response.context["daemon_json"]
     assert f"&quot;{key_id}&quot;" in response.text
     assert '"mode": "enforced"' in response.context["daemon_json"]
     assert "Gatehouse records who exported it" in response.text

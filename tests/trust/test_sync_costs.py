@@ -49,14 +49,15 @@ def test_desired_delegations_are_the_signing_keys_of_active_members_of_signer_te
 
     desired = desired_delegations(repository)
 
-    assert list(desired) == ["targets/ci", "targets/qa", "targets/releases"]
-    assert ids(desired["targets/ci"]) == [alice_key.id]
-    assert ids(desired["targets/qa"]) == sorted([alice_key.id, frank_key.id])
+    # One role per person, with that person's keys alone; releases with all of them.
+    assert list(desired) == ["targets/alice", "targets/frank", "targets/releases"]
+    assert ids(desired["targets/alice"]) == [alice_key.id]
+    assert ids(desired["targets/frank"]) == [frank_key.id]
     assert ids(desired["targets/releases"]) == sorted([alice_key.id, frank_key.id])
-    assert desired["targets/qa"][0].certificate  # whole keys, as the ORM gives them
+    assert desired["targets/alice"][0].certificate  # whole keys, as the ORM gives them
 
 
-def test_desired_delegations_are_one_query_for_any_number_of_teams_and_keys(
+def test_desired_delegations_are_one_query_for_any_number_of_signers_and_keys(
     admin, django_assert_num_queries
 ):
     people = [make_user(f"dev{n}") for n in range(6)]
@@ -69,7 +70,11 @@ def test_desired_delegations_are_one_query_for_any_number_of_teams_and_keys(
     )
     with django_assert_num_queries(1):
         desired = desired_delegations(repository)
-    assert [len(keys) for keys in desired.values()] == [3, 4, 6]
+    # dev2 is in both teams and still has one role; each role one key, releases all six.
+    assert {role: len(keys) for role, keys in desired.items()} == {
+        **{f"targets/dev{n}": 1 for n in range(6)},
+        "targets/releases": 6,
+    }
 
 
 def test_a_job_whose_lease_ran_out_records_but_leaves_the_new_claim_alone(admin, monkeypatch):
