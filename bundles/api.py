@@ -25,10 +25,15 @@ class BundleRequestSerializer(serializers.Serializer):
 
 
 class PublicKeySerializer(serializers.ModelSerializer):
+    signing_role = serializers.SerializerMethodField(
+        help_text="The owner's own Notary role, targets/<name>, that a signing key signs in."
+    )
+
     class Meta:
         model = PublicKey
         fields = [
             "id",
+            "signing_role",
             "label",
             "is_signing_key",
             "algorithm",
@@ -39,6 +44,10 @@ class PublicKeySerializer(serializers.ModelSerializer):
             "revoked_at",
         ]
         read_only_fields = fields
+
+    def get_signing_role(self, key: PublicKey) -> str | None:
+        role = getattr(key.user, "signing_role", None)
+        return role.role if key.is_signing_key and role is not None else None
 
 
 class PublicKeyUpdateSerializer(serializers.Serializer):

@@ -17,12 +17,40 @@ key.pem: keep it safe, it exists nowhere else.
 
 Load the environment:   . ./env.sh   (PowerShell: .\\env.ps1, cmd.exe: env.cmd)
 
-To sign images with this key, load it into your signing tools:
-    notary key import key.pem
-    docker trust key load key.pem --name {username}
+Its key ID, as `notary key list` shows it, is {key_id}.
+{signing}"""
 
-Then mark this key as a signing key in Gatehouse (My profile, or the API) so it is added to
-the delegations of the repositories your teams sign. Its key ID is {key_id}.
+SIGNING = """
+Signing images
+--------------
+Every repository your teams sign delegates two roles to your signing keys: your own role,
+{role}, and targets/releases. A signature counts for your teams only in your own role:
+nobody else's key is ever in it, so it says that you, and nobody else, signed.
+
+With Docker (it signs targets/releases and every role of yours it has a key for):
+    docker trust key load key.pem --name {role_name}
+    export DOCKER_CONTENT_TRUST=1 DOCKER_CONTENT_TRUST_SERVER=<your Notary URL>
+    docker push <registry>/<repository>:<tag>
+
+With the notary CLI:
+    notary key import key.pem
+    notary -s <your Notary URL> add <registry>/<repository> <tag> <file> \\
+        --roles targets/releases --roles {role}
+    notary -s <your Notary URL> publish <registry>/<repository>
+
+Check the result in Gatehouse: Content Trust, "Check an image", or
+POST /api/v1/policy/evaluate/ with {{"image": "<registry>/<repository>:<tag>"}}.
+
+Rotating your key: download a new signing bundle, sign again with its key, then revoke this
+key in Gatehouse. Nobody else's tags change at any step.
+"""
+
+NOT_SIGNING = """
+This key is not a signing key. To sign images with it, mark it as one in Gatehouse
+(My profile, or PATCH /api/v1/users/{username}/keys/<id>/ with "is_signing_key": true),
+then load it into your signing tools (notary key import key.pem, or
+docker trust key load key.pem). My profile shows your own signing role and the commands
+that sign in it once you have a signing key.
 """
 
 ENV_SH = """\
@@ -133,8 +161,10 @@ def client_bundle_zip(
     key_pem: str,
     public_pem: str,
     docker_host: str,
+    signing_role: str | None = None,
 ) -> bytes:
-    """The zip's bytes. ``key.pem`` is recorded with mode 0600; nothing here is kept."""
+    """The zip's bytes. ``key.pem`` is recorded with mode 0600; nothing here is kept.
+    ``signing_role`` (``targets/<name>``) is the user's own role when the key signs."""
     context = {
         "Name": f"gatehouse-{username}",
         "Metadata": {"Description": f"Gatehouse client bundle for {username}"},
@@ -162,5 +192,12 @@ def client_bundle_zip(
         PUBLIC_MODE,
     )
     archive.add("meta.json", json.dumps(context, indent=2) + "\n", PUBLIC_MODE)
-    archive.add("README.txt", README.format(username=username, key_id=key_id), PUBLIC_MODE)
+    signing = (
+        SIGNING.format(role=signing_role, role_name=signing_role.removeprefix("targets/"))
+        if signing_role
+        else NOT_SIGNING.format(username=username)
+    )
+    archive.add(
+        "README.txt", README.format(username=username, key_id=key_id, signing=signing), PUBLIC_MODE
+    )
     return archive.getvalue()

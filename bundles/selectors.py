@@ -8,5 +8,5 @@ from bundles.models import PublicKey
 
 def public_key_list(*, viewer: User, owner: User) -> QuerySet[PublicKey]:
     if viewer.is_admin or viewer.pk == owner.pk:
-        return PublicKey.objects.filter(user=owner)
+        return PublicKey.objects.filter(user=owner).select_related("user__signing_role")
     return PublicKey.objects.none()

@@ -127,6 +127,7 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
     )
     key_id = canonical_key_id(certificate)
     certificate_pem = _pem(certificate)
+    role = signing_role_ensure(user).role if signing else None
     archive = client_bundle_zip(
         username=user.username,
         key_id=key_id,
@@ -141,6 +142,7 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode("ascii"),
         docker_host=settings.GATEHOUSE_DOCKER_HOST,
+        signing_role=role,
     )
     key = PublicKey.objects.create(
         id=key_id,
@@ -155,7 +157,6 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         expires_at=certificate.not_valid_after_utc,
     )
     if signing:
-        signing_role_ensure(user)
         identity_changed(actor=user, cause=f"signing key {key.id[:12]} issued", users=[user])
     audit_record(
         action="bundle.issued",

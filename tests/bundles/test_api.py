@@ -51,6 +51,7 @@ def test_keys_list_shows_every_field_and_no_private_material(api, alice):
     key = listed["results"][0]
     assert set(key) == {
         "id",
+        "signing_role",
         "label",
         "is_signing_key",
         "algorithm",

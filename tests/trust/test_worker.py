@@ -47,12 +47,12 @@ def test_seed_scenario_through_a_real_worker(celery_worker, api, admin, notary_c
 
     assert cli_delegations(notary_cli, notary_gun) == {
         "targets/releases": {key.id},
-        "targets/ci": {key.id},
+        "targets/jenkins": {key.id},
     }
     detail = api(admin).get(f"/api/v1/repositories/{created['id']}/").json()
     assert detail["state"] == "ready"
     assert detail["latest_job"]["status"] == "succeeded"
-    assert {d["role"] for d in detail["delegations"]} == {"targets/releases", "targets/ci"}
+    assert {d["role"] for d in detail["delegations"]} == {"targets/releases", "targets/jenkins"}
     assert detail["delegations"][0]["keys"][0]["username"] == "jenkins"
 
 
@@ -100,9 +100,9 @@ def test_changes_reach_notary_and_remaining_signers_can_still_sign(
     team_member_remove(actor=admin, team=ci, user=jenkins)
     wait_until(
         lambda: (
-            settled() and cli_delegations(notary_cli, notary_gun).get("targets/ci") == {moby_key.id}
+            settled() and "targets/jenkins" not in cli_delegations(notary_cli, notary_gun)
         ),
-        what="jenkins' key to leave both roles",
+        what="jenkins' role and key to leave",
     )
     assert jenkins_key.id not in set().union(*cli_delegations(notary_cli, notary_gun).values())
 
@@ -125,7 +125,7 @@ def test_changes_reach_notary_and_remaining_signers_can_still_sign(
     wait_until(
         lambda: (
             settled()
-            and lee_key.id in cli_delegations(notary_cli, notary_gun).get("targets/ci", set())
+            and cli_delegations(notary_cli, notary_gun).get("targets/lee") == {lee_key.id}
         ),
         what="lee's key to arrive",
     )
@@ -133,7 +133,7 @@ def test_changes_reach_notary_and_remaining_signers_can_still_sign(
     wait_until(
         lambda: (
             settled()
-            and lee_key.id not in cli_delegations(notary_cli, notary_gun).get("targets/ci", set())
+            and "targets/lee" not in cli_delegations(notary_cli, notary_gun)
         ),
         what="lee's revoked key to leave",
     )
@@ -204,7 +204,7 @@ def test_jobs_wait_out_a_notary_outage(celery_worker, api, admin, notary_server,
     for gun in guns:
         assert cli_delegations(notary_cli, gun) == {
             "targets/releases": {key.id},
-            "targets/ci": {key.id},
+            "targets/jenkins": {key.id},
         }
 
 
@@ -240,7 +240,7 @@ def test_repositories_converge_after_notary_restarts_during_a_burst(
             role: {k.id for k in keys} for role, keys in desired_delegations(repository).items()
         }
         assert cli_delegations(notary_cli, gun) == want
-        assert len(want["targets/ci"]) == 5
+        assert len(want["targets/releases"]) == 5  # dev1 to dev5, each in their own role
     assert not Job.objects.filter(status="failed").exists()
 
 
@@ -278,7 +278,7 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another(
     assert job.attempts == 2
     assert cli_delegations(notary_cli, gun) == {
         "targets/releases": {key.id},
-        "targets/ci": {key.id},
+        "targets/jenkins": {key.id},
     }
 
 
@@ -287,7 +287,7 @@ def test_queued_work_survives_a_redis_restart(
 ):
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
     jenkins, bob = make_user("jenkins"), make_user("bob")
-    keys = {signing_key_of(person)[0].id for person in (jenkins, bob)}
+    keys = {person.username: signing_key_of(person)[0].id for person in (jenkins, bob)}
     team = make_team("ci", members=(jenkins,), actor=admin)
     guns = [f"test.gatehouse/redis-{n}-{connection.settings_dict['NAME']}" for n in range(3)]
     log = tmp_path / "worker.log"
@@ -326,14 +326,17 @@ def test_queued_work_survives_a_redis_restart(
     never_delivered = Job.objects.get(gun=guns[2])
     assert never_delivered.enqueued_at > restarted_at, "the sweep sent it again"
     for gun in guns:
-        assert cli_delegations(notary_cli, gun) == {"targets/releases": keys, "targets/ci": keys}
+        assert cli_delegations(notary_cli, gun) == {
+            "targets/releases": set(keys.values()),
+            **{f"targets/{name}": {key} for name, key in keys.items()},
+        }
 
 
 def test_the_worker_keeps_its_database_sessions_and_survives_losing_them(
     celery_worker, api, admin, notary_cli
 ):
     people = [make_user(f"dev{n}") for n in range(5)]
-    keys = {signing_key_of(person)[0].id for person in people}
+    keys = {person.username: signing_key_of(person)[0].id for person in people}
     team = make_team("ci", members=(people[0],), actor=admin)
     gun = f"test.gatehouse/sessions-{connection.settings_dict['NAME']}"
     create_repository(api, admin, gun, ["ci"])
@@ -364,4 +367,7 @@ def test_the_worker_keeps_its_database_sessions_and_survives_losing_them(
         team_member_add(actor=admin, team=team, user=person)
         wait_until(settled, what="the sync after the sessions were lost")
     assert not Job.objects.filter(status="failed").exists()
-    assert cli_delegations(notary_cli, gun) == {"targets/releases": keys, "targets/ci": keys}
+    assert cli_delegations(notary_cli, gun) == {
+        "targets/releases": set(keys.values()),
+        **{f"targets/{name}": {key} for name, key in keys.items()},
+    }
