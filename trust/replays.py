@@ -33,9 +33,10 @@ def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> int:
     """Remember that ``files`` ((role, fingerprint) pairs) were read from ``gun``; mark
     the fingerprints now seen in more than one place as replayed, audit them, and make
     evaluations read them. One query when nothing is new. Returns how many fingerprints
-    became replays."""
+    became replays. Only delegated roles are remembered: the top-level ``targets`` is
+    signed by the repository's own targets key, which no person holds."""
     global _found
-    seen = {(role, fingerprint) for role, fingerprint in files if fingerprint}
+    seen = {(role, fp) for role, fp in files if fp and role.startswith("targets/")}
     if not seen:
         return 0
     fingerprints = {fingerprint for _, fingerprint in seen}

@@ -57,7 +57,7 @@ def signed(settings, notary_server, notary_gun, notary_cli_in, admin, tmp_path):
     )
 
     def sign(tag: str, digest: str) -> None:
-        for role in (RELEASES, "targets/ci"):
+        for role in (RELEASES, "targets/jenkins"):
             notary_cli_in(
                 trust_dir, "addhash", notary_gun, tag, SIZE, "--sha256", digest, "-r", role, "-p"
             )

@@ -444,13 +444,21 @@ def _needs_stored_files(
     state: RepositoryState, wanted: dict[str, dict[str, TufKey]], custodian: SigningKey
 ) -> bool:
     """Whether the update must look at stored role files, which only a fresh read shows:
-    a role that loses keys, a role that comes (back), or one the custodian is in."""
+    a role that loses keys, a role that comes back, or one the custodian is in.
+
+    A role the known snapshot has never named was never published: only a delegated role
+    can be, and delegations change only through this client, which records what it
+    publishes (a targets file changed behind its back makes the publish a ``VERSION``
+    conflict, and the retry reads afresh). So adding a person's new role is one request.
+    """
     held = state.delegations()
     for role, keys in wanted.items():
         current = held.get(role)
-        if current is None or custodian.key_id in current:
-            return True
-        if not current <= set(keys):
+        if current is None:
+            if role in state.snapshot_meta:
+                return True
+            continue
+        if custodian.key_id in current or not current <= set(keys):
             return True
     return False
 
