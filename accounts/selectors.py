@@ -41,7 +41,9 @@ def teams_matching(teams: QuerySet[Team], term: str) -> QuerySet[Team]:
 
 def team_list(*, viewer: User, member: User | None = None) -> QuerySet[Team]:
     """The teams ``viewer`` may see; with ``member``, only those ``member`` belongs to."""
-    teams = Team.objects.annotate(member_count=Count("memberships")).prefetch_related(
+    # Ordered here: Django leaves Meta.ordering out of a query that groups for the count.
+    teams = Team.objects.annotate(member_count=Count("memberships")).order_by("name")
+    teams = teams.prefetch_related(
         Prefetch("members", queryset=User.objects.only("username").order_by("username"))
     )
     if not viewer.is_admin:
