@@ -132,7 +132,11 @@ def run(notary_url: str, trust_dir: Path):
         repository_create(actor=admin, gun=gun, signer_team_names=["ci"])
     run_jobs()
     sign_tags(
-        notary_url, trust_dir, key_pem, {gun: f"{n + 1:02x}" * 32 for n, gun in enumerate(guns)}
+        notary_url,
+        trust_dir,
+        key_pem,
+        {gun: f"{n + 1:02x}" * 32 for n, gun in enumerate(guns)},
+        "targets/jenkins",
     )
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]

@@ -160,10 +160,12 @@ def celery_worker(concurrency: int = 2, *, beat_schedule: Path | None = None):
         process.wait(timeout=60)
 
 
-def sign_tags(notary_url: str, trust_dir: Path, key_pem: bytes, digests: dict[str, str]) -> None:
+def sign_tags(
+    notary_url: str, trust_dir: Path, key_pem: bytes, digests: dict[str, str], role: str
+) -> None:
     """Sign tag ``1.0`` of each repository (GUN -> digest) with ``key_pem`` through the real
     notary CLI, as ``docker push`` does with content trust: into ``targets/releases``, then
-    the team role ``targets/ci``."""
+    the signer's own ``role``."""
     env = {**os.environ, "NOTARY_DELEGATION_PASSPHRASE": "bench-delegation"}
 
     def notary(*args: str) -> None:
@@ -178,8 +180,8 @@ def sign_tags(notary_url: str, trust_dir: Path, key_pem: bytes, digests: dict[st
     (trust_dir / "key.pem").write_bytes(key_pem)
     notary("key", "import", str(trust_dir / "key.pem"))
     for gun, digest in digests.items():
-        for role in ("targets/releases", "targets/ci"):
-            notary("addhash", gun, "1.0", "1234", "--sha256", digest, "-r", role, "-p")
+        for signed in ("targets/releases", role):
+            notary("addhash", gun, "1.0", "1234", "--sha256", digest, "-r", signed, "-p")
 
 
 def rate(step, seconds: float = 3.0) -> float:

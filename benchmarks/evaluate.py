@@ -67,7 +67,7 @@ def setup(notary_url: str, directory: Path) -> str:
         key_pem = archive.read("key.pem")
     repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
     run_jobs()
-    sign_tags(notary_url, directory, key_pem, {GUN: DIGEST})
+    sign_tags(notary_url, directory, key_pem, {GUN: DIGEST}, "targets/jenkins")
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
     )
@@ -145,7 +145,7 @@ def main() -> None:
             reference = parse_image_reference(IMAGE)
             context = evaluation_context()
             trust = trust_data_from_verified(verified_repository(GUN))
-            floor = rate(lambda: evaluate(reference, context.rules, trust, context.owners))
+            floor = rate(lambda: evaluate(reference, context.rules, trust, context.identities))
             service = rate(lambda: image_evaluate(image=IMAGE))
             parts = {
                 "one SQL round trip, no ORM (SELECT 1)": rate(round_trip, 1.0),

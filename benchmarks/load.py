@@ -80,7 +80,7 @@ def setup(notary_url: str, clients: int, trust_dir: Path) -> tuple[str, list[str
     repository_create(actor=admin, gun=SIGNED, signer_team_names=["ci"])
     repository_create(actor=admin, gun=SHARED, signer_team_names=["ci", "ops"])
     run_jobs()
-    sign_tags(notary_url, trust_dir, key_pem, {SIGNED: "a1" * 32})
+    sign_tags(notary_url, trust_dir, key_pem, {SIGNED: "a1" * 32}, "targets/jenkins")
     policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
     )

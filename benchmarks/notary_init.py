@@ -42,7 +42,7 @@ from trust.notary import keys  # noqa: E402
 from trust.notary.client import NotaryClient  # noqa: E402
 from trust.notary.transport import HttpTransport  # noqa: E402
 
-RELEASES, CI = "targets/releases", "targets/ci"
+RELEASES, BOB = "targets/releases", "targets/bob"  # bob signs in a role of his own
 IN_FLIGHT = 8
 CLI_ENV = {
     **os.environ,
@@ -129,7 +129,7 @@ class Workload:
             self.cert_files.append(path)
         self.delegations = {
             RELEASES: [keys.certificate_tuf_key(self.certificates[0])],
-            CI: [keys.certificate_tuf_key(self.certificates[1])],
+            BOB: [keys.certificate_tuf_key(self.certificates[1])],
         }
 
     def initialize(self, client: NotaryClient, gun: str):
@@ -152,7 +152,7 @@ def run_cli(trust_dir: Path, url: str, workload: Workload, gun: str) -> None:
         ("publish", gun),
         ("key", "rotate", gun, "snapshot", "-r"),
         ("delegation", "add", "-p", gun, RELEASES, str(workload.cert_files[0]), "--all-paths"),
-        ("delegation", "add", "-p", gun, CI, str(workload.cert_files[1]), "--all-paths"),
+        ("delegation", "add", "-p", gun, BOB, str(workload.cert_files[1]), "--all-paths"),
     ]
     for step in steps:
         subprocess.run(
@@ -185,11 +185,16 @@ def sequential(stack: NotaryStack, workload: Workload, count: int, scratch: Path
         native.requests += transport.requests_sent - sent
         native.repositories += 1
 
-        # A delegation change with the state known: add a third key to targets/releases.
+        # A membership change with the state known: carol joins, with a role of her own and
+        # her key in targets/releases.
         sent, started = transport.requests_sent, time.perf_counter()
         client.set_delegations(
             gun,
-            {**workload.delegations, RELEASES: [*workload.delegations[RELEASES], third(workload)]},
+            {
+                **workload.delegations,
+                RELEASES: [*workload.delegations[RELEASES], third(workload)],
+                "targets/carol": [third(workload)],
+            },
             targets_key=workload.targets_key,
             custodian=workload.custodian,
             state=state,

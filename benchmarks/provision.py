@@ -64,7 +64,7 @@ def floor_rate(notary_url: str, count: int) -> float:
             gun,
             root_key=keys.root_signing_key(root, gun),
             targets_key=keys.plain_signing_key(keys.generate_ecdsa_key()),
-            delegations={"targets/releases": [delegate], "targets/ci": [delegate]},
+            delegations={"targets/releases": [delegate], "targets/signer": [delegate]},
         )
 
     started = time.perf_counter()
@@ -128,8 +128,8 @@ def main() -> None:
                 def in_step() -> bool:
                     done = 0
                     for delegations in Repository.objects.values_list("delegations", flat=True):
-                        ci = [d for d in delegations if d["role"] == "targets/ci"]
-                        done += bool(ci and new_key.tuf_key_id in ci[0]["key_ids"])
+                        own = [d for d in delegations if d["role"] == "targets/new1"]
+                        done += bool(own and new_key.tuf_key_id in own[0]["key_ids"])
                     return done == count
 
                 wait_for(in_step)

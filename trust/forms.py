@@ -1,10 +1,11 @@
-"""Console forms for repositories, jobs and the trust root.
+"""Console forms for repositories, jobs, the trust root and root key pins.
 
 Like the identity forms, they parse input only: the services validate GUNs, team names and
 passphrases, and their errors land on these forms (``ServiceForm.add_service_error``). The
 filter sets narrow a list a selector has already scoped to the viewer.
 """
 
+import re
 from typing import Any
 
 import django_filters
@@ -13,7 +14,7 @@ from django.db.models import QuerySet
 
 from accounts.forms import ServiceForm
 from accounts.models import Team
-from trust import selectors, services
+from trust import pins, selectors, services
 from trust.models import Job, Repository
 
 GUN_MAX = Repository._meta.get_field("gun").max_length
@@ -116,6 +117,35 @@ class RootKeyExportForm(ServiceForm):
         if first and second and first != second:
             self.add_error("passphrase_confirm", "The two passphrases do not match.")
         return cleaned_data
+
+
+class RootKeyPinForm(ServiceForm):
+    """A pattern and its key IDs; ``trust.pins`` says what is wrong with either."""
+
+    pattern = forms.CharField(
+        help_text="A GUN, such as registry.example.com/ci/app, or a prefix ending in *, such "
+        "as registry.example.com/ci/*. The exact GUN wins, then the longest prefix.",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "registry.example.com/team/*",
+                "maxlength": pins.PATTERN_MAX,
+                "spellcheck": "false",
+            }
+        ),
+    )
+    key_ids = forms.CharField(
+        label="Root key IDs",
+        help_text=f"At most {pins.MAX_KEY_IDS}, separated by spaces, commas or new lines: the "
+        "64 hexadecimal digits `notary key list` shows for the root key.",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "id_pin_%s")  # it shares a page with the export form
+        super().__init__(*args, **kwargs)
+
+    def clean_key_ids(self) -> list[str]:
+        return [key_id for key_id in re.split(r"[\s,]+", self.cleaned_data["key_ids"]) if key_id]
 
 
 def search_widget(placeholder: str) -> forms.TextInput:

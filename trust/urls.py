@@ -21,6 +21,8 @@ repository_patterns = [
 trust_patterns = [
     path("root/", views.trust_root, name="root"),
     path("root/export/", views.trust_root_export, name="root_export"),
+    path("root/pins/", views.root_pin_create, name="pin_create"),
+    path("root/pins/<int:pk>/delete/", views.root_pin_delete, name="pin_delete"),
 ]
 
 urlpatterns = [

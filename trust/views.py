@@ -21,13 +21,14 @@ from accounts import selectors as accounts_selectors
 from accounts.forms import ActionForm
 from accounts.models import Team
 from gatehouse.views import admin_required
-from trust import selectors, services
+from trust import pins, selectors, services
 from trust.forms import (
     JobFilter,
     RepositoryBulkForm,
     RepositoryCreateForm,
     RepositoryFilter,
     RootKeyExportForm,
+    RootKeyPinForm,
     SignerTeamsUpdateForm,
 )
 from trust.models import Repository
@@ -221,17 +222,23 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 def _root_page(
-    request: HttpRequest, *, export_form: RootKeyExportForm | None = None
+    request: HttpRequest,
+    *,
+    export_form: RootKeyExportForm | None = None,
+    pin_form: RootKeyPinForm | None = None,
 ) -> HttpResponse:
+    """The page, with the export or pin form that failed in place of its blank version."""
     key_id = services.root_key_ensure()
     return render(
         request,
         "trust/root.html",
         {
             "root_key_id": key_id,
-            "daemon_json": json.dumps(selectors.trust_pinning_snippet(key_id), indent=2),
+            "daemon_json": json.dumps(pins.trust_pinning_snippet(), indent=2),
             "exported": selectors.root_key_exported(),
             "export_form": export_form or RootKeyExportForm(),
+            "pins": pins.root_key_pin_list(),
+            "pin_form": pin_form or RootKeyPinForm(),
         },
     )
 
@@ -266,3 +273,31 @@ def trust_root_export(request: HttpRequest) -> HttpResponse:
             response["Cache-Control"] = "no-store"
             return response
     return _root_page(request, export_form=form)
+
+
+@require_POST
+@admin_required
+def root_pin_create(request: HttpRequest) -> HttpResponse:
+    form = RootKeyPinForm(request.POST)
+    if form.is_valid():
+        try:
+            pin = pins.root_key_pin_create(
+                actor=request.user,
+                pattern=form.cleaned_data["pattern"],
+                key_ids=form.cleaned_data["key_ids"],
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"Root key pin {pin.pattern} added.")
+            return redirect("trust:root")
+    return _root_page(request, pin_form=form)
+
+
+@require_POST
+@admin_required
+def root_pin_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    pin = get_object_or_404(pins.root_key_pin_list(), pk=pk)
+    pins.root_key_pin_delete(actor=request.user, pin=pin)
+    messages.success(request, f"Root key pin {pin.pattern} deleted.")
+    return redirect("trust:root")

@@ -21,6 +21,7 @@ from bundles.services import bundle_issue
 from tests.bundles.helpers import certificate_pem
 from tests.factories import PASSWORD, make_team, make_user
 from trust.models import Job
+from trust.pins import root_key_pin_create
 from trust.services import repository_create
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +32,7 @@ EXPORT_PASSPHRASE = "correct horse battery"
 GUN = "registry.example.com/ci/app"
 POLICY = {"enabled": False, "mode": "permissive", "signing_teams": [], "allow_repos": []}
 OTHER_GUN = "registry.example.com/ops/db"
+ROOT_KEY_ID = "a" * 64
 
 # URLs with tests of their own, and why they are not in the matrix.
 ALLOWLIST = {
@@ -182,6 +184,23 @@ TABLE: dict[str, list[Case]] = {
     "api-trust-root": [api("get", "trust/root/", None, 401, 403, 403, 200)],
     "api-trust-root-export": [
         api("post", "trust/root/export/", {"passphrase": EXPORT_PASSPHRASE}, 401, 403, 403, 200),
+    ],
+    "root-pin-list": [
+        api("get", "trust/pins/", None, 401, 403, 403, 200),
+        api(
+            "post",
+            "trust/pins/",
+            {"pattern": "registry.example.com/new/*", "key_ids": [ROOT_KEY_ID]},
+            401,
+            403,
+            403,
+            201,
+        ),
+    ],
+    "root-pin-detail": [
+        api("get", "trust/pins/{pin}/", None, 401, 403, 403, 200),
+        api("patch", "trust/pins/{pin}/", {"key_ids": [ROOT_KEY_ID]}, 401, 403, 403, 200),
+        api("delete", "trust/pins/{pin}/", None, 401, 403, 403, 204),
     ],
     # --- API: policy and admission -------------------------------------------------------
     "api-policy": [
@@ -347,6 +366,18 @@ TABLE: dict[str, list[Case]] = {
             200,
         ),
     ],
+    "trust:pin_create": [
+        page(
+            "post",
+            "/trust/root/pins/",
+            {"pattern": "registry.example.com/new/*", "key_ids": ROOT_KEY_ID},
+            302,
+            403,
+            403,
+            302,
+        ),
+    ],
+    "trust:pin_delete": [page("post", "/trust/root/pins/{pin}/delete/", None, 302, 403, 403, 302)],
     "content_trust": [
         page("get", "/content-trust/", None, 302, 200, 200, 200),
         page("post", "/content-trust/", {"mode": "permissive"}, 302, 403, 403, 302),
@@ -406,6 +437,9 @@ def world(admin, alice):
             "key": bundle_issue(user=alice, signing=True).key.pk,
             "bob_key": bundle_issue(user=bob).key.pk,
             "audit": AuditEntry.objects.order_by("pk").first().pk,
+            "pin": root_key_pin_create(
+                actor=admin, pattern="registry.example.com/pinned/*", key_ids=[ROOT_KEY_ID]
+            ).pk,
         },
     }
 

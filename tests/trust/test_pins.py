@@ -1,6 +1,8 @@
 """Root key pins: Notary's resolution, the services, the API, the console, and the
 ``daemon.json`` snippet agreeing with Gatehouse's own resolution on every GUN."""
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 from hypothesis import given
@@ -11,6 +13,7 @@ from audit.models import AuditEntry
 from policy.models import EvaluationInputs
 from trust import pins, selectors, services, trust_data
 from trust.models import Repository, RootKeyPin
+from trust.notary.errors import InvalidMetadata
 from trust.notary.reader import RootPin
 
 K1, K2, K3, K4, K5, K6 = (f"{digit}" * 64 for digit in "123456")
@@ -505,3 +508,42 @@ def test_pin_pages_are_for_admins(client, admin, alice):
     client.force_login(admin)
     assert client.get(f"/trust/root/pins/{pin.pk}/delete/").status_code == 405
     assert client.post("/trust/root/pins/999/delete/").status_code == 404
+
+
+# --- With a real Notary ---------------------------------------------------------------------------
+
+
+def cli_root_key_id(notary_cli) -> str:
+    """The root key ID as ``notary key list`` shows it: what an admin pins."""
+    listing = notary_cli("key", "list").stdout
+    (key_id,) = (
+        word
+        for line in listing.splitlines()
+        if line.split()[:1] == ["root"]
+        for word in line.split()
+        if re.fullmatch(r"[0-9a-f]{64}", word)
+    )
+    return key_id
+
+
+@pytest.mark.notary
+def test_an_admins_pin_of_the_key_notary_lists_verifies_a_cli_repository(
+    settings, notary_server, notary_cli, notary_gun, admin
+):
+    settings.NOTARY_URL = notary_server.url
+    settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS = 0
+    notary_cli("init", notary_gun, "-p")
+    key_id = cli_root_key_id(notary_cli)
+    assert trust_data.verified_repository(notary_gun).root_pinned is False
+
+    namespace = notary_gun.rsplit("/", 1)[0] + "/"
+    pin = pins.root_key_pin_create(actor=admin, pattern=namespace + "*", key_ids=[key_id.upper()])
+    assert trust_data.verified_repository(notary_gun).root_pinned is True
+
+    pins.root_key_pin_update(actor=admin, pin=pin, key_ids=[K1])
+    with pytest.raises(InvalidMetadata):
+        trust_data.verified_repository(notary_gun)
+
+    # The exact GUN beats the prefix, as in Docker.
+    pins.root_key_pin_create(actor=admin, pattern=notary_gun, key_ids=[key_id])
+    assert trust_data.verified_repository(notary_gun).root_pinned is True
