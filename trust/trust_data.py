@@ -82,9 +82,13 @@ def verified_repository(gun: str) -> VerifiedRepository:
         return cached.repository
     known = cached.repository.versions if cached is not None and cached.pin == pin else None
     repository = Reader(notary_client().transport).read(gun, pinned_root=pin, known_versions=known)
-    role_files_seen(
-        gun=gun, files=[(role.name, role.fingerprint) for role in repository.roles.values()]
-    )
+    if pin is not None or settings.GATEHOUSE_TRUST_ON_FIRST_USE:
+        # Only trust data that can count is remembered: otherwise anyone able to publish to
+        # any repository could copy a signer's file there, ask for an evaluation, and so
+        # make the genuine file a replay (docs/threat-model.md, "Replays").
+        role_files_seen(
+            gun=gun, files=[(role.name, role.fingerprint) for role in repository.roles.values()]
+        )
     with _lock:
         _cache[gun] = _Cached(repository, pin, now, now)
     return repository
