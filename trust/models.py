@@ -157,6 +157,19 @@ class RoleFileSighting(models.Model):
         return f"{self.fingerprint[:12]} in {self.gun} {self.role}"
 
 
+class HistoryCursor(models.Model):
+    """How far Gatehouse has walked a GUN's publications (the server's changefeed), and the
+    role files of the newest snapshot walked, so each walk fetches only what is new."""
+
+    gun = models.CharField(max_length=255, unique=True)
+    change_id = models.BigIntegerField(default=0)
+    role_hashes = models.JSONField(default=dict, blank=True)
+    walked_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.gun} walked to change {self.change_id}"
+
+
 class RootKeyPin(models.Model):
     """An admin's pin of the root keys of repositories Gatehouse neither made nor adopted.
 

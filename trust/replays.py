@@ -3,20 +3,24 @@
 A Notary signature covers a role file's ``signed`` bytes and nothing else: not the role's
 name, not the GUN. Anyone who can publish to a repository can therefore upload a copy of a
 file someone signed for another role or another repository, and it verifies. Gatehouse
-remembers the fingerprint of every role file it reads (evaluations, drift checks, syncs)
-with its GUN and role; bytes seen under more than one (GUN, role) are a replay, and no
-copy of them counts (docs/threat-model.md, "Replays").
+remembers the fingerprint of every role file it reads (evaluations, drift checks, syncs),
+and of every version the server published (its changefeed, walked on each fresh read), with
+its GUN and role; bytes seen under more than one (GUN, role) are a replay, and no copy of
+them counts (docs/threat-model.md, "Replays").
 """
 
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import transaction
 
 from audit.services import audit_record
 from policy.inputs import evaluation_inputs_changed
-from trust.models import RoleFileSighting
+from trust.models import HistoryCursor, Repository, RoleFileSighting
+from trust.notary.client import RELEASES
+from trust.notary_access import notary_client
 
 logger = logging.getLogger(__name__)
 
@@ -29,32 +33,46 @@ def replays_found() -> int:
     return _found
 
 
-def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> int:
+@dataclass(frozen=True)
+class Seen:
+    """What ``role_files_seen`` learnt: the (role, fingerprint) pairs new for the GUN, and
+    how many fingerprints became replays."""
+
+    new: tuple[tuple[str, str], ...] = ()
+    replays: int = 0
+
+
+def _remembered(role: str) -> bool:
+    """Only ``targets/releases`` and the direct children of ``targets`` can hold a signature
+    that counts or be copied into a signer's role from. A nested role never counts, and
+    remembering it would let anyone who can create one delegated to a signer's certificate
+    turn that signer's genuine file into a "replay"."""
+    return role.startswith("targets/") and role.count("/") == 1
+
+
+def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> Seen:
     """Remember that ``files`` ((role, fingerprint) pairs) were read from ``gun``; mark
     the fingerprints now seen in more than one place as replayed, audit them, and make
-    evaluations read them. One query when nothing is new. Returns how many fingerprints
-    became replays. Only delegated roles are remembered: the top-level ``targets`` is
-    signed by the repository's own targets key, which no person holds."""
+    evaluations read them. One query when nothing is new."""
     global _found
-    seen = {(role, fp) for role, fp in files if fp and role.startswith("targets/")}
+    seen = {(role, fp) for role, fp in files if fp and _remembered(role)}
     if not seen:
-        return 0
+        return Seen()
     fingerprints = {fingerprint for _, fingerprint in seen}
-    known = set(
+    places = set(
         RoleFileSighting.objects.filter(fingerprint__in=fingerprints).values_list(
-            "fingerprint", "gun", "role", "replayed"
+            "fingerprint", "gun", "role"
         )
     )
-    places = {(fingerprint, g, r) for fingerprint, g, r, _ in known}
-    new = [(role, fp) for role, fp in seen if (fp, gun, role) not in places]
+    new = tuple(sorted((role, fp) for role, fp in seen if (fp, gun, role) not in places))
     if not new:
-        return 0
+        return Seen()
     with transaction.atomic():
         RoleFileSighting.objects.bulk_create(
             [RoleFileSighting(fingerprint=fp, gun=gun, role=role) for role, fp in new],
             ignore_conflicts=True,
         )
-        everywhere: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        everywhere: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
         for fingerprint, g, r, replayed in (
             RoleFileSighting.objects.filter(fingerprint__in={fp for _, fp in new})
             .order_by("first_seen_at", "id")
@@ -67,7 +85,7 @@ def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> int:
             if len(where) > 1 and not all(flag for _, _, flag in where)
         }
         if not replayed:
-            return 0
+            return Seen(new)
         RoleFileSighting.objects.filter(fingerprint__in=replayed).update(replayed=True)
         for fingerprint, where in replayed.items():
             audit_record(
@@ -87,4 +105,42 @@ def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> int:
             )
         evaluation_inputs_changed()
     _found += 1
-    return len(replayed)
+    return Seen(new, len(replayed))
+
+
+def history_seen(*, gun: str) -> Seen:
+    """Walk the GUN's publications since the last walk and remember every delegated role
+    file they held, including versions that were current only for a moment: a copy of
+    one of those is recognised as a replay too. One request when nothing is new."""
+    cursor, _ = HistoryCursor.objects.get_or_create(gun=gun)
+    history = notary_client().walk_history(
+        gun, after=cursor.change_id, role_hashes=cursor.role_hashes
+    )
+    seen = role_files_seen(
+        gun=gun, files=[(role, file.fingerprint) for role, file in history.files]
+    )
+    if history.last_change != cursor.change_id:
+        HistoryCursor.objects.filter(pk=cursor.pk, change_id__lte=history.last_change).update(
+            change_id=history.last_change, role_hashes=history.role_hashes
+        )
+    return seen
+
+
+def signers_histories_seen(*, gun: str, new: Iterable[tuple[str, str]]) -> None:
+    """For each signer's role file new to ``gun``, walk the other repositories that signer
+    signs, so that a copy of a file they signed there is known for one before it counts
+    here, even when Gatehouse had not read the original yet."""
+    names = {role.removeprefix("targets/") for role, _ in new if role != RELEASES}
+    if not names:
+        return
+    guns = (
+        Repository.objects.filter(
+            signer_teams__memberships__user__signing_role__name__in=names,
+            state=Repository.State.READY,
+        )
+        .exclude(gun=gun)
+        .values_list("gun", flat=True)
+        .distinct()
+    )
+    for other in guns:
+        history_seen(gun=other)

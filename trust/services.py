@@ -46,7 +46,7 @@ from trust.notary.keys import (
 )
 from trust.notary.transport import TokenVerdict
 from trust.notary_access import notary_client, notary_transport
-from trust.replays import role_files_seen
+from trust.replays import history_seen, role_files_seen
 from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
@@ -915,11 +915,12 @@ def _drift(repository: Repository, state: RepositoryState) -> dict | None:
 def drift_check(*, repository: Repository) -> dict | None:
     """Read the repository from Notary, record any drift, and ask for a sync if there is.
 
-    Every role file is read and verified too, so that Gatehouse has seen each signed file
-    of every repository it manages within one drift interval of its publication: a copy
-    made elsewhere after that is known for a replay (docs/threat-model.md, "Replays").
+    Every file the repository published since the last check is walked too (its
+    changefeed), so that Gatehouse has seen each signed file of every repository it
+    manages within one drift interval of its publication (docs/threat-model.md, "Replays").
     """
     state = notary_client().read_state(repository.gun)
+    history_seen(gun=repository.gun)
     try:
         verified_repository(repository.gun)
     except InvalidMetadata as error:

@@ -19,7 +19,7 @@ from trust.notary.errors import InvalidMetadata
 from trust.notary.reader import Reader, RootPin, VerifiedRepository
 from trust.notary.transport import repository_scope
 from trust.notary_access import notary_client
-from trust.replays import role_files_seen
+from trust.replays import history_seen, role_files_seen, signers_histories_seen
 
 TIMESTAMP_LIMIT = 1024 * 1024
 FULL_READ_EVERY = 300.0  # seconds: expiry is rechecked by a full read at least this often
@@ -86,9 +86,11 @@ def verified_repository(gun: str) -> VerifiedRepository:
         # Only trust data that can count is remembered: otherwise anyone able to publish to
         # any repository could copy a signer's file there, ask for an evaluation, and so
         # make the genuine file a replay (docs/threat-model.md, "Replays").
-        role_files_seen(
+        walked = history_seen(gun=gun)
+        current = role_files_seen(
             gun=gun, files=[(role.name, role.fingerprint) for role in repository.roles.values()]
         )
+        signers_histories_seen(gun=gun, new=[*walked.new, *current.new])
     with _lock:
         _cache[gun] = _Cached(repository, pin, now, now)
     return repository

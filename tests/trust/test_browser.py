@@ -63,7 +63,7 @@ def test_admin_creates_a_repository_and_watches_its_job_finish(
     expect(state).to_have_text("Ready", timeout=15_000)
     expect(page.locator("[data-live-jobs] [data-job-field=progress-text]")).to_have_text("1/1")
     delegations = page.locator("table.delegations")
-    expect(delegations.get_by_role("rowgroup").filter(has_text="targets/ci")).to_contain_text(
+    expect(delegations.get_by_role("rowgroup").filter(has_text="targets/jenkins")).to_contain_text(
         "jenkins"
     )
     expect(delegations).to_contain_text("targets/releases")

@@ -8,6 +8,7 @@ delegate out (§6.5), rotates the snapshot key to the server, and deletes trust 
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -43,6 +44,17 @@ from trust.notary.transport import KEY_LIMIT, Transport, multipart, repository_s
 
 RELEASES = "targets/releases"
 TIMESTAMP_LIMIT = 1024 * 1024  # §8.17
+CHANGEFEED_PAGE = 100
+CHANGEFEED_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One record of the changefeed: a timestamp the server published, or a deletion."""
+
+    change_id: int
+    sha256: str
+    deletion: bool
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,21 @@ class RepositoryState:
                 for role, meta in data["snapshot_meta"].items()
             },
         )
+
+
+@dataclass(frozen=True)
+class History:
+    """What a walk of a GUN's publications found (``NotaryClient.walk_history``).
+
+    ``last_change`` is the changefeed ID to walk on from next time and ``role_hashes`` the
+    sha256 of each delegated role's file in the newest snapshot walked, so that the next
+    walk fetches only files that changed. ``files`` are every delegated role file that
+    any publication since held, with its role.
+    """
+
+    last_change: int
+    role_hashes: dict[str, str]
+    files: tuple[tuple[str, SignedFile], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -404,6 +431,71 @@ class NotaryClient:
             return False
         soon = dt.datetime.now(dt.UTC) + self.expiry_margin
         return expires > soon and bool(stored.signed_by(keys, list(keys)))
+
+    def walk_history(
+        self, gun: str, *, after: int = 0, role_hashes: Mapping[str, str] | None = None
+    ) -> History:
+        """Every delegated role file published to ``gun`` since changefeed ID ``after``.
+
+        The server keeps every version of every file and answers any of them by checksum,
+        and its changefeed lists each timestamp it published. So each timestamp since
+        ``after`` names a snapshot, and each snapshot the exact files of that moment: the
+        walk sees files that were current only briefly, which no read of the current state
+        shows (docs/threat-model.md, "Replays"). Files are checked against the hashes that
+        name them, not against signatures: what they are used for is to recognise copies.
+        """
+        hashes = dict(role_hashes or {})
+        files: list[tuple[str, SignedFile]] = []
+        last = after
+        while True:
+            records = self._changes(gun, last)
+            for record in records:
+                last = max(last, record.change_id)
+                if record.deletion:
+                    hashes = {}
+                    continue
+                timestamp = self._timestamp_by_checksum(gun, record.sha256)
+                snapshot_meta = Timestamp.from_signed(timestamp.signed).snapshot
+                snapshot = Snapshot.from_signed(
+                    self._by_hash(gun, "snapshot", snapshot_meta).signed
+                )
+                for role, meta in sorted(snapshot.meta.items()):
+                    if not role.startswith("targets/"):
+                        continue
+                    digest = meta.sha256_hex
+                    if hashes.get(role) != digest:
+                        files.append((role, self._by_hash(gun, role, meta)))
+                        hashes[role] = digest
+            if len(records) < CHANGEFEED_PAGE:
+                return History(last, hashes, tuple(files))
+
+    def _changes(self, gun: str, after: int) -> list["_Change"]:
+        raw = self.transport.request(
+            "GET",
+            f"/v2/{gun}/_trust/changefeed?change_id={after}&records={CHANGEFEED_PAGE}",
+            scope=repository_scope(gun, "pull"),
+            gun=gun,
+            role="changefeed",
+            limit=CHANGEFEED_LIMIT,
+        )
+        try:
+            records = json.loads(raw).get("records") or []
+            return [
+                _Change(int(r["ID"]), str(r["SHA256"]).lower(), r.get("Category") == "deletion")
+                for r in records
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise InvalidMetadata("malformed changefeed", gun=gun, role="changefeed") from error
+
+    def _timestamp_by_checksum(self, gun: str, digest: str) -> SignedFile:
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise InvalidMetadata("the changefeed names no valid sha256", gun=gun, role="timestamp")
+        raw = self._tuf(gun, f"timestamp.{digest}.json", role="timestamp", limit=TIMESTAMP_LIMIT)
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise InvalidMetadata(
+                "timestamp does not match its checksum", gun=gun, role="timestamp"
+            )
+        return parse_file(raw, role="timestamp", gun=gun)
 
     def rotate_snapshot_key(self, gun: str, *, root_key: ec.EllipticCurvePrivateKey) -> None:
         """Hand the snapshot key to the server (``notary key rotate <gun> snapshot -r``, §6.2).
