@@ -371,3 +371,65 @@ def test_token_minter_needs_no_token_service(notary_token_server, notary_token_i
 
     assert RELEASES in client.read_state(gun).delegations()
     assert len(notary_token_issuer.requests) == asked
+
+
+def test_a_reset_releases_keeps_the_tags_remaining_signers_signed_in_their_own_roles(
+    client, owner, notary_gun, notary_cli, notary_cli_in, tmp_path
+):
+    """Jane published releases last, then leaves: the custodian's reset keeps mark's tag
+    (his own role names it identically) and drops hers and the one nobody vouches for."""
+    jane, mark = Delegate("jane"), Delegate("mark")
+    jane_dir, mark_dir = tmp_path / "jane", tmp_path / "mark"
+    own = {"targets/jane": [jane], "targets/mark": [mark]}
+    initialize(client, notary_gun, owner, {RELEASES: [jane, mark], **own})
+    jane.import_into(notary_cli_in, jane_dir, notary_gun)
+    mark.import_into(notary_cli_in, mark_dir, notary_gun)
+    for directory, tag, digest, role in (
+        (mark_dir, "m1", "a1", "targets/mark"),
+        (mark_dir, "loose", "a9", None),
+        (jane_dir, "j1", "a2", "targets/jane"),
+    ):
+        roles = ("-r", RELEASES) + (("-r", role) if role else ())
+        notary_cli_in(
+            directory, "addhash", notary_gun, tag, "3", "--sha256", digest * 32, *roles, "-p"
+        )
+
+    removed = set_delegations(client, notary_gun, owner, {RELEASES: [mark], "targets/mark": [mark]})
+
+    assert removed.reset_roles == (RELEASES,)
+    assert target_names(notary_cli("list", notary_gun, fresh=True).stdout) == {"m1"}
+    notary_cli_in(mark_dir, "addhash", notary_gun, "m2", "3", "--sha256", "a3" * 32, "-r",
+                  RELEASES, "-p")  # fmt: skip
+    assert target_names(notary_cli("list", notary_gun, fresh=True).stdout) == {"m1", "m2"}
+
+
+def test_the_history_walk_sees_every_version_once(
+    client, owner, notary_gun, notary_cli_in, tmp_path
+):
+    """Versions replaced before anyone read them are in the walk; a second walk from where
+    the first stopped fetches only what is new."""
+    mark = Delegate("mark")
+    mark_dir = tmp_path / "mark"
+    initialize(client, notary_gun, owner, {RELEASES: [mark]})
+    mark.import_into(notary_cli_in, mark_dir, notary_gun)
+    for tag, digest in (("1.0", "a1"), ("2.0", "a2")):
+        notary_cli_in(mark_dir, "addhash", notary_gun, tag, "3", "--sha256", digest * 32, "-r",
+                      RELEASES, "-p")  # fmt: skip
+
+    first = client.walk_history(notary_gun)
+
+    versions = [file.version for role, file in first.files if role == RELEASES]
+    assert versions == [1, 2]
+    assert first.last_change > 0
+    assert set(first.role_hashes) == {RELEASES}
+
+    notary_cli_in(mark_dir, "addhash", notary_gun, "3.0", "3", "--sha256", "a3" * 32, "-r",
+                  RELEASES, "-p")  # fmt: skip
+    second = client.walk_history(notary_gun, after=first.last_change, role_hashes=first.role_hashes)
+    assert [file.version for _, file in second.files] == [3]
+    assert (
+        client.walk_history(
+            notary_gun, after=second.last_change, role_hashes=second.role_hashes
+        ).files
+        == ()
+    )
