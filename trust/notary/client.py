@@ -396,31 +396,40 @@ class NotaryClient:
     def _vouched_releases(
         self, state: RepositoryState, stored: SignedFile, wanted: dict[str, dict[str, TufKey]]
     ) -> dict[str, TargetFile]:
-        """The entries of the stored ``targets/releases`` that another role names the same
-        way (same target name, length and hashes) in a stored file its new keys verify."""
+        """The ``targets/releases`` to keep, from what the remaining signers' own roles say.
+
+        Each tag the stored releases names is kept when a role that stays names it the same
+        way (name, length and hashes) in a stored file its new keys verify. When it does
+        not, but every such role that names the tag agrees on one entry, that entry is put
+        back: whoever leaves cannot take along a repointing of someone else's tag. A tag
+        the remaining roles disagree on, or none names, is dropped.
+        """
         try:
             releases = Targets.from_signed(stored.signed, role=RELEASES).targets
         except InvalidMetadata:
             return {}
-        kept: dict[str, TargetFile] = {}
+        vouched: dict[str, list[TargetFile]] = {}
         for role, keys in wanted.items():
             meta = state.snapshot_meta.get(role)
-            if role == RELEASES or meta is None or len(kept) == len(releases):
+            if role == RELEASES or meta is None:
                 continue
             signed = self._by_hash(state.gun, role, meta)
             if not self._verifies(signed, keys):
                 continue
             try:
-                vouched = Targets.from_signed(signed.signed, role=role).targets
+                named = Targets.from_signed(signed.signed, role=role).targets
             except InvalidMetadata:
                 continue
-            for name, target in vouched.items():
-                entry = releases.get(name)
-                if entry is not None and (entry.length, entry.hashes) == (
-                    target.length,
-                    target.hashes,
-                ):
-                    kept[name] = entry
+            for name, target in named.items():
+                if name in releases:
+                    vouched.setdefault(name, []).append(target)
+        kept: dict[str, TargetFile] = {}
+        for name, targets in vouched.items():
+            entry = releases[name]
+            if any(_same_target(entry, target) for target in targets):
+                kept[name] = entry
+            elif all(_same_target(targets[0], target) for target in targets):
+                kept[name] = targets[0]
         return kept
 
     def _verifies(self, stored: SignedFile, keys: dict[str, TufKey]) -> bool:
@@ -553,6 +562,10 @@ def _needs_stored_files(
         if custodian.key_id in current or not current <= set(keys):
             return True
     return False
+
+
+def _same_target(one: TargetFile, other: TargetFile) -> bool:
+    return (one.length, one.hashes) == (other.length, other.hashes)
 
 
 def _file_meta(raw: bytes) -> FileMeta:

@@ -433,3 +433,28 @@ def test_the_history_walk_sees_every_version_once(
         ).files
         == ()
     )
+
+
+def test_a_leaver_cannot_take_along_a_repointing_of_another_signers_tag(
+    client, owner, notary_gun, notary_cli, notary_cli_in, tmp_path
+):
+    """Jane repoints mark's m1 in releases, then leaves: the reset puts back what mark's own
+    role names for m1."""
+    jane, mark = Delegate("jane"), Delegate("mark")
+    jane_dir, mark_dir = tmp_path / "jane", tmp_path / "mark"
+    own = {"targets/jane": [jane], "targets/mark": [mark]}
+    initialize(client, notary_gun, owner, {RELEASES: [jane, mark], **own})
+    jane.import_into(notary_cli_in, jane_dir, notary_gun)
+    mark.import_into(notary_cli_in, mark_dir, notary_gun)
+    notary_cli_in(mark_dir, "addhash", notary_gun, "m1", "3", "--sha256", "a1" * 32, "-r",
+                  RELEASES, "-r", "targets/mark", "-p")  # fmt: skip
+    notary_cli_in(jane_dir, "addhash", notary_gun, "m1", "3", "--sha256", "b2" * 32, "-r",
+                  RELEASES, "-p")  # fmt: skip
+    assert "b2" * 32 in notary_cli("list", notary_gun, fresh=True).stdout
+
+    set_delegations(client, notary_gun, owner, {RELEASES: [mark], "targets/mark": [mark]})
+
+    listed = notary_cli("list", notary_gun, fresh=True).stdout
+    assert target_names(listed) == {"m1"}
+    assert "a1" * 32 in listed
+    assert "b2" * 32 not in listed
