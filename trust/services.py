@@ -931,6 +931,12 @@ def drift_check(*, repository: Repository) -> dict | None:
     )
     if drift is not None:
         repository_sync_request(repository=repository, actor=None, cause="drift found", delay=0)
+    elif any(custody.custodian_key().key_id in keys for keys in state.delegations().values()):
+        # Not drift: the custodian keeps signers in. A sync lets it go once a remaining
+        # signer has published over its reset; until then the sync changes nothing.
+        repository_sync_request(
+            repository=repository, actor=None, cause="custodian still delegated", delay=0
+        )
     return drift
 
 

@@ -192,3 +192,36 @@ def test_a_sync_costs_the_same_queries_for_any_number_of_signers_and_keys(
         "targets/releases": 8,
         **{f"targets/dev{n}": 1 for n in range(8)},
     }
+
+
+def test_the_drift_check_lets_the_custodian_go_once_a_remaining_signer_publishes(
+    on_notary, notary_cli_in, admin, api, tmp_path
+):
+    from tests.policy.signing import RELEASES, SigningWorld
+
+    world = SigningWorld(admin, api, notary_cli_in, on_notary.url, tmp_path)
+    world.person("jenkins", "ci")
+    world.person("alice", "ci")
+    gun = world.repository("ci")
+    world.sign("alice", gun, "2.0", "a2" * 32)
+    world.sign("jenkins", gun, "1.0", "a1" * 32)  # releases is now signed by jenkins alone
+    team_member_remove(
+        actor=admin,
+        team=world.people["jenkins"].user.teams.get(),
+        user=world.people["jenkins"].user,
+    )
+    world.sync()
+    repository = Repository.objects.get(gun=gun)
+    custodian = custody.custodian_key().key_id
+    assert custodian in repository.delegations[0]["key_ids"]  # releases, reset by it
+
+    assert services.drift_check(repository=repository) is None  # in step: not drift
+    assert world.sync()[-1].cause == "custodian still delegated"
+    repository.refresh_from_db()
+    assert custodian in repository.delegations[0]["key_ids"]  # nobody has signed since
+
+    world.sign("alice", gun, "3.0", "a3" * 32, RELEASES)
+    services.drift_check(repository=repository)
+    world.sync()
+    repository.refresh_from_db()
+    assert all(custodian not in entry["key_ids"] for entry in repository.delegations)
