@@ -213,7 +213,10 @@ class Repository(models.Model):
         default=False, help_text="Initialised elsewhere and taken over with its targets key."
     )
     pinned_root_key_ids = models.JSONField(
-        default=list, blank=True, help_text="TUF IDs of the root keys an adopted repo had."
+        default=list,
+        blank=True,
+        help_text="IDs of the root certificates as root.json names them: those seen at "
+        "adoption, or this GUN's certificate of Gatehouse's root key.",
     )
     delegations = models.JSONField(
         default=list, blank=True, help_text='As last published: [{"role", "key_ids"}].'

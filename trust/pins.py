@@ -99,7 +99,9 @@ def _pins_of(repositories: QuerySet[Repository], admin_pins: QuerySet[RootKeyPin
         if adopted:
             if pinned_key_ids:
                 pins[gun] = list(pinned_key_ids)
-        elif gatehouse_root_key_id:
+        elif pinned_key_ids:  # the ID of the GUN's own root certificate, as Docker compares
+            made[gun] = list(pinned_key_ids)
+        elif gatehouse_root_key_id:  # made before that ID was recorded: the key's own ID
             made[gun] = [gatehouse_root_key_id]
     pins.update(made)
     return pins

@@ -46,7 +46,7 @@ from trust.notary.keys import (
 )
 from trust.notary.transport import TokenVerdict
 from trust.notary_access import notary_client, notary_transport
-from trust.replays import history_seen, role_files_seen
+from trust.replays import history_seen, role_files_seen, signers_histories_seen
 from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
@@ -360,13 +360,9 @@ def repository_adopt(
                 ]
             }
         )
-    # By the IDs Docker's trust pinning and `notary key list` use, so the daemon.json
-    # snippet pins what evaluations pin.
-    root_key_ids = [
-        tuf_key_canonical_id(root.keys[key_id])
-        for key_id in root.roles["root"].keyids
-        if key_id in root.keys
-    ]
+    # As root.json names them: Docker's trust pinning compares the ID of each root
+    # certificate, so the daemon.json snippet pins what evaluations pin.
+    root_key_ids = list(root.roles["root"].keyids)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -809,10 +805,11 @@ def _run_initialize(job: Job, repository: Repository) -> Published:
             repository.save(update_fields=["targets_key"])
     client = notary_client()
     targets_key = custody.signing_key(repository.targets_key)
+    root_key = custody.root_signing_key_for(repository.gun)
     try:
         state = client.initialize(
             repository.gun,
-            root_key=custody.root_signing_key_for(repository.gun),
+            root_key=root_key,
             targets_key=targets_key,
             delegations=_desired_tuf_keys(repository),
         )
@@ -827,7 +824,8 @@ def _run_initialize(job: Job, repository: Repository) -> Published:
         return _run_sync(job, repository)  # an earlier attempt got there before a crash
     return Published(
         {"published": True, "delegations": [d.name for d in state.targets.delegations]},
-        _recorded(state, state=Repository.State.READY),
+        # The GUN's root certificate, by the ID Docker's trust pinning compares (pins.py).
+        _recorded(state, state=Repository.State.READY, pinned_root_key_ids=[root_key.key_id]),
     )
 
 
@@ -920,7 +918,13 @@ def drift_check(*, repository: Repository) -> dict | None:
     manages within one drift interval of its publication (docs/threat-model.md, "Replays").
     """
     state = notary_client().read_state(repository.gun)
-    history_seen(gun=repository.gun)
+    if not repository.pinned_root_key_ids:  # made before the root certificate was recorded
+        root = notary_client().read_root(repository.gun)
+        Repository.objects.filter(pk=repository.pk).update(
+            pinned_root_key_ids=list(root.roles["root"].keyids)
+        )
+    seen = history_seen(gun=repository.gun)
+    signers_histories_seen(gun=repository.gun, new=seen.new)
     try:
         verified_repository(repository.gun)
     except InvalidMetadata as error:

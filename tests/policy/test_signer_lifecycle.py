@@ -607,3 +607,11 @@ def test_docker_trust_inspect_shows_each_signer_under_their_own_role(world, ci, 
         "Root": role_file(world, gun, "root")["signed"]["roles"]["root"]["keyids"],
         "Repository": [Repository.objects.get(gun=gun).targets_key.key_id],
     }
+    # The daemon.json snippet pins the GUN to that same ID, so an engine with it accepts
+    # the root Gatehouse accepts.
+    root_keys = (
+        world.api(world.admin)
+        .get("/api/v1/trust/root/")
+        .json()["daemon_json"]["content-trust"]["trust-pinning"]["root-keys"]
+    )
+    assert root_keys[gun] == administrative["Root"]

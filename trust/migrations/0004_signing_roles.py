@@ -181,5 +181,15 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
+        migrations.AlterField(
+            model_name="repository",
+            name="pinned_root_key_ids",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="IDs of the root certificates as root.json names them: those seen at "
+                "adoption, or this GUN's certificate of Gatehouse's root key.",
+            ),
+        ),
         migrations.RunPython(per_user_roles, migrations.RunPython.noop),
     ]
