@@ -2,7 +2,7 @@
 
 Pure functions over frozen dataclasses, with no I/O and no Django, so that admission and
 the explain API share one rule and can run it thousands of times a second. The rule is
-product.md's "Semantics to match" (Docker UCP's content-trust policy):
+Docker UCP's content-trust policy, made exact (docs/threat-model.md):
 
 * a tag's digest is the one ``targets/releases`` names for it, else ``targets``;
 * each signing team needs a current, active member who signed that digest in their own

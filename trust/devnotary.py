@@ -1,8 +1,9 @@
 """Start and stop a notary-signer + notary-server pair for development and tests.
 
-This follows docs/notary-ops.md §2-§4: notary-server with a remote trust service
-(notary-signer over mutual TLS), both storing in PostgreSQL. The simpler ``local`` trust
-service and ``memory`` storage crash under concurrent requests and lose keys on restart.
+This follows the production setup of docs/deployment.md §7: notary-server with a remote
+trust service (notary-signer over mutual TLS), both storing in PostgreSQL. The simpler
+``local`` trust service and ``memory`` storage crash under concurrent requests and lose
+keys on restart.
 
 Two ways to use it:
 
@@ -54,7 +55,7 @@ PORT_ATTEMPTS = 5
 CERT_FILES = ("ca.crt", "signer.crt", "signer.key", "server.crt", "server.key")
 # Unix socket paths are limited to 107 bytes; leave room for the ".lock" sibling.
 MAX_SOCKET_PATH = 100
-# notary-wire.md's development server: server keys in memory, metadata in memory. It needs
+# The development server: server keys in memory, metadata in memory. It needs
 # neither notary-signer nor PostgreSQL, and it crashes under concurrent clients (ops §1).
 DEVELOPMENT_CONFIG: dict[str, Any] = {
     "trust_service": {"type": "local", "hostname": "", "port": "", "key_algorithm": "ecdsa"},

@@ -136,7 +136,8 @@ class RootKeyPinForm(ServiceForm):
     key_ids = forms.CharField(
         label="Root key IDs",
         help_text=f"At most {pins.MAX_KEY_IDS}, separated by spaces, commas or new lines: the "
-        "64 hexadecimal digits `notary key list` shows for the root key.",
+        "64 hexadecimal digits of each root certificate's ID, as root.json names it and "
+        "`docker trust inspect` shows under Root (the ID Docker engines compare).",
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )
 

@@ -194,8 +194,8 @@ def _validated_key_ids(key_ids: Any) -> list[str]:
             shown = str(key_id)
             shown = shown if len(shown) <= SHOWN_MAX else shown[:SHOWN_MAX] + "…"
             errors.append(
-                f"Not a key ID: {shown!r}. Give the 64 hexadecimal digits that "
-                "`notary key list` shows."
+                f"Not a key ID: {shown!r}. Give the 64 hexadecimal digits of a root "
+                "certificate's ID, as root.json names it."
             )
         elif text not in normalised:
             normalised.append(text)

@@ -61,7 +61,7 @@ def test_changes_reach_notary_and_remaining_signers_can_still_sign(
 ):
     jenkins, moby, lee = make_user("jenkins"), make_user("moby"), make_user("lee")
     jenkins_key, jenkins_pem = signing_key_of(jenkins)
-    moby_key, moby_pem = signing_key_of(moby)
+    _, moby_pem = signing_key_of(moby)
     lee_key, _ = signing_key_of(lee)
     ci = make_team("ci", members=(jenkins, moby), actor=admin)
     create_repository(api, admin, notary_gun, ["ci"])
@@ -99,9 +99,7 @@ def test_changes_reach_notary_and_remaining_signers_can_still_sign(
 
     team_member_remove(actor=admin, team=ci, user=jenkins)
     wait_until(
-        lambda: (
-            settled() and "targets/jenkins" not in cli_delegations(notary_cli, notary_gun)
-        ),
+        lambda: settled() and "targets/jenkins" not in cli_delegations(notary_cli, notary_gun),
         what="jenkins' role and key to leave",
     )
     assert jenkins_key.id not in set().union(*cli_delegations(notary_cli, notary_gun).values())
@@ -124,17 +122,13 @@ def test_changes_reach_notary_and_remaining_signers_can_still_sign(
     team_member_add(actor=admin, team=ci, user=lee)
     wait_until(
         lambda: (
-            settled()
-            and cli_delegations(notary_cli, notary_gun).get("targets/lee") == {lee_key.id}
+            settled() and cli_delegations(notary_cli, notary_gun).get("targets/lee") == {lee_key.id}
         ),
         what="lee's key to arrive",
     )
     public_key_revoke(actor=lee, key=lee_key)
     wait_until(
-        lambda: (
-            settled()
-            and "targets/lee" not in cli_delegations(notary_cli, notary_gun)
-        ),
+        lambda: settled() and "targets/lee" not in cli_delegations(notary_cli, notary_gun),
         what="lee's revoked key to leave",
     )
     assert not Job.objects.filter(status="failed").exists()

@@ -1,7 +1,7 @@
 """``NotaryClient`` against a real notary-server + notary-signer, checked with the real CLI.
 
 Whatever the client publishes must be what ``notary`` reads from a fresh trust directory,
-and whatever the CLI made, the client must be able to extend (notary-wire.md §6).
+and whatever the CLI made, the client must be able to extend (docs/notary-protocol.md).
 """
 
 import datetime as dt

@@ -1,4 +1,5 @@
-"""Canonical bytes and key IDs against the verified vectors of notary-wire.md §3.2."""
+"""Canonical bytes and key IDs against vectors verified with the real CLI
+(docs/notary-protocol.md, "Key IDs")."""
 
 import base64
 import datetime as dt

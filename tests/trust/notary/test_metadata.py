@@ -1,4 +1,5 @@
-"""Metadata parsing, exact bytes and signatures, on the real files of notary-wire.md §3.2(c)."""
+"""Metadata parsing, exact bytes and signatures, on real files the CLI and server made
+(docs/notary-protocol.md)."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""The verifying reader (notary-wire.md §6.7) against repositories built in memory.
+"""The verifying reader (docs/notary-protocol.md, "Reading") against repositories built in memory.
 
 ``Simulator`` plays the server, like python-tuf's ``RepositorySimulator``: it signs a root,
 targets and delegations with the package's own writer pieces, signs the snapshot (ecdsa)

@@ -1,4 +1,5 @@
-"""The verifying reader (notary-wire.md §6.7) against a real notary-server + notary-signer.
+"""The verifying reader (docs/notary-protocol.md, "Reading") against a real notary-server and
+notary-signer.
 
 Repositories come from our ``NotaryClient`` with targets signed by the real CLI, or from
 the CLI alone. Bad data is served through ``TamperingProxy``, a small HTTP proxy in front

@@ -1,4 +1,4 @@
-"""A tiny Docker-registry token issuer for tests (notary-wire.md §7).
+"""A tiny Docker-registry token issuer for tests (docs/notary-protocol.md, "Token authentication").
 
 ``TokenIssuer`` holds an ECDSA P-256 key and a self-signed certificate for it; that
 certificate is the ``rootcertbundle`` notary-server trusts (the leaf may be the bundle
