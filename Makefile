@@ -15,7 +15,7 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 run: $(INSTALLED)
-	$(BIN)/python -m gatehouse.devrun
+	$(BIN)/python -m devtools.run
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -79,7 +79,7 @@ def rate(step, seconds: float = SECONDS) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    from trust.devnotary import NotaryStack
+    from devtools.notary import NotaryStack
 
     stack = NotaryStack.ephemeral()
     stack.start()

@@ -13,9 +13,13 @@ from pathlib import Path
 
 import psycopg
 
-from trust.devnotary import free_port
-
 BASE_DIR = Path(__file__).resolve().parent.parent
+# ``python benchmarks/<name>.py`` puts only this folder on the path; ``devtools`` is not
+# installed, so the repository root goes first.
+sys.path.insert(0, str(BASE_DIR))
+
+from devtools.ports import free_port  # noqa: E402
+
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 
 
@@ -42,7 +46,6 @@ def configure_environment(database_url: str) -> None:
         GATEHOUSE_LOG_LEVEL="WARNING",
         DATABASE_URL=database_url,
     )
-    sys.path.insert(0, str(BASE_DIR))
     import django
 
     django.setup()

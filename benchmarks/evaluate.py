@@ -124,10 +124,10 @@ def main() -> None:
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
 
+        from devtools.notary import NotaryStack
         from policy.evaluation import evaluate, parse_image_reference, trust_data_from_verified
         from policy.inputs import evaluation_context
         from policy.services import image_evaluate
-        from trust.devnotary import NotaryStack
         from trust.trust_data import root_pin, verified_repository
 
         stack = NotaryStack.ephemeral()

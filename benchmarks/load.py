@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the report here")
     options = parser.parse_args()
 
-    from trust.devnotary import NotaryStack
+    from devtools.notary import NotaryStack
 
     stack = NotaryStack.ephemeral()
     stack.start()

@@ -9,9 +9,10 @@ the server's own time for those 3 requests: the same requests, bodies built befo
 starts, sent over a bare ``http.client`` connection. Setups:
 
 * development: notary-server alone, ``local`` trust and ``memory`` storage (never run in
-  parallel: it crashes under concurrent key creation, notary-ops §1);
-* production: notary-signer + notary-server on PostgreSQL (notary-ops §2); then the native
-  client alone with 8 repositories in flight (threads sharing one ``HttpTransport``).
+  parallel: it crashes under concurrent key creation; docs/notary-protocol.md,
+  "notary-server's surprises");
+* production: notary-signer + notary-server on PostgreSQL (docs/deployment.md §7); then the
+  native client alone with 8 repositories in flight (threads sharing one ``HttpTransport``).
 
 Client CPU is ``time.process_time()`` of this process only (the servers and the CLI are
 other processes). Needs notary (Debian package) and PostgreSQL (the local server, else a
@@ -37,7 +38,7 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
-from trust.devnotary import LOCAL_POSTGRES_URL, NotaryStack, postgres_answers  # noqa: E402
+from devtools.notary import LOCAL_POSTGRES_URL, NotaryStack, postgres_answers  # noqa: E402
 from trust.notary import keys  # noqa: E402
 from trust.notary.client import NotaryClient  # noqa: E402
 from trust.notary.transport import HttpTransport  # noqa: E402

@@ -1,6 +1,6 @@
 """Provisioning at scale: repositories per second through the API, jobs and Notary.
 
-In one run, against notary-signer + notary-server on PostgreSQL (notary-ops §2):
+In one run, against notary-signer + notary-server on PostgreSQL (docs/deployment.md §7):
 
 * the floor: the native client alone initialising repositories (two delegations each) with
   the same concurrency as the workers, which is what Notary itself allows here;
@@ -75,7 +75,7 @@ def floor_rate(notary_url: str, count: int) -> float:
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    from trust.devnotary import NotaryStack
+    from devtools.notary import NotaryStack
 
     stack = NotaryStack.ephemeral()
     stack.start()

@@ -23,8 +23,8 @@ class CertificateAuthority(models.Model):
 class PublicKey(models.Model):
     """A public key on a user's account, from an issued bundle or a registered certificate.
 
-    ``id`` is the key ID ``notary key list`` prints (the canonical ID, notary-wire §4.3);
-    ``tuf_key_id`` is the ID of the certificate as an x509 key in delegations (§4.1).
+    ``id`` is the key ID ``notary key list`` prints (the canonical ID); ``tuf_key_id`` is the
+    ID of the certificate as an x509 key in delegations (docs/notary-protocol.md, "Key IDs").
     """
 
     class Source(models.TextChoices):

@@ -239,8 +239,9 @@ NOTARY_USERNAME = os.environ.get("NOTARY_USERNAME", "")
 NOTARY_PASSWORD = os.environ.get("NOTARY_PASSWORD", "")
 NOTARY_TIMEOUT = float(os.environ.get("NOTARY_TIMEOUT_SECONDS", "10"))
 
-# Notary token service (notary-wire §7): Gatehouse issues the bearer tokens notary-server
-# demands, at <GATEHOUSE_PUBLIC_URL>/auth/token (`manage.py notary_server_config`).
+# Notary token service (docs/notary-protocol.md, "Token authentication"): Gatehouse issues
+# the bearer tokens notary-server demands, at <GATEHOUSE_PUBLIC_URL>/auth/token
+# (`manage.py notary_server_config`).
 GATEHOUSE_PUBLIC_URL = os.environ.get("GATEHOUSE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 GATEHOUSE_NOTARY_SERVICE = os.environ.get("GATEHOUSE_NOTARY_SERVICE", "notary-server")
 GATEHOUSE_TOKEN_ISSUER = os.environ.get("GATEHOUSE_TOKEN_ISSUER", "gatehouse")

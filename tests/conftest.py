@@ -60,20 +60,21 @@ def api():
 
 @pytest.fixture(scope="session")
 def notary_postgres_url() -> str | None:
-    """Where notary test stacks keep their databases (notary-ops §2-§3).
+    """Where notary test stacks keep their databases.
 
     ``NOTARY_TEST_POSTGRES_URL``, else the local server; ``None`` (a private cluster in each
-    stack's directory) when that does not answer.
+    stack's directory) when that does not answer (docs/notary-protocol.md,
+    "notary-server's surprises").
     """
     import shutil
 
-    from trust import devnotary
+    from devtools.notary import LOCAL_POSTGRES_URL, postgres_answers, postgres_bin_dir
 
     require(shutil.which("notary-server") is not None, "notary-server (Debian package notary)")
-    url = os.environ.get("NOTARY_TEST_POSTGRES_URL", devnotary.LOCAL_POSTGRES_URL)
-    if devnotary.postgres_answers(url):
+    url = os.environ.get("NOTARY_TEST_POSTGRES_URL", LOCAL_POSTGRES_URL)
+    if postgres_answers(url):
         return url
-    require(devnotary.postgres_bin_dir() is not None, f"PostgreSQL at {url}, or initdb")
+    require(postgres_bin_dir() is not None, f"PostgreSQL at {url}, or initdb")
     return None
 
 
@@ -84,7 +85,7 @@ def notary_stack(notary_postgres_url):
     Tests share it, so each uses its own GUN (``notary_gun``): both processes cache in
     memory, so data cannot be reset between tests.
     """
-    from trust.devnotary import NotaryStack
+    from devtools.notary import NotaryStack
 
     stack = NotaryStack.ephemeral(notary_postgres_url)
     try:
@@ -99,8 +100,9 @@ def notary_server(notary_stack):
     """The session's Notary, alive: ``.url`` is its URL.
 
     notary-server 0.7 keeps unlocked maps that can crash it under concurrent requests
-    (notary-ops §6.11). A crash is a fault of Notary, not of the test that sees it: it is
-    reported with the log tail and the stack restarted, so one crash fails no other test.
+    (docs/notary-protocol.md, "notary-server's surprises"). A crash is a fault of Notary, not of the
+    test that sees it: it is reported with the log tail and the stack restarted, so one
+    crash fails no other test.
     A test that stops the server (an outage test) starts it again itself.
     """
     if not notary_stack.alive():
@@ -126,7 +128,8 @@ def notary_cli(notary_cli_in, tmp_path):
     """Run the real ``notary`` CLI: ``notary_cli("init", gun, "-p")`` returns the completed process.
 
     It uses this test's trust directory, or with ``fresh=True`` a new empty one: a client
-    without cached metadata sees only what the server really has (notary-ops §6.10).
+    without cached metadata sees only what the server really has (docs/notary-protocol.md,
+    "notary-server's surprises").
     ``server=`` points it at another stack. A non-zero exit fails the test with the output
     unless ``check=False``.
     """
@@ -239,8 +242,9 @@ def notary_token_issuer(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def notary_token_server(notary_postgres_url, notary_token_issuer):
-    """notary-server + notary-signer that demand tokens from ``notary_token_issuer`` (§7)."""
-    from trust.devnotary import NotaryStack
+    """notary-server + notary-signer that demand tokens from ``notary_token_issuer``
+    (docs/notary-protocol.md, "Token authentication")."""
+    from devtools.notary import NotaryStack
 
     stack = NotaryStack.ephemeral(
         notary_postgres_url, server_config={"auth": notary_token_issuer.auth_config()}

@@ -58,7 +58,8 @@ def _new_key(kind: str, state: str = CustodyKey.State.CURRENT) -> CustodyKey:
 
 def _token_certificate(private_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     """Self-signed: notary-server's ``rootcertbundle`` holds it and the tokens' ``x5c`` names
-    it, and a leaf that is the bundle certificate itself verifies (notary-wire §7.4)."""
+    it, and a leaf that is the bundle certificate itself verifies (docs/notary-protocol.md,
+    "Token authentication")."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TOKEN_CERTIFICATE_NAME)])
     now = dt.datetime.now(dt.UTC)
     return (
@@ -218,7 +219,8 @@ def _signing_key(kind: str, key_id: str, sealed: bytes) -> SigningKey:
 
 
 def root_signing_key_for(gun: str) -> SigningKey:
-    """The root key with a certificate for ``gun`` (CN must be the GUN, notary-wire §4.4)."""
+    """The root key with a certificate for ``gun`` (CN must be the GUN; docs/notary-protocol.md,
+    "Key IDs")."""
     return root_signing_key(private_key(root_key()), gun)
 
 

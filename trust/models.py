@@ -23,9 +23,10 @@ class CustodyKey(models.Model):
     One root key signs the root of every repository Gatehouse creates (each GUN gets its own
     certificate of it), so one pinned ID covers them all. Each repository has its own
     targets key. The custodian key is put into a delegation only to keep its remaining
-    signers from being locked out (notary-wire §6.5); it never counts as a signature. The
-    token key signs the bearer tokens Gatehouse issues to notary-server's clients
-    (notary-wire §7); its self-signed ``certificate`` is what notary-server trusts.
+    signers from being locked out (docs/notary-protocol.md, "The lock-out hazard"); it never
+    counts as a signature. The token key signs the bearer tokens Gatehouse issues to
+    notary-server's clients ("Token authentication" there); its self-signed ``certificate``
+    is what notary-server trusts.
 
     Only token keys leave ``current``, so notary-server can trust the next one before it
     signs and the last one until its tokens expire: ``staged`` → ``current`` → ``retiring``

@@ -80,7 +80,8 @@ _DESIRED_KEYS_SQL = (
 
 
 def tuf_keys(keys: list[PublicKey]) -> list[TufKey]:
-    """Delegation key objects: each certificate as an x509 key (notary-wire §4.2)."""
+    """Delegation key objects: each certificate as an x509 key (docs/notary-protocol.md,
+    "Key IDs")."""
     return [_certificate_tuf_key(key.certificate) for key in keys]
 
 
@@ -204,8 +205,9 @@ def token_keys_trusted() -> QuerySet[CustodyKey]:
     return token_keys().filter(state__in=trusted)
 
 
-# notary-server accepts a token up to 60 s past its ``exp`` (notary-wire §7.4), and a token
-# minted on another machine just before the switch committed may carry a later clock.
+# notary-server accepts a token up to 60 s past its ``exp`` (docs/notary-protocol.md,
+# "Token authentication"), and a token minted on another machine just before the switch
+# committed may carry a later clock.
 TOKEN_EXPIRY_MARGIN = dt.timedelta(seconds=120)
 
 

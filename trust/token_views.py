@@ -1,4 +1,5 @@
-"""``GET /auth/token``: the realm notary-server sends its clients to (notary-wire §7.3).
+"""``GET /auth/token``: the realm notary-server sends its clients to (docs/notary-protocol.md,
+"Token authentication").
 
 HTTP Basic with a password, or with an API token in its place; without credentials, an
 anonymous token. What is granted is decided in ``trust.tokens``. Not part of the REST API

@@ -1,4 +1,4 @@
-"""Gatehouse as notary-server's token issuer (notary-wire §7).
+"""Gatehouse as notary-server's token issuer (docs/notary-protocol.md, "Token authentication").
 
 notary-server configured with ``"auth": {"type": "token", …}`` answers a request without a
 token by a challenge naming a realm; the client asks that realm for a token for a scope such
@@ -73,7 +73,8 @@ class TokenRequestInvalid(ValueError):
 
 @dataclass(frozen=True)
 class Scope:
-    """``<type>:<name>:<action>,…``; names hold ``/`` and may hold ``:`` (§7.4 recipe)."""
+    """``<type>:<name>:<action>,…``; names hold ``/`` and may hold ``:``
+    (docs/notary-protocol.md, "Token authentication")."""
 
     type: str
     name: str
@@ -119,7 +120,8 @@ class IssuedToken:
     access: tuple[Scope, ...]
 
     def as_response(self) -> dict:
-        """The token endpoint's JSON (§7.3): the CLI reads ``token``, others ``access_token``."""
+        """The token endpoint's JSON: the CLI reads ``token``, others ``access_token``
+        (docs/notary-protocol.md, "Token authentication")."""
         return {
             "token": self.token,
             "access_token": self.token,
@@ -257,8 +259,9 @@ def service_token(*, service: str, scope: str) -> str:
 
 
 def mint(*, subject: str, service: str, access: Iterable[Scope]) -> tuple[str, dt.datetime]:
-    """A compact JWS notary-server accepts (§7.4): ES256 over ``header.payload``, ``x5c``
-    with the token certificate, ``aud`` a string, integer times."""
+    """A compact JWS notary-server accepts: ES256 over ``header.payload``, ``x5c`` with the
+    token certificate, ``aud`` a string, integer times (docs/notary-protocol.md,
+    "Token authentication")."""
     now = int(time.time())
     claims = _claims(subject, service, access, now, settings.GATEHOUSE_NOTARY_TOKEN_SECONDS)
     token = signed_jwt(custody.token_signer(), claims)
@@ -269,7 +272,7 @@ def check_token(signer: custody.TokenSigner) -> str:
     """A token ``signer`` signs to show notary-server before it signs real ones: a real
     token's claims, but it grants nothing and expires within a minute, so it is worth
     nothing to whoever sees it. A server that trusts the signer answers ``insufficient_scope``,
-    one that does not ``invalid_token`` (§7.2)."""
+    one that does not ``invalid_token`` (docs/notary-protocol.md, "Token authentication")."""
     service = settings.GATEHOUSE_NOTARY_SERVICE
     now = int(time.time())
     return signed_jwt(signer, _claims(SERVICE_SUBJECT, service, (), now, CHECK_TOKEN_SECONDS))

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from accounts.services import TooManyTokens, api_token_create
 from audit.models import AuditEntry
+from devtools.ports import free_port
 from tests.factories import PASSWORD, make_user
-from trust.devnotary import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from trust.devnotary import free_port
+from devtools.ports import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def launch(var_dir: Path, port: int, log: Path) -> subprocess.Popen:
         NOTARY_URL="http://127.0.0.1:9",  # this test is about the console and the worker
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "gatehouse.devrun"],
+        [sys.executable, "-m", "devtools.run"],
         cwd=BASE_DIR,
         env=env,
         stdout=log.open("w"),

@@ -14,13 +14,13 @@ from accounts.models import User
 from accounts.services import team_member_remove, user_deactivate
 from bundles.models import PublicKey
 from bundles.services import public_key_revoke
+from devtools.ports import free_port
 from policy.evaluation import POLICY_FAILED
 from policy.services import policy_update
 from tests.factories import make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
 from tests.trust.notary.test_reader_integration import TamperingProxy
 from trust import trust_data
-from trust.devnotary import free_port
 from trust.services import repository_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]

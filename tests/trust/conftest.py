@@ -17,9 +17,9 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from devtools.ports import free_port
 from gatehouse.celery import worker_command
 from tests.conftest import require
-from trust.devnotary import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The notary stack of trust/devnotary.py, driven by the real ``notary`` CLI."""
+"""The notary stack of devtools/notary.py, driven by the real ``notary`` CLI."""
 
 import tempfile
 import uuid
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trust.devnotary import NotaryStack, free_port
+from devtools.notary import NotaryStack
+from devtools.ports import free_port
 
 pytestmark = pytest.mark.notary
 

@@ -1,6 +1,7 @@
 """The whole chain on one machine: a real notary-server that demands Gatehouse's tokens, the
 real ``notary`` CLI asking Gatehouse's realm with HTTP Basic (``NOTARY_AUTH``), and
-Gatehouse's own jobs minting their tokens in-process (notary-wire §7)."""
+Gatehouse's own jobs minting their tokens in-process (docs/notary-protocol.md,
+"Token authentication")."""
 
 import base64
 import hashlib
@@ -18,12 +19,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.services import api_token_create, team_member_add, team_member_remove, user_deactivate
+from devtools.notary import NotaryStack
 from tests.conftest import NOTARY_CLI_PASSPHRASES
 from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
 from tests.trust.test_token_key_rotation import signed_with
 from trust import custody, services, tokens
-from trust.devnotary import NotaryStack
 from trust.models import CustodyKey, Job
 from trust.notary.transport import HttpTransport, TokenVerdict
 

@@ -20,9 +20,9 @@ from django.db import connection, connections
 from django.db.models import F
 
 from audit.models import AuditEntry
+from devtools.ports import free_port
 from tests.conftest import require
 from trust import custody, services, tokens
-from trust.devnotary import free_port
 from trust.models import CustodyKey
 from trust.selectors import TOKEN_EXPIRY_MARGIN
 
@@ -94,10 +94,11 @@ def no_notary_url(settings) -> None:
 
 @dataclass
 class FakeNotary:
-    """Answers ``GET /v2/`` as notary-server 0.7 does (§7.2) to a token that grants nothing:
-    without a token, a Bearer challenge; a token whose ``x5c`` certificate is in ``bundle``,
-    ``insufficient_scope``; any other, ``invalid_token`` (the real server's own verdicts,
-    signatures included, are tested in test_token_integration). With ``token_auth`` off, 200.
+    """Answers ``GET /v2/`` as notary-server 0.7 does to a token that grants nothing
+    (docs/notary-protocol.md, "Token authentication"): without a token, a Bearer challenge;
+    a token whose ``x5c`` certificate is in ``bundle``, ``insufficient_scope``; any other,
+    ``invalid_token`` (the real server's own verdicts, signatures included, are tested in
+    test_token_integration). With ``token_auth`` off, 200.
     ``shown``: the token of each request, ``None`` for none."""
 
     url: str = ""

@@ -1,4 +1,5 @@
-"""Gatehouse's Notary token service (notary-wire §7): who gets which access, and the JWT."""
+"""Gatehouse's Notary token service: who gets which access, and the JWT
+(docs/notary-protocol.md, "Token authentication")."""
 
 import base64
 import io

@@ -1,4 +1,5 @@
-"""Canonical JSON, as Go's ``docker/go/canonical/json`` writes it (§3.1).
+"""Canonical JSON, as Go's ``docker/go/canonical/json`` writes it
+(docs/notary-protocol.md, "Canonical JSON and exact bytes").
 
 Keys sorted by byte value, no whitespace, only ``"`` and ``\\`` escaped, integers only.
 """
@@ -12,7 +13,8 @@ _encode = json.JSONEncoder(
 
 
 def canonical_json(document: Any) -> bytes:
-    """The bytes that get signed. Floats are refused: Go would fail on them too (§3.1)."""
+    """The bytes that get signed. Floats are refused: Go would fail on them too
+    (docs/notary-protocol.md, "Canonical JSON and exact bytes")."""
     _refuse_floats(document)
     return _encode(document).encode("utf-8")
 

@@ -1,8 +1,10 @@
-"""Repository operations, each in as few round trips as the protocol allows (§6).
+"""Repository operations, each in as few round trips as the protocol allows.
 
 ``NotaryClient`` initialises repositories with a server-managed snapshot, reads their
 targets and delegations, keeps their delegations at a desired state without ever locking a
-delegate out (§6.5), rotates the snapshot key to the server, and deletes trust data.
+delegate out, rotates the snapshot key to the server, and deletes trust data. What it
+relies on is in docs/notary-protocol.md: "Reading", "Publishing",
+"Server-managed snapshot and timestamp" and "The lock-out hazard".
 """
 
 import datetime as dt
@@ -43,7 +45,7 @@ from trust.notary.metadata import (
 from trust.notary.transport import KEY_LIMIT, Transport, multipart, repository_scope
 
 RELEASES = "targets/releases"
-TIMESTAMP_LIMIT = 1024 * 1024  # §8.17
+TIMESTAMP_LIMIT = 1024 * 1024  # docs/notary-protocol.md, "Reading" (size limits)
 CHANGEFEED_PAGE = 100
 CHANGEFEED_LIMIT = 1024 * 1024
 
@@ -62,7 +64,7 @@ class RepositoryState:
     """What the server holds for a GUN, as far as a writer needs it.
 
     ``snapshot_meta`` names every role file the snapshot knows, including those of roles
-    removed since (their versions must keep growing, §1.4).
+    removed since (their versions must keep growing: docs/notary-protocol.md, "Publishing").
     """
 
     gun: str
@@ -159,9 +161,10 @@ class NotaryClient:
         )
 
     def _by_hash(self, gun: str, role: str, meta: FileMeta) -> SignedFile:
-        """A file by its sha256 name (§1.1), checked against the length and hashes given.
+        """A file by its sha256 name, checked against the length and hashes given.
 
-        The sha256 is required: without it any bytes of the right length would pass.
+        The sha256 is required: without it any bytes of the right length would pass
+        (docs/notary-protocol.md, "Reading").
         """
         try:
             digest = meta.sha256_hex
@@ -182,7 +185,8 @@ class NotaryClient:
         return signed
 
     def read_state(self, gun: str) -> RepositoryState:
-        """timestamp -> snapshot -> targets: three requests, never ``GET <role>.json`` (§6.5)."""
+        """timestamp -> snapshot -> targets: three requests, never ``GET <role>.json``
+        (docs/notary-protocol.md, "Reading")."""
         timestamp = parse_file(
             self._tuf(gun, "timestamp.json", role="timestamp", limit=TIMESTAMP_LIMIT),
             role="timestamp",
@@ -230,9 +234,10 @@ class NotaryClient:
         targets_key: SigningKey,
         delegations: Mapping[str, Iterable[TufKey]] | None = None,
     ) -> RepositoryState:
-        """Root and targets v1, snapshot managed by the server from the start (§6.1).
+        """Root and targets v1, snapshot managed by the server from the start.
 
-        Three requests: the timestamp key, the snapshot key, and one publish. ``root_key``
+        Three requests: the timestamp key, the snapshot key, and one publish
+        (docs/notary-protocol.md, "Server-managed snapshot and timestamp"). ``root_key``
         must carry a certificate for this GUN (``keys.root_signing_key``).
         """
         timestamp_key = self._server_key(gun, "timestamp")
@@ -317,13 +322,13 @@ class NotaryClient:
         shrinks or a role comes back, its stored file is checked against the new set; if it
         would no longer verify, the custodian key joins the role and an empty role file at
         the stored version + 1, signed by the custodian, goes out in the same publish, so
-        the remaining delegates can still sign (§6.5). The custodian leaves the role once
-        the stored file verifies without it. A reset ``targets/releases`` is not empty: it
-        keeps each entry that some other role still vouches for, identically, in a stored
-        file that verifies with that role's new keys, so no tag a remaining signer signed
-        disappears or is repointed (docs/notary-protocol.md, "Keeping signers in"). On a
-        ``VERSION`` conflict the state is read again and the update retried, a bounded
-        number of times.
+        the remaining delegates can still sign (docs/notary-protocol.md,
+        "The lock-out hazard"). The custodian leaves the role once the stored file verifies
+        without it. A reset ``targets/releases`` is not empty: it keeps each entry that some
+        other role still vouches for, identically, in a stored file that verifies with that
+        role's new keys, so no tag a remaining signer signed disappears or is repointed
+        ("Keeping signers in", same document). On a ``VERSION`` conflict the state is read
+        again and the update retried, a bounded number of times.
         """
         wanted = {role: {k.key_id: k for k in keys} for role, keys in desired.items()}
         wanted = {role: keys for role, keys in wanted.items() if keys}
@@ -507,9 +512,10 @@ class NotaryClient:
         return parse_file(raw, role="timestamp", gun=gun)
 
     def rotate_snapshot_key(self, gun: str, *, root_key: ec.EllipticCurvePrivateKey) -> None:
-        """Hand the snapshot key to the server (``notary key rotate <gun> snapshot -r``, §6.2).
+        """Hand the snapshot key to the server (``notary key rotate <gun> snapshot -r``).
 
-        ``root_key`` is the private root key; its certificate comes from the stored root.
+        ``root_key`` is the private root key; its certificate comes from the stored root
+        (docs/notary-protocol.md, "Server-managed snapshot and timestamp").
         """
         new_key = self._server_key(gun, "snapshot", method="POST")
         root = self.read_root(gun)
@@ -527,15 +533,17 @@ class NotaryClient:
         self._publish(gun, {"root": sign(rotated.to_signed(), [signer])})
 
     def server_manages_snapshot(self, gun: str, root: Root) -> bool:
-        """Whether the server holds the snapshot key that ``root`` names (§6.2).
+        """Whether the server holds the snapshot key that ``root`` names.
 
         ``GET snapshot.key`` answers the root's key when the server holds it, and mints a new
-        one otherwise (§1.1), so comparing the two tells which it is.
+        one otherwise, so comparing the two tells which it is (docs/notary-protocol.md,
+        "Server-managed snapshot and timestamp").
         """
         return self._server_key(gun, "snapshot").key_id in root.roles["snapshot"].keyids
 
     def delete(self, gun: str) -> None:
-        """Remove every version of every role of the GUN (§6.6); an unknown GUN is fine too."""
+        """Remove every version of every role of the GUN; an unknown GUN is fine too
+        (docs/notary-protocol.md, "Publishing")."""
         self.transport.request(
             "DELETE", f"/v2/{gun}/_trust/tuf/", scope=repository_scope(gun, "*"), gun=gun
         )

@@ -1,8 +1,8 @@
-"""TUF key objects and key IDs (§4).
+"""TUF key objects and key IDs (docs/notary-protocol.md, "Key IDs").
 
 A key's TUF ID is the SHA-256 of the canonical JSON of its key object, ``"private": null``
-included (§4.1). For an x509 key the *canonical* ID is the ID the plain key type would get
-from the certificate's SubjectPublicKeyInfo: it is what ``notary key list`` prints (§4.3).
+included. For an x509 key the *canonical* ID is the ID the plain key type would get
+from the certificate's SubjectPublicKeyInfo: it is what ``notary key list`` prints.
 """
 
 import base64
@@ -32,7 +32,8 @@ PublicKeyTypes = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519P
 
 @dataclass(frozen=True)
 class TufKey:
-    """A key as TUF metadata holds it: a type and its public value (§4.2)."""
+    """A key as TUF metadata holds it: a type and its public value (docs/notary-protocol.md,
+    "Key IDs")."""
 
     keytype: str
     public: str
@@ -79,7 +80,8 @@ def certificate_tuf_key(certificate: x509.Certificate) -> TufKey:
 
 
 def canonical_key_id(certificate: x509.Certificate) -> str:
-    """The ID the ``notary`` CLI shows for a certificate's key (§4.3)."""
+    """The ID the ``notary`` CLI shows for a certificate's key (docs/notary-protocol.md,
+    "Key IDs")."""
     return public_tuf_key(certificate.public_key()).key_id
 
 
@@ -96,9 +98,9 @@ def tuf_key_canonical_id(key: TufKey) -> str:
     return canonical_key_id(certificate)
 
 
-# --- Signatures (§5) ----------------------------------------------------------------------
+# --- Signatures (docs/notary-protocol.md, "Signatures") -----------------------------------
 
-ECDSA_HASH = hashes.SHA256()  # ECDSA signs SHA-256 of the message, even on P-384 (§5)
+ECDSA_HASH = hashes.SHA256()  # ECDSA signs SHA-256 of the message, even on P-384
 PSS_PADDING = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 
@@ -107,7 +109,8 @@ class SignatureError(ValueError):
 
 
 def load_public_key(key: TufKey) -> PublicKeyTypes:
-    """The ``cryptography`` key behind a TUF key object, whatever its type (§4.2)."""
+    """The ``cryptography`` key behind a TUF key object, whatever its type
+    (docs/notary-protocol.md, "Key IDs")."""
     try:
         raw = base64.b64decode(key.public, validate=True)
     except ValueError as error:
@@ -156,8 +159,9 @@ def verify_signature(key: TufKey, method: str, signature: bytes, message: bytes)
 class SigningKey:
     """A private ECDSA key and the TUF key object that names it in metadata.
 
-    For root the key object is the certificate (``ecdsa-x509``, §4.4); for other roles it
-    may be the plain key or a certificate. Either way ``key_id`` is what signatures carry.
+    For root the key object is the certificate (``ecdsa-x509``; docs/notary-protocol.md,
+    "Key IDs"); for other roles it may be the plain key or a certificate. Either way
+    ``key_id`` is what signatures carry.
     """
 
     private_key: ec.EllipticCurvePrivateKey
@@ -168,7 +172,8 @@ class SigningKey:
         return self.public.key_id
 
     def sign(self, message: bytes) -> dict[str, str]:
-        """A signature object: raw r‖s, padded to the curve size, in padded base64 (§5)."""
+        """A signature object: raw r‖s, padded to the curve size, in padded base64
+        (docs/notary-protocol.md, "Signatures")."""
         r, s = decode_dss_signature(self.private_key.sign(message, ec.ECDSA(ECDSA_HASH)))
         size = (self.private_key.curve.key_size + 7) // 8
         raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
@@ -190,7 +195,8 @@ def root_certificate(
     now: dt.datetime | None = None,
     validity: dt.timedelta = dt.timedelta(days=3650),
 ) -> x509.Certificate:
-    """A root certificate as the CLI makes one (§4.4): self-signed, CN = GUN, not a CA."""
+    """A root certificate as the CLI makes one: self-signed, CN = GUN, not a CA
+    (docs/notary-protocol.md, "Key IDs")."""
     now = now or dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, gun)])
     return (
@@ -226,7 +232,7 @@ def root_signing_key(private_key: ec.EllipticCurvePrivateKey, gun: str) -> Signi
     return SigningKey(private_key, certificate_tuf_key(root_certificate(private_key, gun)))
 
 
-# --- Private key files (§4.4) -------------------------------------------------------------
+# --- Private key files (docs/notary-protocol.md, "Key IDs") -------------------------------
 
 
 class PrivateKeyError(ValueError):
@@ -271,7 +277,8 @@ _SEQUENCE, _INTEGER, _OCTET_STRING, _OID = 0x30, 0x02, 0x04, 0x06
 def load_private_key_pem(
     pem: str | bytes, passphrase: str | None = None
 ) -> ec.EllipticCurvePrivateKey:
-    """An ECDSA private key from PEM, including the files the ``notary`` CLI writes (§4.4).
+    """An ECDSA private key from PEM, including the files the ``notary`` CLI writes
+    (docs/notary-protocol.md, "Key IDs").
 
     Reads ``ENCRYPTED PRIVATE KEY`` (PKCS#8 in PBES2: PBKDF2 + AES-CBC), ``PRIVATE KEY``
     (PKCS#8) and ``EC PRIVATE KEY`` (SEC 1, also OpenSSL-encrypted). Headers inside the

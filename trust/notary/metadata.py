@@ -1,9 +1,10 @@
-"""TUF metadata as Notary 0.7 reads and writes it (§2), parsed tolerantly, written exactly.
+"""TUF metadata as Notary 0.7 reads and writes it, parsed tolerantly, written exactly.
 
 Readers accept what Go writes (``roles: null``, ``expires`` with offsets and nanoseconds,
 unknown fields). Writers emit exactly the fields and forms Go's structs would, because the
-server re-serialises what it stores and hashes that (§3.3, §8.1): one byte that differs
-from Go's output breaks the repository for every reader.
+server re-serialises what it stores and hashes that: one byte that differs from Go's output
+breaks the repository for every reader. See docs/notary-protocol.md: "Repositories and roles"
+for the files, "Canonical JSON and exact bytes" for their bytes.
 """
 
 import base64
@@ -18,23 +19,27 @@ from trust.notary.errors import InvalidMetadata
 from trust.notary.keys import SignatureError, SigningKey, TufKey, verify_signature
 
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
-# Notary's default lifetimes (§2.6); the timestamp and snapshot are the server's business.
+# Notary's default lifetimes (docs/notary-protocol.md, "Publishing"); the timestamp and
+# snapshot are the server's business.
 ROOT_LIFETIME = dt.timedelta(days=3650)
 TARGETS_LIFETIME = dt.timedelta(days=3 * 365)
-# Go's encoding/json escapes these inside strings; the canonical form does not (§3.3).
-KEY_ROLES_LIMIT = 10 * 1024 * 1024  # a root or targets file of unknown length (§8.17)
+# A root or targets file of unknown length (docs/notary-protocol.md, "Reading").
+KEY_ROLES_LIMIT = 10 * 1024 * 1024
+# Go's encoding/json escapes these inside strings; the canonical form does not
+# (docs/notary-protocol.md, "Canonical JSON and exact bytes").
 HTML_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
 
 
 def format_expires(moment: dt.datetime) -> str:
-    """UTC, whole seconds, ``Z`` (§8.11)."""
+    """UTC, whole seconds, ``Z`` (docs/notary-protocol.md, "Canonical JSON and exact bytes")."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_expires(text: str) -> dt.datetime:
-    """Go's RFC 3339 with nanoseconds and any offset (§2.6)."""
+    """Go's RFC 3339 with nanoseconds and any offset, as the CLI writes it
+    (docs/notary-protocol.md, "Canonical JSON and exact bytes")."""
     try:
         moment = dt.datetime.fromisoformat(text)
     except (TypeError, ValueError) as error:
@@ -93,9 +98,10 @@ class SignedFile:
             return ""
 
     def signed_by(self, keys: dict[str, TufKey], keyids: list[str]) -> set[str]:
-        """The key IDs among ``keyids`` whose signatures verify over the canonical bytes (§5).
+        """The key IDs among ``keyids`` whose signatures verify over the canonical bytes.
 
-        A signature only counts for the key object whose recomputed ID equals its key ID.
+        A signature only counts for the key object whose recomputed ID equals its key ID
+        (docs/notary-protocol.md, "Signatures").
         Content that has no canonical form (a non-integer number) verifies for no key.
         """
         try:
@@ -117,7 +123,8 @@ class SignedFile:
 
 
 def parse_file(raw: bytes, *, role: str, gun: str = "") -> SignedFile:
-    """Parse a file's envelope (§2.1); the content is checked by the role's parser."""
+    """Parse a file's envelope (docs/notary-protocol.md, "Repositories and roles"); the
+    content is checked by the role's parser."""
     try:
         document = json.loads(raw)
         signed = document["signed"]
@@ -137,7 +144,8 @@ def parse_file(raw: bytes, *, role: str, gun: str = "") -> SignedFile:
 
 
 def file_bytes(signed: dict[str, Any], signatures: list[dict[str, str]]) -> bytes:
-    """The exact bytes Go writes for an envelope (§3.3)."""
+    """The exact bytes Go writes for an envelope
+    (docs/notary-protocol.md, "Canonical JSON and exact bytes")."""
     return _envelope(canonical_json(signed), signatures)
 
 
@@ -157,7 +165,8 @@ def sign(signed: dict[str, Any], keys: list[SigningKey]) -> bytes:
 
 
 def file_hashes(raw: bytes) -> dict[str, str]:
-    """Snapshot and timestamp ``hashes``: base64 of the raw digests (§2.3)."""
+    """Snapshot and timestamp ``hashes``: base64 of the raw digests (docs/notary-protocol.md,
+    "Reading")."""
     return {
         "sha256": base64.b64encode(hashlib.sha256(raw).digest()).decode("ascii"),
         "sha512": base64.b64encode(hashlib.sha512(raw).digest()).decode("ascii"),
@@ -228,7 +237,8 @@ class Root:
 
 @dataclass(frozen=True)
 class Delegation:
-    """A delegated role as its parent declares it (§2.3). ``paths == ("",)`` is all paths."""
+    """A delegated role as its parent declares it. ``paths == ("",)`` is all paths
+    (docs/notary-protocol.md, "Delegation roles")."""
 
     name: str
     keyids: tuple[str, ...]
@@ -237,7 +247,9 @@ class Delegation:
 
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"keyids": list(self.keyids), "name": self.name}
-        if self.paths:  # an empty list must be omitted, never sent (§2.3, §8.1)
+        # An empty list must be omitted, never sent
+        # (docs/notary-protocol.md, "Canonical JSON and exact bytes").
+        if self.paths:
             entry["paths"] = list(self.paths)
         entry["threshold"] = self.threshold
         return entry
@@ -251,7 +263,9 @@ class TargetFile:
 
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {}
-        if self.custom is not None:  # "custom":null breaks the server's hashes (§8.1)
+        # "custom":null breaks the server's hashes
+        # (docs/notary-protocol.md, "Canonical JSON and exact bytes").
+        if self.custom is not None:
             entry["custom"] = self.custom
         entry["hashes"] = dict(self.hashes)
         entry["length"] = self.length
@@ -260,7 +274,8 @@ class TargetFile:
 
 @dataclass(frozen=True)
 class Targets:
-    """``targets`` or a delegated role (both ``_type`` Targets, §2.3)."""
+    """``targets`` or a delegated role (both ``_type`` Targets; docs/notary-protocol.md,
+    "Repositories and roles")."""
 
     expires: dt.datetime
     version: int
@@ -327,7 +342,8 @@ class FileMeta:
 
     @property
     def sha256_hex(self) -> str:
-        """Snapshot hashes are base64; URLs want lowercase hex (§6.5)."""
+        """Snapshot hashes are base64; URLs want lowercase hex (docs/notary-protocol.md,
+        "Reading")."""
         return base64.b64decode(self.hashes["sha256"]).hex()
 
 

@@ -1,14 +1,15 @@
-"""A verifying reader of Notary trust data (§6.7), in the style of python-tuf's ngclient.
+"""A verifying reader of Notary trust data, in the style of python-tuf's ngclient.
 
 Two parts. ``Verifier`` is a pure state machine over bytes, like python-tuf's
 ``TrustedMetadataSet``: it is fed root, timestamp, snapshot, targets and the delegated
 roles in that order and checks each against what it already trusts. ``Reader`` does the
-I/O: it fetches the files of §6.7 through a ``Transport`` and feeds them to a ``Verifier``.
+I/O: it fetches the files that docs/notary-protocol.md, "Reading", lists through a
+``Transport`` and feeds them to a ``Verifier``.
 
 Failures come in the package's two families (``errors.py``). Data that does not verify
 raises ``InvalidMetadata`` naming the GUN and the role; transport errors pass through
 (``NotaryUnavailable``: retry; ``NotFound``/``NotaryRejected``: do not). Only an invalid
-delegated role is not fatal: it is skipped, and the result carries a warning (§6.7 step 5).
+delegated role is not fatal: it is skipped, and the result carries a warning ("Reading").
 """
 
 import base64
@@ -42,15 +43,17 @@ from trust.notary.transport import Transport, repository_scope
 
 TARGETS = "targets"
 RELEASES = "targets/releases"
-# §2.3: lower-case, starts with targets/, under 256 characters, path-clean.
+# Lower-case, starts with targets/, under 256 characters, path-clean
+# (docs/notary-protocol.md, "Delegation roles").
 DELEGATION_NAME = re.compile(r"targets(/[-a-z0-9_]+)+")
-# §4.4: a root certificate's NotBefore may lie at most this far in the future.
+# A root certificate's NotBefore may lie at most this far in the future
+# (docs/notary-protocol.md, "Key IDs").
 NOT_BEFORE_LEEWAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class ReaderLimits:
-    """How much a reader downloads and walks (§8.17).
+    """How much a reader downloads and walks (docs/notary-protocol.md, "Reading").
 
     Snapshot, targets and delegations are capped by the length their parent names, so only
     the files fetched without a known length need a limit here.
@@ -64,10 +67,11 @@ class ReaderLimits:
 
 @dataclass(frozen=True)
 class RootPin:
-    """What the caller trusts the root to be signed by, instead of trust on first use (§6.7).
+    """What the caller trusts the root to be signed by, instead of trust on first use.
 
-    ``key_ids`` may hold TUF x509 key IDs (as in the metadata) or *canonical* IDs (§4.3, as
-    Docker's trust pinning and ``notary key list`` show them). ``certificates`` are DER.
+    ``key_ids`` may hold TUF x509 key IDs (as in the metadata, and as Docker's trust pinning
+    compares them) or *canonical* IDs (as ``notary key list`` shows them); see
+    docs/notary-protocol.md, "Trust pinning" and "Key IDs". ``certificates`` are DER.
     A root matches the pin when a threshold of its root keys that match the pin signed it.
     """
 
@@ -101,7 +105,7 @@ class RootPin:
 
 @dataclass(frozen=True)
 class ReaderWarning:
-    """A delegated role the reader skipped, and why (§6.7 step 5)."""
+    """A delegated role the reader skipped, and why (docs/notary-protocol.md, "Reading")."""
 
     role: str
     message: str
@@ -114,9 +118,10 @@ class ReaderWarning:
 class VerifiedRole:
     """One verified targets role: its accepted targets and who signed it.
 
-    ``targets`` holds only names inside the role's effective ``paths`` (§6.7 step 6).
-    ``signers`` are the TUF key IDs, as in the metadata, whose signatures verified;
-    ``signer_key_ids`` the same keys by the ID ``notary key list`` shows (§4.3).
+    ``targets`` holds only names inside the role's effective ``paths``
+    (docs/notary-protocol.md, "Reading"). ``signers`` are the TUF key IDs, as in the
+    metadata, whose signatures verified; ``signer_key_ids`` the same keys by the ID
+    ``notary key list`` shows ("Key IDs" there).
     ``fingerprint`` identifies the signed bytes (``SignedFile.fingerprint``).
     """
 
@@ -142,7 +147,8 @@ class VerifiedRepository:
     """Everything a read verified for one GUN.
 
     ``root_pinned`` is false for trust on first use. ``root_key_ids`` are the TUF x509 IDs
-    of the root role's keys, ``root_canonical_key_ids`` their canonical IDs (§4.3).
+    of the root role's keys, ``root_canonical_key_ids`` their canonical IDs
+    (docs/notary-protocol.md, "Key IDs").
     ``roles`` is in traversal order (pre-order, depth first). ``versions`` holds every
     verified file's version: pass it back as ``known_versions`` to refuse rollbacks.
     """
@@ -156,7 +162,8 @@ class VerifiedRepository:
     warnings: tuple[ReaderWarning, ...] = ()
 
     def lookup(self, tag: str) -> FoundTarget | None:
-        """A tag as Docker finds it: in ``targets/releases``, else in ``targets`` (§6.7)."""
+        """A tag as Docker finds it: in ``targets/releases``, else in ``targets``
+        (docs/notary-protocol.md, "Reading")."""
         for role in (RELEASES, TARGETS):
             verified = self.roles.get(role)
             if verified is not None and tag in verified.targets:
@@ -164,7 +171,8 @@ class VerifiedRepository:
         return None
 
     def find(self, name: str) -> FoundTarget | None:
-        """The first role in traversal order that holds ``name`` (§6.7 step 6)."""
+        """The first role in traversal order that holds ``name``
+        (docs/notary-protocol.md, "Reading")."""
         for role in self.roles.values():
             if name in role.targets:
                 return FoundTarget(role.name, name, role.targets[name])
@@ -190,7 +198,8 @@ class _RootState:
 
 
 class Verifier:
-    """The pure part of a read (§6.7): feed it bytes in order, it keeps what verified.
+    """The pure part of a read (docs/notary-protocol.md, "Reading"): feed it bytes in order,
+    it keeps what verified.
 
     Order: ``update_root`` (once, or once per version when walking a rotation chain from
     version 1), ``update_timestamp``, ``update_snapshot``, ``update_targets``, then
@@ -243,12 +252,14 @@ class Verifier:
     def _check_threshold(
         self, signed: SignedFile, keys: dict[str, TufKey], keyids: tuple[str, ...], threshold: int
     ) -> frozenset[str]:
-        """The distinct key IDs that validly signed, or nothing if under threshold (§5)."""
+        """The distinct key IDs that validly signed, or nothing if under threshold
+        (docs/notary-protocol.md, "Signatures")."""
         signers = frozenset(signed.signed_by(keys, list(keyids)))
         return signers if threshold >= 1 and len(signers) >= threshold else frozenset()
 
     def _check_fresh(self, signed: SignedFile, role: str) -> None:
-        """Not expired (§6.7), and not older than the version the caller remembers."""
+        """Not expired, and not older than the version the caller remembers
+        (docs/notary-protocol.md, "Reading")."""
         try:
             expires = signed.expires
         except InvalidMetadata as error:
@@ -262,7 +273,8 @@ class Verifier:
             )
 
     def _check_meta(self, data: bytes, meta: FileMeta, role: str, named_by: str) -> None:
-        """Length and every sha256/sha512 given in the parent's ``meta`` (§6.7 steps 3-5)."""
+        """Length and every sha256/sha512 given in the parent's ``meta``
+        (docs/notary-protocol.md, "Reading")."""
         if len(data) != meta.length:
             raise self._invalid(role, f"{len(data)} bytes where the {named_by} names {meta.length}")
         actual = file_hashes(data)
@@ -275,7 +287,7 @@ class Verifier:
                     role, f"{name} does not match the {named_by} (tampered or stale file)"
                 )
 
-    # -- root (§6.7 step 1, §4.4) ------------------------------------------------------
+    # -- root (docs/notary-protocol.md: "Reading"; certificates: "Key IDs") ------------
 
     @property
     def root_version(self) -> int:
@@ -295,7 +307,8 @@ class Verifier:
         return self._root.file.raw
 
     def _root_certificates(self, root: Root) -> dict[str, x509.Certificate]:
-        """The root role's certificates; each must be x509, named for the GUN, no CA (§4.4)."""
+        """The root role's certificates; each must be x509, named for the GUN, no CA
+        (docs/notary-protocol.md, "Key IDs")."""
         certificates = {}
         for key_id in root.roles["root"].keyids:
             key = root.keys.get(key_id)
@@ -336,12 +349,12 @@ class Verifier:
             raise self._invalid("root", f"root certificate {key_id} is signed with SHA-1")
 
     def update_root(self, data: bytes) -> None:
-        """Load a root; called again, the next version of a rotation chain (§6.7 step 1).
+        """Load a root; called again, the next version of a rotation chain.
 
         Each root must be signed by a threshold of its own root keys; a next version must
         be exactly one higher and also signed by a threshold of the previous root's root
-        keys (§1.4). With a pin, the chain is trusted from the first root that a threshold
-        of pinned keys signed.
+        keys (docs/notary-protocol.md, "Reading" and "Publishing"). With a pin, the chain is
+        trusted from the first root that a threshold of pinned keys signed.
         """
         if self._root_sealed:
             raise RuntimeError("the root is final once the timestamp is loaded")
@@ -413,10 +426,11 @@ class Verifier:
         self._root_sealed = True
         return state.root
 
-    # -- timestamp and snapshot (§6.7 steps 2-3) ----------------------------------------
+    # -- timestamp and snapshot (docs/notary-protocol.md, "Reading") --------------------
 
     def update_timestamp(self, data: bytes) -> None:
-        """Size ≤ 1 MiB, timestamp keys' threshold, unexpired, no rollback (§6.7 step 2)."""
+        """Size ≤ 1 MiB, timestamp keys' threshold, unexpired, no rollback
+        (docs/notary-protocol.md, "Reading")."""
         root = self._seal_root()
         if len(data) > self.limits.timestamp_length:
             raise self._invalid("timestamp", f"larger than {self.limits.timestamp_length} bytes")
@@ -435,7 +449,8 @@ class Verifier:
         self._versions["timestamp"] = timestamp.version
 
     def update_snapshot(self, data: bytes) -> None:
-        """Hashes from the timestamp, snapshot keys, unexpired, ``meta.root`` (§6.7 step 3)."""
+        """Hashes from the timestamp, snapshot keys, unexpired, ``meta.root``
+        (docs/notary-protocol.md, "Reading")."""
         root = self._seal_root()
         if self._timestamp is None:
             raise RuntimeError("load the timestamp first")
@@ -461,7 +476,8 @@ class Verifier:
         self._versions["snapshot"] = snapshot.version
 
     def location(self, role: str) -> tuple[str, int]:
-        """The file to fetch for ``role`` by its sha256 (§1.1) and its exact length."""
+        """The file to fetch for ``role`` by its sha256, and its exact length
+        (docs/notary-protocol.md, "Reading")."""
         if role == "snapshot":
             if self._timestamp is None:
                 raise RuntimeError("load the timestamp first")
@@ -481,7 +497,7 @@ class Verifier:
             raise self._invalid(role, f"the {named_by} gives no valid sha256 for it")
         return f"{role}.{digest}.json", meta.length
 
-    # -- targets and delegations (§6.7 steps 4-6) ---------------------------------------
+    # -- targets and delegations (docs/notary-protocol.md, "Reading") -------------------
 
     def update_targets(self, data: bytes) -> None:
         """Top-level targets: hashes, the root's targets keys, unexpired; failure is fatal."""
@@ -501,7 +517,8 @@ class Verifier:
         self._accept(TARGETS, signed, signers, ("",), root.role_keys(TARGETS))
 
     def children(self, parent: str) -> tuple[str, ...]:
-        """The roles to visit under a verified ``parent``, in its listed order (§6.7 step 5)."""
+        """The roles to visit under a verified ``parent``, in its listed order
+        (docs/notary-protocol.md, "Reading")."""
         return self._children.get(parent, ())
 
     def update_delegation(self, role: str, data: bytes) -> bool:
@@ -601,7 +618,7 @@ class Verifier:
                 continue
             meta = self._snapshot_meta.get(name)
             if meta is None:
-                continue  # declared but never published (§6.7 step 5)
+                continue  # declared but never published (docs/notary-protocol.md, "Reading")
             paths = tuple(
                 path
                 for path in delegation.paths
@@ -629,11 +646,12 @@ class Verifier:
 
 
 class Reader:
-    """Fetches a GUN's trust data as ``notary list`` does (§6.7) and verifies it.
+    """Fetches a GUN's trust data as ``notary list`` does and verifies it.
 
     Requests: ``root.json`` (plus ``1.root.json`` … ``N.root.json`` when a pinned key was
     rotated out), ``timestamp.json``, ``snapshot.<sha256>.json``, ``targets.<sha256>.json``
-    and ``<role>.<sha256>.json`` per delegated role, all with ``pull`` scope (§1.1, §7.2).
+    and ``<role>.<sha256>.json`` per delegated role, all with ``pull`` scope
+    (docs/notary-protocol.md, "Reading" and "Token authentication").
     """
 
     def __init__(self, transport: Transport, *, limits: ReaderLimits | None = None) -> None:
@@ -697,7 +715,8 @@ class Reader:
         return trusted.result()
 
     def _walk_roots(self, gun: str, walker: Verifier, current: bytes, version: int) -> Verifier:
-        """Root rotation catch-up from version 1 to the current ``version`` (§6.7 step 1)."""
+        """Root rotation catch-up from version 1 to the current ``version``
+        (docs/notary-protocol.md, "Reading")."""
         if version > self.limits.max_root_versions:
             raise InvalidMetadata(
                 f"pin mismatch, and version {version} is beyond the "

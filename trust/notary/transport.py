@@ -1,8 +1,10 @@
-"""HTTP to notary-server: one connection pool, TLS always verified, token auth (§1, §7).
+"""HTTP to notary-server: one connection pool, TLS always verified, token auth.
 
 Everything that talks to the network is here, behind ``Transport``; the rest of the package
 works on bytes, so it can be tested without a server. The HTTP is the standard library's
 ``http.client`` with a small keep-alive pool per origin: a third of urllib3's CPU per request.
+What the server answers, and how its token authentication works, is in
+docs/notary-protocol.md ("Repositories and roles", "Token authentication").
 """
 
 import base64
@@ -27,13 +29,14 @@ from trust.notary.errors import (
     VersionConflict,
 )
 
-ERROR_BODY_LIMIT = 1024  # §8.17: error bodies are read to 1 KiB
+ERROR_BODY_LIMIT = 1024  # error bodies are read to 1 KiB (docs/notary-protocol.md, "Reading")
 KEY_LIMIT = 256 * 1024
 TOKEN_LIMIT = 64 * 1024
 DEFAULT_LIMIT = 100 * 1024 * 1024
-TOKEN_MIN_LIFETIME = 60  # seconds; the registry token spec's minimum (§7.3)
+TOKEN_MIN_LIFETIME = 60  # seconds; the registry token spec's minimum ("Token authentication")
 CONNECT_TIMEOUT_CAP = 5.0
-PING_PATH = "/v2/"  # needs registry:catalog:* under token auth, answers {} (§7.2)
+# Needs registry:catalog:* under token auth, answers {} ("Token authentication").
+PING_PATH = "/v2/"
 # What a kept-alive connection that the server closed meanwhile raises on reuse. Only then,
 # and only on a reused connection, is a request sent again (once, on a fresh connection).
 STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
@@ -41,8 +44,9 @@ STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, Conn
 
 @dataclass(frozen=True)
 class Challenge:
-    """A ``WWW-Authenticate: Bearer`` challenge (§7.2); ``error`` is what the server made of
-    the token it was shown, if any: ``invalid_token`` or ``insufficient_scope``."""
+    """A ``WWW-Authenticate: Bearer`` challenge; ``error`` is what the server made of the
+    token it was shown, if any: ``invalid_token`` or ``insufficient_scope``
+    (docs/notary-protocol.md, "Token authentication")."""
 
     realm: str
     service: str
@@ -94,7 +98,8 @@ def repository_scope(gun: str, *actions: str) -> str:
 
 
 def multipart(files: dict[str, bytes]) -> tuple[bytes, str]:
-    """The publish body (§1.2): one part per role, filename = the role, slash kept literal."""
+    """The publish body: one part per role, filename = the role, slash kept literal
+    (docs/notary-protocol.md, "Publishing")."""
     boundary = secrets.token_hex(16)
     parts = []
     for role, data in files.items():

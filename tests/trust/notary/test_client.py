@@ -1,4 +1,5 @@
-"""``NotaryClient`` without a server: what it refuses before trusting bytes (§6.5)."""
+"""``NotaryClient`` without a server: what it refuses before trusting bytes
+(docs/notary-protocol.md, "Reading")."""
 
 import base64
 import hashlib

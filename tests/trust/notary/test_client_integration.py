@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devtools.ports import free_port
 from tests.conftest import NOTARY_CLI_PASSPHRASES
-from trust.devnotary import free_port
 from trust.notary import keys
 from trust.notary.client import NotaryClient
 from trust.notary.errors import NotaryRejected, NotaryUnavailable, RepositoryExists
@@ -99,7 +99,8 @@ def client(transport):
 
 @pytest.fixture
 def owner():
-    """The repository owner's keys: root, targets, and the custodian of §6.5."""
+    """The repository owner's keys: root, targets, and the custodian (docs/notary-protocol.md,
+    "The lock-out hazard")."""
     return {
         "root": keys.generate_ecdsa_key(),
         "targets": keys.plain_signing_key(keys.generate_ecdsa_key()),
@@ -170,7 +171,7 @@ def test_delegations_on_a_cli_repository_need_its_targets_key(
     assert target_names(notary_cli("list", notary_gun, fresh=True).stdout) == {"v1"}
 
 
-# --- 3. never lock a delegate out (§6.5) ----------------------------------------------------
+# --- 3. never lock a delegate out (docs/notary-protocol.md, "The lock-out hazard") ----------
 
 
 def test_removing_the_last_signer_leaves_the_other_delegate_able_to_publish(
@@ -311,7 +312,8 @@ def test_rotating_the_snapshot_key_of_a_cli_repository_lets_the_client_delegate(
     }
     alice = Delegate("alice")
     # The server cannot sign a snapshot it does not hold the key of (with notary-signer it
-    # says "key … not found"; §1.4 quotes the local trust service's wording).
+    # says "key … not found"; docs/notary-protocol.md, "Server-managed snapshot and timestamp",
+    # quotes the built-in trust service's wording).
     with pytest.raises(NotaryRejected) as rejected:
         set_delegations(client, notary_gun, cli_owner, {RELEASES: [alice]})
     assert rejected.value.code == "INVALID_UPDATE"
@@ -324,7 +326,7 @@ def test_rotating_the_snapshot_key_of_a_cli_repository_lets_the_client_delegate(
     assert "No targets present" in notary_cli("list", notary_gun, fresh=True).stdout
 
 
-# --- 6. token authentication (§7) -----------------------------------------------------------
+# --- 6. token authentication (docs/notary-protocol.md, "Token authentication") --------------
 
 
 def test_token_auth_caches_one_token_per_scope(notary_token_server, notary_token_issuer, owner):

@@ -107,7 +107,7 @@ def test_a_key_id_is_computed_once_per_key_object():
     assert repr(key) == f"TufKey(keytype='ecdsa', public='{ECDSA_SPKI}')"
 
 
-# --- private key files (§4.4) ------------------------------------------------------------
+# --- private key files (docs/notary-protocol.md, "Key IDs") ------------------------------
 
 # Written by the real CLI: `notary key generate ecdsa --role root`, passphrase "pw". Inside:
 # PBES2 (PBKDF2-HMAC-SHA1, 2048 rounds, AES-256-CBC) around a PKCS#8 with version 1 and no

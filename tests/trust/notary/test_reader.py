@@ -46,7 +46,8 @@ PAST = NOW - dt.timedelta(days=1)
 
 @dataclass(frozen=True)
 class Ed25519Signer:
-    """An ed25519 key that signs like ``SigningKey`` does (§5, method ``eddsa``)."""
+    """An ed25519 key that signs like ``SigningKey`` does (method ``eddsa``;
+    docs/notary-protocol.md, "Signatures")."""
 
     private_key: ed25519.Ed25519PrivateKey
 

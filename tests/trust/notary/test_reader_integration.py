@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from trust.devnotary import free_port
+from devtools.ports import free_port
 from trust.notary import keys
 from trust.notary.client import NotaryClient
 from trust.notary.errors import InvalidMetadata, NotaryUnavailable, NotFound
@@ -239,7 +239,8 @@ def test_a_cli_repository_is_read_on_first_use(notary_server, notary_cli, notary
 
 
 def rotate_root(url: str, gun: str, old: keys.SigningKey, new: keys.SigningKey) -> None:
-    """Publish root version + 1 naming only ``new``, signed by ``old`` and ``new`` (§1.4)."""
+    """Publish root version + 1 naming only ``new``, signed by ``old`` and ``new``
+    (docs/notary-protocol.md, "Publishing")."""
     transport = HttpTransport(url)
     current = transport.request(
         "GET", f"/v2/{gun}/_trust/tuf/root.json", scope=repository_scope(gun, "pull"), gun=gun

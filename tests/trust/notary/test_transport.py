@@ -53,7 +53,8 @@ ROUTES = {
 @pytest.fixture(scope="module")
 def server():
     """Answers ``ROUTES``; under ``/auth/`` it demands ``Bearer good-token`` and, as
-    notary-server does, says in its challenge what it made of another token (§7.2)."""
+    notary-server does, says in its challenge what it made of another token
+    (docs/notary-protocol.md, "Token authentication")."""
     seen: list[tuple[str, str, str | None, bytes]] = []
     connections: list[tuple[str, int]] = []  # the client address of each request
 
@@ -117,7 +118,7 @@ def get(transport, path: str, **options) -> bytes:
     return transport.request("GET", path, scope=f"repository:{GUN}:pull", gun=GUN, **options)
 
 
-# --- multipart (§1.2) ------------------------------------------------------------------
+# --- multipart (docs/notary-protocol.md, "Publishing") ---------------------------------
 
 
 def test_multipart_is_one_part_per_role_with_the_slash_kept_in_the_filename():
@@ -145,7 +146,7 @@ def test_multipart_boundaries_differ_between_bodies():
     assert multipart({"root": b"{}"})[1] != multipart({"root": b"{}"})[1]
 
 
-# --- challenges (§7.2) -----------------------------------------------------------------
+# --- challenges (docs/notary-protocol.md, "Token authentication") ----------------------
 
 
 def test_challenge_gives_realm_service_and_error():
@@ -165,7 +166,7 @@ def test_challenge_without_a_bearer_realm_is_none(header):
     assert Challenge.parse(header) is None
 
 
-# --- errors (§1.3, §8.17) --------------------------------------------------------------
+# --- errors (docs/notary-protocol.md, "Repositories and roles"; size limits: "Reading") ---
 
 
 def test_404_is_not_found(transport):
@@ -205,7 +206,7 @@ def test_a_response_over_the_limit_is_refused(transport):
 
 
 def test_a_closed_port_is_unavailable():
-    from trust.devnotary import free_port
+    from devtools.ports import free_port
 
     closed = HttpTransport(f"http://127.0.0.1:{free_port()}", timeout=2)
 
@@ -219,7 +220,7 @@ def test_a_401_without_a_bearer_challenge_is_unauthorized(transport):
     assert error.value.code == "UNAUTHORIZED"
 
 
-# --- tokens (§7.3) ---------------------------------------------------------------------
+# --- tokens (docs/notary-protocol.md, "Token authentication") --------------------------
 
 
 def test_a_minted_token_is_fetched_once_per_scope_and_reused(server):
@@ -261,7 +262,7 @@ def test_a_token_from_the_realm_is_fetched_with_basic_credentials(server):
     assert transport.requests_sent == 3  # 401, retry, then the cached token; realm not counted
 
 
-# --- what the server makes of a given token (§7.2) ---------------------------------------
+# --- what the server makes of a token (docs/notary-protocol.md, "Token authentication") ---
 
 
 def verdict(server, token: str, prefix: str = "/auth") -> TokenVerdict:
@@ -310,7 +311,7 @@ def test_a_server_without_a_bearer_challenge_gives_no_verdict(server, prefix, er
 
 
 def test_a_token_verdict_from_a_closed_port_is_unavailable():
-    from trust.devnotary import free_port
+    from devtools.ports import free_port
 
     closed = HttpTransport(f"http://127.0.0.1:{free_port()}", timeout=2)
 
@@ -318,7 +319,7 @@ def test_a_token_verdict_from_a_closed_port_is_unavailable():
         closed.token_verdict(TOKEN)
 
 
-# --- connections: keep-alive, stale ones, limits (§8.17) --------------------------------
+# --- connections: keep-alive, stale ones, limits (docs/notary-protocol.md, "Reading") ---
 
 
 def connections_used(server, requests: int) -> int:

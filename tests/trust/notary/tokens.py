@@ -2,7 +2,7 @@
 
 ``TokenIssuer`` holds an ECDSA P-256 key and a self-signed certificate for it; that
 certificate is the ``rootcertbundle`` notary-server trusts (the leaf may be the bundle
-certificate itself, §7.4). ``start()`` serves ``GET /token?service=…&scope=…&account=…`` on
+certificate itself). ``start()`` serves ``GET /token?service=…&scope=…&account=…`` on
 127.0.0.1: it checks HTTP Basic credentials, mints an ES256 JWT with ``x5c`` for the scopes
 asked, and records every request in ``requests`` as ``(account, scope)``. ``minter`` mints in
 process, for ``HttpTransport(token_minter=…)``. The JWT itself is made by the product's
@@ -34,7 +34,8 @@ LIFETIME = 300  # seconds
 
 
 def parse_scope(scope: str) -> dict:
-    """``repository:<name>:<actions>``; the name may hold ``:`` or ``/`` (§7.4 recipe)."""
+    """``repository:<name>:<actions>``; the name may hold ``:`` or ``/``
+    (docs/notary-protocol.md, "Token authentication")."""
     return Scope.parse(scope).claim()
 
 
@@ -63,7 +64,8 @@ class TokenIssuer:
     # -- minting ----------------------------------------------------------------------
 
     def mint(self, scopes: list[str], *, subject: str = "", service: str = SERVICE) -> str:
-        """A compact JWS exactly as notary-server accepts it (§7.4): ES256, raw r‖s, x5c."""
+        """A compact JWS exactly as notary-server accepts it: ES256, raw r‖s, x5c
+        (docs/notary-protocol.md, "Token authentication")."""
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -89,7 +91,8 @@ class TokenIssuer:
         return f"http://127.0.0.1:{self._server.server_address[1]}/token"
 
     def auth_config(self) -> dict:
-        """notary-server's ``"auth"`` section trusting this issuer (§7.1)."""
+        """notary-server's ``"auth"`` section trusting this issuer (docs/notary-protocol.md,
+        "Token authentication")."""
         return {
             "type": "token",
             "options": {

@@ -1,5 +1,5 @@
 """Make notary-server take Gatehouse's tokens: write the certificates it must trust and print
-the ``"auth"`` section of its configuration (notary-wire §7.1)."""
+the ``"auth"`` section of its configuration (docs/notary-protocol.md, "Token authentication")."""
 
 import json
 import os

@@ -42,7 +42,7 @@ def notary_healthy(url: str) -> bool:
 
 def token_auth_config(state_dir: Path) -> Path:
     """notary-server's ``auth`` section trusting this Gatehouse's tokens, in a file for
-    ``trust.devnotary --server-config-json``; the certificate is written beside it."""
+    ``devtools.notary --server-config-json``; the certificate is written beside it."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     certificate = str(state_dir / "token-ca.pem")
     section = manage("notary_server_config", "--cert-out", certificate, capture=True)
@@ -59,7 +59,7 @@ def start_development_notary(var_dir: Path) -> subprocess.Popen | None:
         [
             PYTHON,
             "-m",
-            "trust.devnotary",
+            "devtools.notary",
             "--state-dir",
             str(state_dir),
             "--server-port",

@@ -9,7 +9,7 @@ Two ways to use it:
 
 * ``NotaryStack.ephemeral()`` for tests: a temporary directory, free ports, databases with a
   random suffix; ``discard()`` removes all of it.
-* ``python -m trust.devnotary --state-dir var/notary`` for ``make run``: fixed ports and
+* ``python -m devtools.notary --state-dir var/notary`` for ``make run``: fixed ports and
   database names, state kept across restarts so repositories survive.
 
 No Django here: this module must run before (and without) the project's settings.
@@ -48,6 +48,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from psycopg import sql
 
+from devtools.ports import free_port
+
 LOCAL_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432"
 SIGNER_ALIAS = "gatehouse"  # the signer reads its passphrase from NOTARY_SIGNER_GATEHOUSE
 READY_TIMEOUT = 10.0
@@ -56,7 +58,8 @@ CERT_FILES = ("ca.crt", "signer.crt", "signer.key", "server.crt", "server.key")
 # Unix socket paths are limited to 107 bytes; leave room for the ".lock" sibling.
 MAX_SOCKET_PATH = 100
 # The development server: server keys in memory, metadata in memory. It needs
-# neither notary-signer nor PostgreSQL, and it crashes under concurrent clients (ops §1).
+# neither notary-signer nor PostgreSQL, and it crashes under concurrent clients
+# (docs/notary-protocol.md, "notary-server's surprises").
 DEVELOPMENT_CONFIG: dict[str, Any] = {
     "trust_service": {"type": "local", "hostname": "", "port": "", "key_algorithm": "ecdsa"},
     "storage": {"backend": "memory"},
@@ -117,13 +120,6 @@ def ensure_notary_installed() -> None:
         raise NotaryStackError(f"`{' '.join(command)}` failed:\n{_tail(result.stderr)}")
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago (another process may still take it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def postgres_answers(url: str) -> bool:
     """Whether the PostgreSQL at ``url`` accepts a connection now."""
     try:
@@ -158,11 +154,12 @@ def postgres_bin_dir() -> Path | None:
 
 @dataclass
 class PrivateCluster:
-    """A PostgreSQL cluster of our own, on a Unix socket only (notary-ops §3).
+    """A PostgreSQL cluster of our own, on a Unix socket only.
 
-    Used when no PostgreSQL server answers. Its socket lives in its data directory, so
-    that directory's path must stay short. PostgreSQL refuses to run as root, so as root
-    the cluster runs as an unprivileged user (``postgres`` if it exists).
+    Used when no PostgreSQL server answers (docs/notary-protocol.md, "notary-server's surprises").
+    Its socket lives in its data directory, so that directory's path must stay short.
+    PostgreSQL refuses to run as root, so as root the cluster runs as an unprivileged user
+    (``postgres`` if it exists).
     """
 
     directory: Path
@@ -236,9 +233,9 @@ class NotaryStack:
     again with the same arguments serves the same repositories.
 
     ``server_config`` holds extra top-level sections for notary-server's config, such as
-    ``"auth"`` (notary-wire §7.1); a section given there replaces the default one. With
-    ``DEVELOPMENT_CONFIG`` (``NotaryStack.development()``) only notary-server runs: no
-    signer, no PostgreSQL.
+    ``"auth"`` (docs/notary-protocol.md, "Token authentication"); a section given there
+    replaces the default one. With ``DEVELOPMENT_CONFIG`` (``NotaryStack.development()``)
+    only notary-server runs: no signer, no PostgreSQL.
     """
 
     state_dir: Path
@@ -281,7 +278,8 @@ class NotaryStack:
     def development(cls) -> NotaryStack:
         """A throwaway notary-server alone, ``local`` trust and ``memory`` storage.
 
-        For single-client experiments and benchmarks only (notary-ops §1).
+        For single-client experiments and benchmarks only (docs/notary-protocol.md,
+        "notary-server's surprises").
         """
         return cls.ephemeral(None, server_config=DEVELOPMENT_CONFIG)
 
@@ -339,7 +337,8 @@ class NotaryStack:
         return self._server
 
     def alive(self) -> bool:
-        """Both processes are still running: an exit of either one is a crash (ops §6.11)."""
+        """Both processes are still running: an exit of either one is a crash
+        (docs/notary-protocol.md, "notary-server's surprises")."""
         processes = (self._signer, self._server) if self.uses_signer else (self._server,)
         return all(p is not None and p.poll() is None for p in processes)
 
@@ -676,12 +675,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         stack.start()
     except (NotaryStackError, OSError, ValueError) as error:
-        print(f"devnotary: {error}", file=sys.stderr)
+        print(f"devtools.notary: {error}", file=sys.stderr)
         return 1
     print(f"notary-server ready at {stack.url} (state in {args.state_dir})", flush=True)
     while not stop.wait(1):
         if not stack.alive():
-            print(f"devnotary: a notary process exited:\n{stack.log_tail()}", file=sys.stderr)
+            print(f"devtools.notary: a notary process exited:\n{stack.log_tail()}", file=sys.stderr)
             stack.stop()
             return 1
     stack.stop()
