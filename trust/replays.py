@@ -14,12 +14,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from audit.services import audit_record
 from policy.inputs import evaluation_inputs_changed
 from trust.models import HistoryCursor, Repository, RoleFileSighting
 from trust.notary.client import RELEASES
+from trust.notary.errors import InvalidMetadata, NotFound
 from trust.notary_access import notary_client
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> Seen:
     if not new:
         return Seen()
     with transaction.atomic():
+        _lock_fingerprints({fp for _, fp in new})
         RoleFileSighting.objects.bulk_create(
             [RoleFileSighting(fingerprint=fp, gun=gun, role=role) for role, fp in new],
             ignore_conflicts=True,
@@ -106,6 +108,28 @@ def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> Seen:
         evaluation_inputs_changed()
     _found += 1
     return Seen(new, len(replayed))
+
+
+def _lock_fingerprints(fingerprints: set[str]) -> None:
+    """Serialise the first sightings of the same bytes: two transactions that each insert
+    one place and then look for the other would both miss it. On PostgreSQL a transaction
+    lock per fingerprint; SQLite lets one writer in at a time anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for fingerprint in sorted(fingerprints):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [fingerprint])
+
+
+def repository_forgotten(*, gun: str, job_id: int) -> None:
+    """Before a repository's trust data is deleted: walk what it published, then file every
+    sighting under the deleted incarnation, so that a copy of its files uploaded to a new
+    repository of the same GUN is a replay, not a signature made for it."""
+    try:
+        history_seen(gun=gun)
+    except (NotFound, InvalidMetadata) as error:  # nothing (readable) was ever published
+        logger.warning("%s: history not walked before deletion: %s", gun, error)
+    RoleFileSighting.objects.filter(gun=gun).update(gun=f"{gun[:200]} (deleted by job {job_id})")
 
 
 def history_seen(*, gun: str) -> Seen:

@@ -46,7 +46,12 @@ from trust.notary.keys import (
 )
 from trust.notary.transport import TokenVerdict
 from trust.notary_access import notary_client, notary_transport
-from trust.replays import history_seen, role_files_seen, signers_histories_seen
+from trust.replays import (
+    history_seen,
+    repository_forgotten,
+    role_files_seen,
+    signers_histories_seen,
+)
 from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
@@ -860,6 +865,7 @@ def _run_sync(job: Job, repository: Repository) -> Published:
 
 
 def _run_delete(job: Job, repository: Repository) -> dict:
+    repository_forgotten(gun=repository.gun, job_id=job.pk)
     notary_client().delete(repository.gun)
     targets_key = repository.targets_key
     with transaction.atomic():

@@ -16,12 +16,14 @@ from django.conf import settings
 
 from trust import pins
 from trust.notary.errors import InvalidMetadata
-from trust.notary.reader import Reader, RootPin, VerifiedRepository
+from trust.notary.reader import Reader, ReaderLimits, RootPin, VerifiedRepository
 from trust.notary.transport import repository_scope
 from trust.notary_access import notary_client
 from trust.replays import history_seen, role_files_seen, signers_histories_seen
 
 TIMESTAMP_LIMIT = 1024 * 1024
+# Only the direct children of targets can hold a signature that counts (policy/evaluation.py).
+EVALUATION_LIMITS = ReaderLimits(max_depth=1)
 FULL_READ_EVERY = 300.0  # seconds: expiry is rechecked by a full read at least this often
 
 
@@ -81,7 +83,9 @@ def verified_repository(gun: str) -> VerifiedRepository:
         cached.checked_at = now
         return cached.repository
     known = cached.repository.versions if cached is not None and cached.pin == pin else None
-    repository = Reader(notary_client().transport).read(gun, pinned_root=pin, known_versions=known)
+    repository = Reader(notary_client().transport, limits=EVALUATION_LIMITS).read(
+        gun, pinned_root=pin, known_versions=known
+    )
     if pin is not None or settings.GATEHOUSE_TRUST_ON_FIRST_USE:
         # Only trust data that can count is remembered: otherwise anyone able to publish to
         # any repository could copy a signer's file there, ask for an evaluation, and so

@@ -365,7 +365,10 @@ class NotaryClient:
             if not shrinks and custodian.key_id not in held.get(role, set()):
                 continue
             stored = self._by_hash(gun, role, meta)
-            if self._verifies(stored, keys):
+            # A role that comes back is reset whatever its file says: signed while the role
+            # held other keys (a team's, in earlier versions), its entries are not all the
+            # new holder's statements, even if the holder's key signed it last.
+            if role in held and self._verifies(stored, keys):
                 continue
             final[role][custodian.key_id] = custodian.public
             with_custodian = {**keys, custodian.key_id: custodian.public}
@@ -463,24 +466,32 @@ class NotaryClient:
         last = after
         while True:
             records = self._changes(gun, last)
+            before = last
             for record in records:
                 last = max(last, record.change_id)
                 if record.deletion:
                     hashes = {}
                     continue
-                timestamp = self._timestamp_by_checksum(gun, record.sha256)
-                snapshot_meta = Timestamp.from_signed(timestamp.signed).snapshot
-                snapshot = Snapshot.from_signed(
-                    self._by_hash(gun, "snapshot", snapshot_meta).signed
-                )
+                try:
+                    timestamp = self._timestamp_by_checksum(gun, record.sha256)
+                    snapshot_meta = Timestamp.from_signed(timestamp.signed).snapshot
+                    snapshot_file = self._by_hash(gun, "snapshot", snapshot_meta)
+                except NotFound:
+                    continue  # an earlier incarnation of the GUN, deleted since
+                snapshot = Snapshot.from_signed(snapshot_file.signed)
                 for role, meta in sorted(snapshot.meta.items()):
-                    if not role.startswith("targets/"):
-                        continue
+                    if role.count("/") != 1 or not role.startswith("targets/"):
+                        continue  # nested roles never count (docs/threat-model.md)
                     digest = meta.sha256_hex
-                    if hashes.get(role) != digest:
+                    if hashes.get(role) == digest:
+                        continue
+                    hashes[role] = digest
+                    try:
                         files.append((role, self._by_hash(gun, role, meta)))
-                        hashes[role] = digest
-            if len(records) < CHANGEFEED_PAGE:
+                    except (NotFound, InvalidMetadata):
+                        continue  # nobody can read it, so it counts nowhere
+            # A feed that does not move on would be walked for ever.
+            if len(records) < CHANGEFEED_PAGE or last == before:
                 return History(last, hashes, tuple(files))
 
     def _changes(self, gun: str, after: int) -> list["_Change"]:

@@ -63,6 +63,10 @@ class ReaderLimits:
     root_length: int = KEY_ROLES_LIMIT
     max_root_versions: int = 100
     max_delegations: int = 1000
+    # How deep under ``targets`` to read: None for all. Evaluations read only the direct
+    # children (1): nothing nested counts, and a publisher who declares a thousand nested
+    # roles must not push everyone's own role past ``max_delegations``.
+    max_depth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -695,7 +699,7 @@ class Reader:
         trusted.update_snapshot(self._by_hash(gun, trusted, "snapshot"))
         trusted.update_targets(self._by_hash(gun, trusted, TARGETS))
 
-        pending = list(reversed(trusted.children(TARGETS)))
+        pending = list(reversed(trusted.children(TARGETS))) if self.limits.max_depth != 0 else []
         visited = 0
         while pending:
             role = pending.pop()
@@ -710,7 +714,17 @@ class Reader:
             except InvalidMetadata as error:
                 trusted.skip_delegation(role, _reason(error))
                 continue
-            if trusted.update_delegation(role, data):
+            except NotFound:
+                # The server can lose a file its snapshot names (it stores what it was
+                # sent, but names the hash of its own re-encoding): that role cannot be
+                # read, so it cannot count; the others still can.
+                trusted.skip_delegation(
+                    role, "the server does not have the file its snapshot names"
+                )
+                continue
+            depth = role.count("/")
+            below = self.limits.max_depth is None or depth < self.limits.max_depth
+            if trusted.update_delegation(role, data) and below:
                 pending.extend(reversed(trusted.children(role)))
         return trusted.result()
 
