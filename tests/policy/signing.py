@@ -186,3 +186,9 @@ class SigningWorld:
 
     def version(self, gun: str, role: str) -> int:
         return json.loads(self.fetch(gun, role))["signed"]["version"]
+
+
+def team(result: dict, name: str) -> dict:
+    """One team's part of an evaluation."""
+    (found,) = [entry for entry in result["teams"] if entry["team"] == name]
+    return found

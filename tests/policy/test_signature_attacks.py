@@ -13,35 +13,13 @@ import pytest
 from accounts.models import Team
 from audit.models import AuditEntry
 from policy.inputs import evaluation_inputs_changed
-from tests.policy.signing import RELEASES, SIZE, SigningWorld
-from trust import trust_data
+from tests.policy.signing import RELEASES, SIZE, SigningWorld, team
 from trust.models import CustodyKey
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 
 D = "d4" * 32  # the digest under attack
 E = "e5" * 32  # another image
-
-
-@pytest.fixture(autouse=True)
-def fresh_trust_cache():
-    trust_data.forget()
-    yield
-    trust_data.forget()
-
-
-@pytest.fixture
-def world(settings, notary_server, notary_cli_in, admin, api, tmp_path) -> SigningWorld:
-    settings.NOTARY_URL = notary_server.url
-    settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS = 0
-    return SigningWorld(
-        admin=admin, api=api, cli=notary_cli_in, notary_url=notary_server.url, tmp=tmp_path
-    )
-
-
-def team(result: dict, name: str) -> dict:
-    (found,) = [entry for entry in result["teams"] if entry["team"] == name]
-    return found
 
 
 def reasons_of(result: dict, name: str) -> list[str]:

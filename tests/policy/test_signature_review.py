@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.policy.signing import RELEASES, SIZE, SigningWorld
+from tests.policy.signing import RELEASES, SIZE
 from trust import trust_data
 from trust.models import HistoryCursor, Repository, RoleFileSighting
 from trust.services import drift_check, repository_create, repository_delete
@@ -18,27 +18,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 
 D = "d4" * 32
 E = "e5" * 32
-
-
-@pytest.fixture(autouse=True)
-def fresh_trust_cache():
-    trust_data.forget()
-    yield
-    trust_data.forget()
-
-
-@pytest.fixture
-def world(settings, notary_server, notary_cli_in, admin, api, tmp_path) -> SigningWorld:
-    settings.NOTARY_URL = notary_server.url
-    settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS = 0
-    return SigningWorld(
-        admin=admin, api=api, cli=notary_cli_in, notary_url=notary_server.url, tmp=tmp_path
-    )
-
-
-def team(result, name):
-    (found,) = [entry for entry in result["teams"] if entry["team"] == name]
-    return found
 
 
 def recreate(world, gun, *teams):

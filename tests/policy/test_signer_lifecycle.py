@@ -42,7 +42,6 @@ from policy.models import EvaluationInputs
 from tests.conftest import require
 from tests.factories import make_user
 from tests.policy.signing import RELEASES, SigningWorld
-from trust import trust_data
 from trust.custody import custodian_key
 from trust.models import Job, Repository
 from trust.services import repository_sync_request
@@ -53,22 +52,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 A = "a1" * 32  # jenkins's 1.0
 B = "b2" * 32  # alice's 2.0
 C = "c3" * 32  # alice's 3.0
-
-
-@pytest.fixture(autouse=True)
-def fresh_trust_cache():
-    trust_data.forget()
-    yield
-    trust_data.forget()
-
-
-@pytest.fixture
-def world(settings, notary_server, notary_cli_in, admin, api, tmp_path) -> SigningWorld:
-    settings.NOTARY_URL = notary_server.url
-    settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS = 0
-    return SigningWorld(
-        admin=admin, api=api, cli=notary_cli_in, notary_url=notary_server.url, tmp=tmp_path
-    )
 
 
 @pytest.fixture
