@@ -100,6 +100,7 @@ class Client(threading.Thread):
         self.in_ops = False
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.errors: list[str] = []
+        self.throttled: list[str] = []
 
     def run(self) -> None:
         operations, weights = zip(*MIX.items(), strict=True)
@@ -121,6 +122,11 @@ class Client(threading.Thread):
             self.errors.append(f"{operation}: {type(error).__name__}: {error}")
             return None
         self.latencies[operation].append(time.perf_counter() - started)
+        if response.status_code == 429 and operation == "login":
+            # A client that is told to come back later is not an error: it is counted and
+            # reported, and a real one would wait for Retry-After.
+            self.throttled.append(f"{response.headers.get('Retry-After')} s: {response.text[:120]}")
+            return None
         if response.status_code != expect:
             self.errors.append(f"{operation}: {response.status_code} {response.text[:200]}")
             return None
@@ -215,6 +221,7 @@ def report(clients: list[Client], seconds: float) -> dict:
         "operations": operations,
         "errors": len(errors),
         "first_errors": errors[:20],
+        "throttled_logins": [entry for client in clients for entry in client.throttled],
     }
 
 
@@ -239,6 +246,11 @@ def main() -> None:
                 NOTARY_URL=stack.url,
                 GATEHOUSE_CELERY_QUEUE=f"bench-load-{os.getpid()}",
                 GATEHOUSE_TRUSTED_PROXIES="127.0.0.1",  # each client its own address, as in life
+                # At ≈ 120 requests/s some logins were refused by the per-address limit (30
+                # a minute) although each client logs in ≈ 7 times a minute: not explained
+                # yet (see the issue notes). The load run measures throughput, so it lifts
+                # the limit; tests/accounts/test_lockout.py checks the limit itself.
+                GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE="100000",
             )
             configure_environment(database_url)
             admin_token, tokens = setup(stack.url, options.clients, Path(scratch))
@@ -263,7 +275,8 @@ def main() -> None:
 
     print(
         f"{result['clients']} clients for {result['seconds']} s: {result['requests']} requests "
-        f"({result['requests'] / result['seconds']:.1f}/s), {result['errors']} errors"
+        f"({result['requests'] / result['seconds']:.1f}/s), {result['errors']} errors, "
+        f"{len(result['throttled_logins'])} logins throttled"
     )
     print(
         f"{'operation':12s} {'count':>7s} {'per s':>7s} {'p50 ms':>8s} {'p95 ms':>8s} "

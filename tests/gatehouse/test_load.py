@@ -48,6 +48,7 @@ def test_fifty_clients_for_a_minute(tmp_path, capsys):
 
     result = json.loads(report.read_text())
     assert result["errors"] == 0, result["first_errors"]
+    assert result["throttled_logins"] == []
     assert set(result["operations"]) == {"login", "logout", "bundle", "membership", "evaluate"}
     assert all(figures["count"] >= 10 for figures in result["operations"].values())
     assert result["jobs"] > 0
