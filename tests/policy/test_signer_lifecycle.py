@@ -8,7 +8,6 @@ The world is two members of ``ci``: jenkins signs 1.0 and alice signs 2.0, each 
 
 import datetime as dt
 import http.client
-import ipaddress
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from accounts.models import Team
 from accounts.services import team_member_add, team_member_remove, user_deactivate
@@ -427,65 +426,15 @@ def short_lived_key(lifetime: dt.timedelta) -> tuple[bytes, str]:
 class TlsProxy:
     """notary-server behind HTTPS, since Docker's CLI takes only an https trust server
     ("valid https URL required for trust server"): a certificate for 127.0.0.1 from a CA
-    of its own, and every request passed on to the plain-HTTP test server as it is."""
+    of the stack's, and every request passed on to the plain-HTTP test server as it is."""
 
-    def __init__(self, upstream: str, directory: Path) -> None:
+    def __init__(self, upstream: str, certs: Path) -> None:
+        """``certs``: the test Notary stack's own CA and its server certificate (for
+        127.0.0.1), which ``devtools.notary`` makes for the stack's TLS."""
         self.upstream = urlsplit(upstream)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Gatehouse test CA")])
-        now = dt.datetime.now(dt.UTC)
-        self.ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        key = ec.generate_private_key(ec.SECP256R1())
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "server.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        (directory / "server.key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        self.ca_file = certs / "ca.crt"
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(directory / "server.crt", directory / "server.key")
+        context.load_cert_chain(certs / "server.crt", certs / "server.key")
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -539,7 +488,7 @@ def docker_trust_inspect(proxy: TlsProxy, config: Path, gun: str) -> list[dict]:
     It trusts the CA in ``$DOCKER_CONFIG/tls/<host:port>/ca.crt`` for the trust server."""
     certs = config / "tls" / proxy.host
     certs.mkdir(parents=True, exist_ok=True)
-    (certs / "ca.crt").write_bytes(proxy.ca.public_bytes(serialization.Encoding.PEM))
+    (certs / "ca.crt").write_bytes(proxy.ca_file.read_bytes())
     env = {
         **os.environ,
         "DOCKER_CONFIG": str(config),
@@ -557,7 +506,9 @@ def docker_trust_inspect(proxy: TlsProxy, config: Path, gun: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def test_docker_trust_inspect_shows_each_signer_under_their_own_role(world, ci, tmp_path):
+def test_docker_trust_inspect_shows_each_signer_under_their_own_role(
+    world, ci, tmp_path, notary_server
+):
     require(shutil.which("docker") is not None, "the docker CLI (Debian package docker.io)")
     gun = ci
     jenkins, alice = world.people["jenkins"], world.people["alice"]
@@ -566,7 +517,7 @@ def test_docker_trust_inspect_shows_each_signer_under_their_own_role(world, ci, 
     world.sign("jenkins", gun, "3.0", C, jenkins.role)
     world.sign("alice", gun, "3.0", C)  # both sign 3.0; alice puts it in releases
 
-    with TlsProxy(world.notary_url, tmp_path / "tls-proxy") as proxy:
+    with TlsProxy(world.notary_url, notary_server.state_dir / "certs") as proxy:
         (inspected,) = docker_trust_inspect(proxy, tmp_path / "docker", gun)
 
     assert inspected["Name"] == gun
