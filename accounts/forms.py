@@ -1,4 +1,4 @@
-"""Console forms. They parse input only; the services validate it and make the change."""
+"""The accounts console's forms. They parse input; the services validate it and make the change."""
 
 from typing import Any
 
@@ -11,35 +11,7 @@ from django.db.models import QuerySet
 from accounts.models import User
 from accounts.services import LoginThrottled, login_locked
 from gatehouse.addresses import client_address
-
-
-class ServiceForm(forms.Form):
-    """A form whose input a service validates, so the service's errors show on this form."""
-
-    error_css_class = "has-error"
-    required_css_class = "required"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-
-    def add_service_error(self, error: ValidationError) -> None:
-        """Put each error on the field it names, or on the whole form if there is no such field.
-
-        ``add_error`` alone raises ``ValueError`` for a field the form lacks, e.g. the
-        ``is_active`` of a deactivation, which the user sees as a button, not a field.
-        """
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for field, errors in error.error_dict.items():
-            self.add_error(field if field in self.fields else None, errors)
-
-    def require_same(self, field: str, confirmation: str) -> None:
-        """Reject a password whose confirmation differs, before any service sees it."""
-        first, second = self.cleaned_data.get(field), self.cleaned_data.get(confirmation)
-        if first and second and first != second:
-            self.add_error(confirmation, "The two passwords do not match.")
+from gatehouse.forms import ServiceForm
 
 
 def password_field(label: str, *, autocomplete: str, with_rules: bool = False) -> forms.CharField:
@@ -70,10 +42,6 @@ class LoginForm(AuthenticationForm):
             return super().clean()
         except LoginThrottled as error:
             raise ValidationError(str(error), code="throttled") from error
-
-
-class ActionForm(ServiceForm):
-    """A button that POSTs; its only content is the CSRF token and any error the service gives."""
 
 
 class UserSearchForm(forms.Form):

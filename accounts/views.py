@@ -15,7 +15,6 @@ from django.views.decorators.http import require_POST, require_safe
 
 from accounts import selectors, services
 from accounts.forms import (
-    ActionForm,
     PasswordChangeForm,
     PasswordSetForm,
     TeamCreateForm,
@@ -28,6 +27,7 @@ from accounts.forms import (
 from accounts.models import Team, User
 from bundles.views import key_section
 from gatehouse.addresses import client_address
+from gatehouse.forms import ActionForm
 from gatehouse.views import admin_required
 
 USERS_PER_PAGE = 25

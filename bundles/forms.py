@@ -4,8 +4,8 @@ from typing import Any
 
 from django import forms
 
-from accounts.forms import ServiceForm
 from bundles.services import LABEL_MAX
+from gatehouse.forms import ServiceForm
 
 # The API's limit on a pasted certificate: far above any real PEM, far below a nuisance upload.
 CERTIFICATE_MAX = 20000

@@ -16,14 +16,13 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.forms import ServiceForm
 from accounts.models import User
 from accounts.selectors import user_list
 from bundles import selectors, services
 from bundles.api import zip_response
 from bundles.forms import BundleForm, KeyLabelForm, KeyRegisterForm, KeySigningForm
 from bundles.models import PublicKey
-from trust.signing_roles import signing_role_of
+from gatehouse.forms import ServiceForm
 
 
 def key_section(request: HttpRequest, owner: User) -> dict[str, object]:
@@ -35,7 +34,7 @@ def key_section(request: HttpRequest, owner: User) -> dict[str, object]:
         "keys": selectors.public_key_list(viewer=request.user, owner=owner),
         "key_register_form": KeyRegisterForm(),
         "label_max": services.LABEL_MAX,
-        "signing_role": signing_role_of(owner),
+        "signing_role": selectors.signing_role_of(owner),
         # Expiry is judged against one instant, so every row of the page agrees.
         "now": timezone.now(),
     }

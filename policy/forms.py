@@ -9,8 +9,8 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
-from accounts.forms import ServiceForm
 from accounts.models import Team
+from gatehouse.forms import ServiceForm
 from policy import services
 from policy.models import ContentTrustPolicy
 from trust.forms import TeamNamesField
