@@ -23,6 +23,7 @@ from bundles.api import zip_response
 from bundles.forms import BundleForm, KeyLabelForm, KeyRegisterForm, KeySigningForm
 from bundles.models import PublicKey
 from gatehouse.forms import ServiceForm
+from trust.signing_roles import signing_role_of
 
 
 def key_section(request: HttpRequest, owner: User) -> dict[str, object]:
@@ -34,7 +35,7 @@ def key_section(request: HttpRequest, owner: User) -> dict[str, object]:
         "keys": selectors.public_key_list(viewer=request.user, owner=owner),
         "key_register_form": KeyRegisterForm(),
         "label_max": services.LABEL_MAX,
-        "signing_role": selectors.signing_role_of(owner),
+        "signing_role": signing_role_of(owner),
         # Expiry is judged against one instant, so every row of the page agrees.
         "now": timezone.now(),
     }
