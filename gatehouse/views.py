@@ -39,15 +39,3 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "my_teams": my_teams,
         },
     )
-
-
-# The sections whose console is not built yet: title and what the section will be for.
-COMING_SOON: dict[str, tuple[str, str]] = {}
-
-
-@require_safe
-@admin_required
-def coming_soon(request: HttpRequest, section: str) -> HttpResponse:
-    """One page for every section in ``COMING_SOON``."""
-    title, summary = COMING_SOON[section]
-    return render(request, "coming_soon.html", {"title": title, "summary": summary})

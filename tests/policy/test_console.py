@@ -81,12 +81,11 @@ def test_anonymous_visitor_is_sent_to_log_in(client, path):
     assert response.url == f"/login/?next={path}"
 
 
-def test_content_trust_is_no_longer_coming_soon(as_admin):
+def test_the_content_trust_page_is_built(as_admin):
     response = as_admin.get("/content-trust/")
 
     assert response.status_code == 200
     assert response.templates[0].name == "policy/content_trust.html"
-    assert "Coming soon" not in response.text
 
 
 def test_a_user_reads_the_policy_but_cannot_change_it(as_alice, admin):
