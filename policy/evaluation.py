@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trust.notary.reader import RELEASES, TARGETS, VerifiedRepository
+from trust.notary.metadata import RELEASES, TARGETS
+from trust.notary.reader import VerifiedRepository
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"

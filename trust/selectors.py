@@ -16,8 +16,7 @@ from accounts.models import Membership, Team, User
 from bundles.models import PublicKey
 from trust.models import CustodyKey, Job, Repository, RootKeyExport, SigningRole
 from trust.notary.keys import TufKey, certificate_tuf_key, tuf_key_canonical_id
-
-RELEASES = "targets/releases"
+from trust.notary.metadata import RELEASES
 
 
 def repository_list(*, viewer: User) -> QuerySet[Repository]:

@@ -26,6 +26,7 @@ from trust.notary.errors import (
 from trust.notary.keys import SigningKey, TufKey, load_public_key
 from trust.notary.metadata import (
     KEY_ROLES_LIMIT,
+    RELEASES,
     ROOT_LIFETIME,
     TARGETS_LIFETIME,
     Delegation,
@@ -42,9 +43,14 @@ from trust.notary.metadata import (
     parse_file,
     sign,
 )
-from trust.notary.transport import KEY_LIMIT, Transport, multipart, repository_scope
+from trust.notary.transport import (
+    KEY_LIMIT,
+    Transport,
+    multipart,
+    repository_scope,
+    trust_path,
+)
 
-RELEASES = "targets/releases"
 TIMESTAMP_LIMIT = 1024 * 1024  # docs/notary-protocol.md, "Reading" (size limits)
 CHANGEFEED_PAGE = 100
 CHANGEFEED_LIMIT = 1024 * 1024
@@ -153,7 +159,7 @@ class NotaryClient:
     ) -> bytes:
         return self.transport.request(
             "GET",
-            f"/v2/{gun}/_trust/tuf/{tail}",
+            trust_path(gun, "tuf", tail),
             scope=repository_scope(gun, *actions),
             gun=gun,
             role=role,
@@ -204,7 +210,7 @@ class NotaryClient:
     def _server_key(self, gun: str, role: str, *, method: str = "GET") -> TufKey:
         raw = self.transport.request(
             method,
-            f"/v2/{gun}/_trust/tuf/{role}.key",
+            trust_path(gun, "tuf", f"{role}.key"),
             scope=repository_scope(gun, *(("*",) if method == "POST" else ("push", "pull"))),
             gun=gun,
             role=role,
@@ -216,7 +222,7 @@ class NotaryClient:
         body, content_type = multipart(files)
         self.transport.request(
             "POST",
-            f"/v2/{gun}/_trust/tuf/",
+            trust_path(gun, "tuf"),
             scope=repository_scope(gun, "push", "pull"),
             gun=gun,
             role="+".join(files),
@@ -497,7 +503,7 @@ class NotaryClient:
     def _changes(self, gun: str, after: int) -> list["_Change"]:
         raw = self.transport.request(
             "GET",
-            f"/v2/{gun}/_trust/changefeed?change_id={after}&records={CHANGEFEED_PAGE}",
+            trust_path(gun, "changefeed", change_id=after, records=CHANGEFEED_PAGE),
             scope=repository_scope(gun, "pull"),
             gun=gun,
             role="changefeed",
@@ -556,7 +562,7 @@ class NotaryClient:
         """Remove every version of every role of the GUN; an unknown GUN is fine too
         (docs/notary-protocol.md, "Publishing")."""
         self.transport.request(
-            "DELETE", f"/v2/{gun}/_trust/tuf/", scope=repository_scope(gun, "*"), gun=gun
+            "DELETE", trust_path(gun, "tuf"), scope=repository_scope(gun, "*"), gun=gun
         )
 
 

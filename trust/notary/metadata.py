@@ -19,6 +19,9 @@ from trust.notary.errors import InvalidMetadata
 from trust.notary.keys import SignatureError, SigningKey, TufKey, verify_signature
 
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
+TARGETS = "targets"
+# The delegation Docker reads a tag from first (docs/notary-protocol.md, "Reading").
+RELEASES = "targets/releases"
 # Notary's default lifetimes (docs/notary-protocol.md, "Publishing"); the timestamp and
 # snapshot are the server's business.
 ROOT_LIFETIME = dt.timedelta(days=3650)

@@ -28,6 +28,8 @@ from trust.notary.errors import InvalidMetadata, NotaryError, NotaryRejected, No
 from trust.notary.keys import TufKey, canonical_key_id, tuf_key_canonical_id
 from trust.notary.metadata import (
     KEY_ROLES_LIMIT,
+    RELEASES,
+    TARGETS,
     Delegation,
     FileMeta,
     Root,
@@ -39,10 +41,8 @@ from trust.notary.metadata import (
     file_hashes,
     parse_file,
 )
-from trust.notary.transport import Transport, repository_scope
+from trust.notary.transport import Transport, repository_scope, trust_path
 
-TARGETS = "targets"
-RELEASES = "targets/releases"
 # Lower-case, starts with targets/, under 256 characters, path-clean
 # (docs/notary-protocol.md, "Delegation roles").
 DELEGATION_NAME = re.compile(r"targets(/[-a-z0-9_]+)+")
@@ -757,7 +757,7 @@ class Reader:
         try:
             return self.transport.request(
                 "GET",
-                f"/v2/{gun}/_trust/tuf/{name}",
+                trust_path(gun, "tuf", name),
                 scope=repository_scope(gun, "pull"),
                 gun=gun,
                 role=role,

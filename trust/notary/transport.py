@@ -1,13 +1,15 @@
 """HTTP to notary-server: one connection pool, TLS always verified, token auth.
 
 Everything that talks to the network is here, behind ``Transport``; the rest of the package
-works on bytes, so it can be tested without a server. The HTTP is the standard library's
+works on bytes, so it can be tested without a server. ``Transport`` holds every transport,
+real or fake, to the failure contract of ``errors.py``. The HTTP is the standard library's
 ``http.client`` with a small keep-alive pool per origin: a third of urllib3's CPU per request.
 What the server answers, and how its token authentication works, is in
 docs/notary-protocol.md ("Repositories and roles", "Token authentication").
 """
 
 import base64
+import contextlib
 import http.client
 import json
 import queue
@@ -16,13 +18,15 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 from trust.notary.errors import (
+    NotaryError,
     NotaryRejected,
     NotaryUnavailable,
     NotFound,
@@ -40,6 +44,9 @@ PING_PATH = "/v2/"
 # What a kept-alive connection that the server closed meanwhile raises on reuse. Only then,
 # and only on a reused connection, is a request sent again (once, on a fresh connection).
 STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+# What a failed exchange raises: no answer (refused, reset, timed out, TLS: all OSError), a
+# broken HTTP stream, or an answer that makes no sense (ValueError). Worth retrying.
+EXCHANGE_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,17 @@ class TokenVerdict(StrEnum):
 TokenMinter = Callable[[Challenge, str], str | None]
 
 
-class Transport(Protocol):
+class Transport(ABC):
+    """Sends one request to notary-server; every transport, real or fake, derives from it.
+
+    As python-tuf's ``FetcherInterface``: subclasses implement ``_request``, and ``request``
+    holds them to the contract of ``errors.py``, so a caller only ever handles a
+    ``NotaryError``. A ``NotaryError`` from ``_request`` passes through; a failed exchange
+    (``EXCHANGE_ERRORS``) becomes ``NotaryUnavailable``, to retry; any other exception is a
+    bug, not an outage, and becomes a plain ``NotaryError`` that no caller retries. A 2xx
+    body over ``limit`` is ``NotaryRejected`` ``TOO_LARGE``, whoever read it.
+    """
+
     def request(
         self,
         method: str,
@@ -90,7 +107,72 @@ class Transport(Protocol):
         limit: int = DEFAULT_LIMIT,
     ) -> bytes:
         """Send one request; answer the body of a 2xx, or raise the matching NotaryError."""
-        ...
+        with notary_errors_only(gun=gun, role=role):
+            answer = self._request(
+                method,
+                path,
+                scope=scope,
+                gun=gun,
+                role=role,
+                body=body,
+                content_type=content_type,
+                limit=limit,
+            )
+        if len(answer) > limit:
+            raise NotaryRejected(
+                f"response larger than {limit} bytes", gun=gun, role=role, code="TOO_LARGE"
+            )
+        return answer
+
+    @abstractmethod
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str,
+        gun: str,
+        role: str,
+        body: bytes | None,
+        content_type: str | None,
+        limit: int,
+    ) -> bytes:
+        """The exchange itself: the body of a 2xx, else a ``NotaryError`` or any failure."""
+
+
+@contextlib.contextmanager
+def notary_errors_only(*, gun: str, role: str) -> Iterator[None]:
+    """Turn what a transport raises into the ``NotaryError`` the contract names
+    (``Transport``); the original stays attached as the cause."""
+    try:
+        yield
+    except NotaryError:
+        raise
+    except EXCHANGE_ERRORS as error:
+        raise NotaryUnavailable(
+            f"no usable answer: {type(error).__name__}: {error}", gun=gun, role=role
+        ) from error
+    except Exception as error:
+        raise NotaryError(
+            f"transport failed: {type(error).__name__}: {error}", gun=gun, role=role
+        ) from error
+
+
+TrustApi = Literal["tuf", "changefeed"]
+
+
+def trust_path(gun: str, api: TrustApi = "tuf", name: str = "", **query: int) -> str:
+    """The one place a GUN's trust data paths are spelt (docs/notary-protocol.md,
+    "Repositories and roles", "The change feed"): ``/v2/<gun>/_trust/tuf/<name>`` (a file or
+    key; bare, where publishes and deletions go), or ``/v2/<gun>/_trust/changefeed?<query>``.
+    """
+    if api == "tuf":
+        path = f"/v2/{gun}/_trust/tuf/{name}"
+    elif name:
+        raise ValueError(f"the {api} API takes no name: {name!r}")
+    else:
+        path = f"/v2/{gun}/_trust/{api}"
+    return f"{path}?{urlencode(query)}" if query else path
 
 
 def repository_scope(gun: str, *actions: str) -> str:
@@ -204,7 +286,7 @@ class _ConnectionPool:
                     break
 
 
-class HttpTransport:
+class HttpTransport(Transport):
     """notary-server over HTTP(S), with keep-alive and Docker token authentication.
 
     On a 401 challenge it asks the realm for a token for exactly the scope the operation
@@ -244,24 +326,21 @@ class HttpTransport:
         self._lock = threading.Lock()
         self.requests_sent = 0
 
-    def trust_path(self, gun: str, tail: str) -> str:
-        return f"/v2/{gun}/_trust/tuf/{tail}"
-
     def close(self) -> None:
         """Close the idle connections (the transport stays usable)."""
         self._pool.close()
 
-    def request(
+    def _request(
         self,
         method: str,
         path: str,
         *,
         scope: str,
         gun: str,
-        role: str = "",
-        body: bytes | None = None,
-        content_type: str | None = None,
-        limit: int = DEFAULT_LIMIT,
+        role: str,
+        body: bytes | None,
+        content_type: str | None,
+        limit: int,
     ) -> bytes:
         headers = {"Content-Type": content_type} if content_type else {}
         token = self._cached_token(scope)
@@ -284,7 +363,12 @@ class HttpTransport:
         (it answers 200 to any), so only that tells it apart from one that accepts this
         token. Then the challenge's ``error`` tells a token it distrusts (``invalid_token``)
         from one it trusts that grants too little (``insufficient_scope``), both a 401.
+        Failures keep to ``request``'s contract.
         """
+        with notary_errors_only(gun="", role=""):
+            return self._token_verdict(token)
+
+    def _token_verdict(self, token: str) -> TokenVerdict:
         target = self._target(PING_PATH)
         answer = self._send("GET", target, None, {}, ERROR_BODY_LIMIT, "", "")
         if 200 <= answer.status < 300:

@@ -9,19 +9,20 @@ import pytest
 from trust.notary.client import NotaryClient
 from trust.notary.errors import InvalidMetadata
 from trust.notary.metadata import FileMeta, file_hashes
+from trust.notary.transport import Transport
 
 GUN = "example.com/app"
 FILE = b'{"signed":{"_type":"Snapshot","version":1},"signatures":[]}'
 
 
-class ServeAnything:
+class ServeAnything(Transport):
     """A transport that answers every GET with ``FILE`` and records the paths."""
 
     def __init__(self, body: bytes = FILE) -> None:
         self.body = body
         self.paths: list[str] = []
 
-    def request(self, method, path, **options):
+    def _request(self, method, path, **options):
         self.paths.append(path)
         return self.body
 

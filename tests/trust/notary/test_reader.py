@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from trust.notary.errors import InvalidMetadata, NotaryRejected, NotFound
+from trust.notary.errors import InvalidMetadata, NotFound
 from trust.notary.keys import (
     SigningKey,
     TufKey,
@@ -36,7 +36,7 @@ from trust.notary.metadata import (
     sign,
 )
 from trust.notary.reader import Reader, ReaderLimits, RootPin, Verifier
-from trust.notary.transport import DEFAULT_LIMIT
+from trust.notary.transport import Transport
 
 GUN = "registry.example.com/team/app"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -170,33 +170,30 @@ def _sha256(content: bytes) -> bytes:
     return hashlib.sha256(content).digest()
 
 
-class FakeTransport:
-    """Serves a dict of file names; 404 and the size limit behave as ``HttpTransport``'s."""
+class FakeTransport(Transport):
+    """Serves a dict of file names; 404 behaves as ``HttpTransport``'s (the size limit is
+    ``Transport``'s own)."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
         self.requests: list[tuple[str, str, str]] = []
 
-    def request(
+    def _request(
         self,
         method: str,
         path: str,
         *,
         scope: str,
         gun: str,
-        role: str = "",
-        body: bytes | None = None,
-        content_type: str | None = None,
-        limit: int = DEFAULT_LIMIT,
+        role: str,
+        body: bytes | None,
+        content_type: str | None,
+        limit: int,
     ) -> bytes:
         self.requests.append((method, path, scope))
         data = self.files.get(path.removeprefix(f"/v2/{gun}/_trust/tuf/"))
         if data is None:
             raise NotFound("not found", gun=gun, role=role, code="METADATA_NOT_FOUND", status=404)
-        if len(data) > limit:
-            raise NotaryRejected(
-                f"response larger than {limit} bytes", gun=gun, role=role, code="TOO_LARGE"
-            )
         return data
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime as dt
+import http.client
 import ipaddress
 import json
 import socket
@@ -17,8 +18,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trust.notary.errors import NotaryRejected, NotaryUnavailable, NotFound, VersionConflict
-from trust.notary.transport import Challenge, HttpTransport, TokenVerdict, multipart
+from trust.notary.errors import (
+    InvalidMetadata,
+    NotaryError,
+    NotaryRejected,
+    NotaryUnavailable,
+    NotFound,
+    VersionConflict,
+)
+from trust.notary.transport import (
+    Challenge,
+    HttpTransport,
+    TokenVerdict,
+    Transport,
+    multipart,
+    trust_path,
+)
 
 GUN = "example.com/app"
 TOKEN = "good-token"
@@ -146,6 +161,20 @@ def test_multipart_boundaries_differ_between_bodies():
     assert multipart({"root": b"{}"})[1] != multipart({"root": b"{}"})[1]
 
 
+# --- paths (docs/notary-protocol.md, "Repositories and roles", "The change feed") --------
+
+
+def test_trust_paths_are_the_servers_wire_format():
+    assert trust_path(GUN, "tuf", "root.json") == f"/v2/{GUN}/_trust/tuf/root.json"
+    assert trust_path(GUN) == f"/v2/{GUN}/_trust/tuf/"
+    assert (
+        trust_path(GUN, "changefeed", change_id=7, records=100)
+        == f"/v2/{GUN}/_trust/changefeed?change_id=7&records=100"
+    )
+    with pytest.raises(ValueError, match="takes no name"):
+        trust_path(GUN, "changefeed", "root.json")
+
+
 # --- challenges (docs/notary-protocol.md, "Token authentication") ----------------------
 
 
@@ -218,6 +247,108 @@ def test_a_401_without_a_bearer_challenge_is_unauthorized(transport):
     with pytest.raises(NotaryRejected) as error:
         get(transport, "/bare-401")
     assert error.value.code == "UNAUTHORIZED"
+
+
+# --- the contract every transport keeps (errors.py) -----------------------------------
+
+
+class Raising(Transport):
+    """A transport whose exchange fails with ``error``, or answers ``body``."""
+
+    def __init__(self, error: BaseException | None = None, body: bytes = b"") -> None:
+        self.error = error
+        self.body = body
+
+    def _request(self, method, path, **options):
+        if self.error is not None:
+            raise self.error
+        return self.body
+
+
+def test_a_transport_must_implement_the_exchange():
+    class Incomplete(Transport):
+        pass
+
+    with pytest.raises(TypeError, match="_request"):
+        Incomplete()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError(104, "Connection reset by peer"),
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError("timed out"),
+        ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+        ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED]"),
+        http.client.IncompleteRead(b"par", 10),
+        http.client.RemoteDisconnected("Remote end closed connection without response"),
+        ValueError("Invalid header value"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_failed_exchange_is_unavailable_and_names_the_gun(error):
+    with pytest.raises(NotaryUnavailable) as caught:
+        get(Raising(error), "/x", role="targets")
+
+    assert (caught.value.gun, caught.value.role) == (GUN, "targets")
+    assert str(caught.value).startswith(f"{GUN} targets: ")
+    assert type(error).__name__ in str(caught.value)
+    assert caught.value.__cause__ is error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NotFound("gone", gun=GUN, code="METADATA_NOT_FOUND", status=404),
+        VersionConflict("stale", gun=GUN, code="VERSION", status=400),
+        InvalidMetadata("bad", gun=GUN),
+        NotaryUnavailable("down", gun=GUN),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_notary_errors_pass_through_as_they_are(error):
+    with pytest.raises(NotaryError) as caught:
+        get(Raising(error), "/x")
+
+    assert caught.value is error
+
+
+@pytest.mark.parametrize("error", [KeyError("files"), TypeError("not bytes"), RuntimeError("bug")])
+def test_a_bug_in_a_transport_is_a_notary_error_that_no_caller_retries(error):
+    with pytest.raises(NotaryError) as caught:
+        get(Raising(error), "/x", role="snapshot")
+
+    assert not isinstance(caught.value, NotaryUnavailable | NotaryRejected | InvalidMetadata)
+    assert (caught.value.gun, caught.value.role) == (GUN, "snapshot")
+    assert caught.value.__cause__ is error
+
+
+def test_an_interrupt_is_not_a_notary_error():
+    with pytest.raises(KeyboardInterrupt):
+        get(Raising(KeyboardInterrupt()), "/x")
+
+
+def test_every_transports_answer_is_held_to_the_limit():
+    assert get(Raising(body=b"x" * 10), "/x", limit=10) == b"x" * 10
+
+    with pytest.raises(NotaryRejected) as caught:
+        get(Raising(body=b"x" * 11), "/x", role="root", limit=10)
+    assert caught.value.code == "TOO_LARGE"
+    assert (caught.value.gun, caught.value.role) == (GUN, "root")
+
+
+def test_a_failing_token_minter_reaches_the_caller_as_a_notary_error(server):
+    def minter(challenge: Challenge, scope: str) -> str:
+        raise RuntimeError("the signing key is sealed")
+
+    transport = HttpTransport(f"http://127.0.0.1:{server.server_address[1]}", token_minter=minter)
+
+    with pytest.raises(NotaryError, match="sealed") as caught:
+        get(transport, "/auth/x")
+    assert not isinstance(caught.value, NotaryUnavailable)
+    assert caught.value.gun == GUN
 
 
 # --- tokens (docs/notary-protocol.md, "Token authentication") --------------------------
