@@ -598,7 +598,7 @@ def _examine(
     unsatisfied = tuple(TeamResult(team, False, ()) for team in teams)
     missing = f"image or trust data does not exist for {reference.subject}"
     if trust is None:
-        reasons = (missing, trust_error) if trust_error else (missing,)
+        reasons: tuple[str, ...] = (missing, trust_error) if trust_error else (missing,)
         return _Finding(reference.digest, False, reasons, unsatisfied)
 
     tag = reference.tag
@@ -628,7 +628,7 @@ def _examine(
         )
 
     def holds(role: RoleData) -> bool:
-        if source is None:  # a digest reference: under any name
+        if source is None or tag is None:  # a digest reference: under any name
             return hex_digest in role.targets.values()
         return role.targets.get(tag) == hex_digest
 

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -81,7 +82,7 @@ class RepositoryState:
         """Role -> the key IDs it holds now."""
         return {role.name: set(role.keyids) for role in self.targets.delegations}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """A plain-JSON form, so a caller can keep the state and update in one request."""
         return {
             "gun": self.gun,
@@ -93,7 +94,7 @@ class RepositoryState:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "RepositoryState":
+    def from_json(cls, data: dict[str, Any]) -> "RepositoryState":
         return cls(
             data["gun"],
             Targets.from_signed(data["targets"]),
@@ -400,11 +401,11 @@ class NotaryClient:
         )
         targets_bytes = sign(targets.to_signed(), [targets_key])
         self._publish(gun, {"targets": targets_bytes, **resets})
-        meta = dict(state.snapshot_meta)
-        meta["targets"] = _file_meta(targets_bytes)
-        meta.update({role: _file_meta(data) for role, data in resets.items()})
+        published = dict(state.snapshot_meta)
+        published["targets"] = _file_meta(targets_bytes)
+        published.update({role: _file_meta(data) for role, data in resets.items()})
         return DelegationUpdate(
-            changed=True, state=RepositoryState(gun, targets, meta), reset_roles=tuple(resets)
+            changed=True, state=RepositoryState(gun, targets, published), reset_roles=tuple(resets)
         )
 
     def _vouched_releases(
@@ -597,7 +598,10 @@ def _file_meta(raw: bytes) -> FileMeta:
     return FileMeta(len(raw), file_hashes(raw))
 
 
-def _ordered(items: Iterable[tuple[str, dict]]) -> list[tuple[str, dict]]:
+_Keys = TypeVar("_Keys")
+
+
+def _ordered(items: Iterable[tuple[str, _Keys]]) -> list[tuple[str, _Keys]]:
     """``targets/releases`` first (Docker reads it first), then by name."""
     return sorted(items, key=lambda item: (item[0] != RELEASES, item[0]))
 
@@ -614,7 +618,9 @@ def _merge_order(
 def _same_delegations(
     targets: Targets, delegations: tuple[Delegation, ...], keys: dict[str, TufKey]
 ) -> bool:
-    def shape(roles: Iterable[Delegation]) -> dict:
+    def shape(
+        roles: Iterable[Delegation],
+    ) -> dict[str, tuple[frozenset[str], int, tuple[str, ...]]]:
         return {d.name: (frozenset(d.keyids), d.threshold, d.paths) for d in roles}
 
     return shape(targets.delegations) == shape(delegations) and targets.delegation_keys == keys

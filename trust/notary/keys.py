@@ -11,12 +11,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as block_padding
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -38,7 +40,7 @@ class TufKey:
     keytype: str
     public: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"keytype": self.keytype, "keyval": {"private": None, "public": self.public}}
 
     @cached_property
@@ -51,6 +53,15 @@ def _spki_der(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def _tuf_public_key(public_key: CertificatePublicKeyTypes) -> PublicKeyTypes:
+    """A certificate's key, if it is of a type TUF names (``ValueError`` otherwise)."""
+    if isinstance(
+        public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+    ):
+        return public_key
+    raise ValueError(f"unsupported key type {type(public_key).__name__}")
 
 
 def _plain_keytype(public_key: PublicKeyTypes) -> str:
@@ -74,7 +85,7 @@ def public_tuf_key(public_key: PublicKeyTypes) -> TufKey:
 
 def certificate_tuf_key(certificate: x509.Certificate) -> TufKey:
     """The x509 key object: the PEM text of the certificate, trailing newline included."""
-    keytype = _plain_keytype(certificate.public_key()) + "-x509"
+    keytype = _plain_keytype(_tuf_public_key(certificate.public_key())) + "-x509"
     pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
     return TufKey(keytype, base64.b64encode(pem.encode("ascii")).decode("ascii"))
 
@@ -82,7 +93,7 @@ def certificate_tuf_key(certificate: x509.Certificate) -> TufKey:
 def canonical_key_id(certificate: x509.Certificate) -> str:
     """The ID the ``notary`` CLI shows for a certificate's key (docs/notary-protocol.md,
     "Key IDs")."""
-    return public_tuf_key(certificate.public_key()).key_id
+    return public_tuf_key(_tuf_public_key(certificate.public_key())).key_id
 
 
 @lru_cache(maxsize=4096)
@@ -375,7 +386,7 @@ def _decrypt_pbes2(der: bytes, passphrase: bytes) -> bytes:
         kdf_oid, kdf_parameters = _der_elements(kdf[1])
         cipher_oid, iv = _der_elements(cipher[1])
         salt, iterations, *optional = _der_elements(kdf_parameters[1])
-        prf = hashes.SHA1
+        prf: type[hashes.HashAlgorithm] | None = hashes.SHA1
         for tag, value, _ in optional:  # keyLength INTEGER, then the prf AlgorithmIdentifier
             if tag == _SEQUENCE:
                 prf = _PBKDF2_PRFS.get(_der_elements(value)[0][1])

@@ -76,7 +76,10 @@ class SignedFile:
 
     @property
     def version(self) -> int:
-        return self.signed["version"]
+        version = self.signed["version"]
+        if not isinstance(version, int):  # parse_file made sure; a file built by hand may not
+            raise InvalidMetadata("metadata without a version")
+        return version
 
     @property
     def expires(self) -> dt.datetime:

@@ -260,7 +260,7 @@ class _ConnectionPool:
             connection = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
         try:
             connection.connect()  # TCP (and TLS handshake) under the connect timeout
-            connection.sock.settimeout(self._read_timeout)  # type: ignore[union-attr]
+            connection.sock.settimeout(self._read_timeout)
         except BaseException:
             connection.close()
             raise
