@@ -26,6 +26,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 test: lint
+	$(BIN)/lint-imports
 	GATEHOUSE_DEBUG=1 $(BIN)/mypy
 	GATEHOUSE_DEBUG=1 $(BIN)/python manage.py check
 	GATEHOUSE_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run

@@ -19,10 +19,9 @@ from django.utils import timezone
 from redis import RedisError
 
 from accounts.models import ApiToken, LoginFailure, Membership, Team, User
-from accounts.signals import team_delete_blockers
+from accounts.signals import identity_change_announce, team_delete_blockers
 from audit.services import audit_record
 from gatehouse.addresses import address_group
-from trust.services import identity_changed
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ def user_deactivate(*, actor: User, user: User) -> User:
         user.is_active = False
         user.save(update_fields=["is_active"])
         api_tokens_revoke(user=user)
-        identity_changed(actor=actor, cause=f"{user.username} deactivated", users=[user])
+        identity_change_announce(actor=actor, cause=f"{user.username} deactivated", users=[user])
         audit_record(
             action="user.deactivated",
             actor=actor,
@@ -153,7 +152,7 @@ def user_reactivate(*, actor: User, user: User) -> User:
     if not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
-        identity_changed(actor=actor, cause=f"{user.username} reactivated", users=[user])
+        identity_change_announce(actor=actor, cause=f"{user.username} reactivated", users=[user])
         audit_record(
             action="user.reactivated",
             actor=actor,
@@ -254,7 +253,7 @@ def team_delete(*, actor: User, team: Team) -> None:
     would drop its M2M rows silently, e.g. a signing team the policy requires.
 
     The team's row is locked first, so nothing can name it between the check and the
-    delete. ``identity_changed`` still runs, so evaluations read teams afresh.
+    delete. ``identity_changed`` is still sent, so evaluations read teams afresh.
     """
     Team.objects.select_for_update().filter(pk=team.pk).first()
     used_by = [
@@ -265,7 +264,7 @@ def team_delete(*, actor: User, team: Team) -> None:
     if used_by:
         raise TeamInUse(team=team, used_by=used_by)
     name = team.name
-    identity_changed(actor=actor, cause=f"team {name} deleted", teams=[team])
+    identity_change_announce(actor=actor, cause=f"team {name} deleted", teams=[team])
     audit_record(
         action="team.deleted",
         actor=actor,
@@ -287,7 +286,9 @@ def team_member_add(*, actor: User, team: Team, user: User) -> tuple[Membership,
         raise ValidationError({"username": [f"'{user.username}' is deactivated."]})
     membership, created = Membership.objects.get_or_create(team=team, user=user)
     if created:
-        identity_changed(actor=actor, cause=f"{user.username} joined {team.name}", teams=[team])
+        identity_change_announce(
+            actor=actor, cause=f"{user.username} joined {team.name}", teams=[team]
+        )
         audit_record(
             action="membership.added",
             actor=actor,
@@ -304,7 +305,9 @@ def team_member_remove(*, actor: User, team: Team, user: User) -> bool:
     """Remove ``user`` from ``team``; returns whether they were a member."""
     deleted, _ = Membership.objects.filter(team=team, user=user).delete()
     if deleted:
-        identity_changed(actor=actor, cause=f"{user.username} left {team.name}", teams=[team])
+        identity_change_announce(
+            actor=actor, cause=f"{user.username} left {team.name}", teams=[team]
+        )
         audit_record(
             action="membership.removed",
             actor=actor,

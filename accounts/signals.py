@@ -4,7 +4,11 @@
 here in their ``AppConfig.ready()`` instead.
 """
 
+from collections.abc import Iterable
+
 from django.dispatch import Signal
+
+from accounts.models import Team, User
 
 # Sent by ``accounts.services.team_delete`` before it changes anything, with ``sender=Team``
 # and ``team=`` the team about to be deleted. Each receiver returns a list of human-readable
@@ -12,3 +16,24 @@ from django.dispatch import Signal
 # ``"repository registry.example.com/ci/app"``), or an empty list. Any string refuses the
 # deletion (``accounts.services.TeamInUse``); a receiver that raises refuses it too.
 team_delete_blockers = Signal()
+
+# Sent in the transaction of every change to who may sign: membership, deactivation and
+# reactivation, team deletion, signing keys issued, registered, marked, unmarked or revoked
+# (``identity_change_announce``). ``teams`` and ``users`` are those whose signing rights
+# may have changed; either may be empty when only what evaluations explain changed.
+# Receivers run inside the caller's transaction, so work they queue ``on_commit`` waits for
+# it, and an exception rolls the change back.
+identity_changed = Signal()
+
+
+def identity_change_announce(
+    *,
+    actor: User | None,
+    cause: str,
+    teams: Iterable[Team] = (),
+    users: Iterable[User] = (),
+) -> None:
+    """Tell the layers above that who may sign has changed (``identity_changed``)."""
+    identity_changed.send(
+        sender=User, actor=actor, cause=cause, teams=list(teams), users=list(users)
+    )

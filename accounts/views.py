@@ -25,7 +25,6 @@ from accounts.forms import (
     UserUpdateForm,
 )
 from accounts.models import Team, User
-from bundles.views import key_section
 from gatehouse.addresses import client_address
 from gatehouse.forms import ActionForm
 from gatehouse.views import admin_required
@@ -103,7 +102,6 @@ def _user_page(
             "update_form": update_form,
             "password_form": password_form or PasswordSetForm(),
             "status_form": status_form or ActionForm(),
-            **key_section(request, account),
         },
     )
 
@@ -306,6 +304,5 @@ def profile(request: HttpRequest) -> HttpResponse:
         {
             "teams": _teams_of(request, request.user),
             "form": form,
-            **key_section(request, request.user),
         },
     )

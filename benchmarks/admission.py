@@ -114,7 +114,7 @@ def run(notary_url: str, trust_dir: Path):
     from bundles.services import bundle_issue
     from policy.models import AdmissionDecision
     from policy.services import admission_review, admission_service_account, policy_update
-    from trust.services import repository_create
+    from trust.services.repositories import repository_create
 
     admin = user_create(
         actor=None, username="bench-admin", password="a-benchmark-passphrase", is_admin=True

@@ -200,7 +200,7 @@ def run_jobs() -> None:
     """Run every unfinished job in this process, as a worker would, until none is left;
     a failed one ends the benchmark."""
     from trust.models import Job
-    from trust.services import job_run
+    from trust.services.jobs import job_run
 
     for _ in range(20):
         pending = list(Job.objects.exclude(status__in=Job.FINISHED).order_by("id"))

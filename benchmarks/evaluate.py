@@ -51,7 +51,7 @@ def setup(notary_url: str, directory: Path) -> str:
     from accounts.services import api_token_create, team_create, team_member_add, user_create
     from bundles.services import bundle_issue
     from policy.services import policy_update
-    from trust.services import repository_create
+    from trust.services.repositories import repository_create
 
     admin = user_create(actor=None, username="admin", password="a-benchmark-pw", is_admin=True)
     jenkins = user_create(actor=None, username="jenkins", password="a-benchmark-pw")

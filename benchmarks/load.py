@@ -63,7 +63,7 @@ def setup(notary_url: str, clients: int, trust_dir: Path) -> tuple[str, list[str
     from accounts.services import api_token_create, team_create, team_member_add, user_create
     from bundles.services import bundle_issue
     from policy.services import policy_update
-    from trust.services import repository_create
+    from trust.services.repositories import repository_create
 
     admin = user_create(actor=None, username="admin", password=PASSWORD, is_admin=True)
     jenkins = user_create(actor=None, username="jenkins", password=PASSWORD)
@@ -176,7 +176,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def settle_and_check() -> dict:
     """Wait for the jobs to finish, then compare every repository with Notary."""
     from trust.models import Job, Repository
-    from trust.services import drift_check
+    from trust.services.drift import drift_check
 
     started = time.monotonic()
     while Job.objects.exclude(status__in=Job.FINISHED).exists():

@@ -41,7 +41,7 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 from devtools.notary import LOCAL_POSTGRES_URL, NotaryStack, postgres_answers  # noqa: E402
 from trust.notary import keys  # noqa: E402
 from trust.notary.client import NotaryClient  # noqa: E402
-from trust.notary.transport import HttpTransport  # noqa: E402
+from trust.notary.transport import HttpTransport, Transport  # noqa: E402
 
 RELEASES, BOB = "targets/releases", "targets/bob"  # bob signs in a role of his own
 IN_FLIGHT = 8
@@ -73,7 +73,7 @@ def delegate_certificate(name: str) -> x509.Certificate:
     )
 
 
-class TimedTransport:
+class TimedTransport(Transport):
     """The floor: a bare keep-alive ``http.client`` connection that times only the round
     trips. ``NotaryClient`` builds each body before calling ``request``, so what is timed is
     sending, the server's work, and reading the answer."""
@@ -84,7 +84,7 @@ class TimedTransport:
         self.seconds = 0.0
         self.requests_sent = 0
 
-    def request(self, method, path, *, scope, gun, role="", body=None, content_type=None, limit=0):
+    def _request(self, method, path, *, scope, gun, role, body, content_type, limit):
         headers = {"Content-Type": content_type} if content_type else {}
         started = time.perf_counter()
         self._connection.request(method, path, body=body, headers=headers)

@@ -46,8 +46,10 @@ def main() -> None:
         os.environ["GATEHOUSE_LOG_LEVEL"] = "INFO"  # configure_environment quiets it
         # One address asks for every password check here: measure the hash, not the limit.
         os.environ["GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE"] = "1000000"  # noqa: S105
-        logging.getLogger("trust.tokens").handlers[:] = [logging.FileHandler(os.devnull)]
-        logging.getLogger("trust.tokens").propagate = False
+        logging.getLogger("trust.token_service.tokens").handlers[:] = [
+            logging.FileHandler(os.devnull)
+        ]
+        logging.getLogger("trust.token_service.tokens").propagate = False
 
         from accounts.services import api_token_create, team_create, team_member_add, user_create
         from trust import custody, tokens

@@ -1,9 +1,11 @@
-"""Client bundles: Gatehouse's client CA and the public keys kept on users' accounts.
+"""Client bundles: Gatehouse's client CA, the public keys kept on users' accounts, and each
+signer's own delegation role.
 
 No private key of a user is ever stored; the CA's own key is sealed (``gatehouse.keywrap``).
 """
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -59,3 +61,36 @@ class PublicKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id[:12]} of {self.user_id}"
+
+
+role_name_syntax = RegexValidator(
+    regex=r"\A[a-z0-9][a-z0-9_-]{0,63}\Z",
+    message="A role name is 1 to 64 lowercase letters, digits, '_' and '-'.",
+)
+
+
+class SigningRole(models.Model):
+    """A user's own delegation role, ``targets/<name>``, in every repository they sign.
+
+    Only the user's current signing keys are ever delegated to it, so a signature in it is
+    that user's and nobody else's (docs/threat-model.md). A name is never given to anyone
+    else: users are never deleted, and rows without a user reserve the names of the team
+    roles that earlier versions published, whose files Notary still holds.
+    """
+
+    name = models.CharField(max_length=64, unique=True, validators=[role_name_syntax])
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="signing_role",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.role
+
+    @property
+    def role(self) -> str:
+        return f"targets/{self.name}"

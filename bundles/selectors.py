@@ -3,10 +3,15 @@
 from django.db.models import QuerySet
 
 from accounts.models import User
-from bundles.models import PublicKey
+from bundles.models import PublicKey, SigningRole
 
 
 def public_key_list(*, viewer: User, owner: User) -> QuerySet[PublicKey]:
     if viewer.is_admin or viewer.pk == owner.pk:
         return PublicKey.objects.filter(user=owner).select_related("user__signing_role")
     return PublicKey.objects.none()
+
+
+def signing_role_of(user: User) -> SigningRole | None:
+    """The user's role if they have been given one (when they first had a signing key)."""
+    return SigningRole.objects.filter(user=user).first()

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.signals import identity_change_announce
 from audit.services import audit_record
 from bundles.archive import client_bundle_zip
 from bundles.certificates import (
@@ -22,12 +23,10 @@ from bundles.certificates import (
     issue_client_certificate,
     new_certificate_authority,
 )
-from bundles.models import CertificateAuthority, PublicKey
+from bundles.models import CertificateAuthority, PublicKey, SigningRole
+from bundles.role_names import role_name_base, role_name_candidates
 from gatehouse.keywrap import seal, unseal
-from policy.inputs import evaluation_inputs_changed
 from trust.notary.keys import canonical_key_id, certificate_tuf_key
-from trust.services import identity_changed
-from trust.signing_roles import signing_role_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +108,30 @@ def _key_fields(key: PublicKey) -> dict:
     }
 
 
+def signing_role_ensure(user: User) -> SigningRole:
+    """The user's own delegation role, ``targets/<name>`` (docs/threat-model.md), named now
+    if they have none yet; the name stays theirs for good."""
+    existing = SigningRole.objects.filter(user=user).first()
+    if existing is not None:
+        return existing
+    taken = set(
+        SigningRole.objects.filter(name__startswith=role_name_base(user.username)).values_list(
+            "name", flat=True
+        )
+    )
+    for name in role_name_candidates(user.username):
+        if name in taken:
+            continue
+        try:
+            with transaction.atomic():
+                return SigningRole.objects.create(user=user, name=name)
+        except IntegrityError:  # the name, or a role for this user, was made meanwhile
+            existing = SigningRole.objects.filter(user=user).first()
+            if existing is not None:
+                return existing
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def bundle_issue(*, user: User, label: str | None = None, signing: bool = False) -> IssuedBundle:
     """A fresh ECDSA P-256 keypair and certificate, zipped. The private key is never stored.
 
@@ -157,7 +180,9 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         expires_at=certificate.not_valid_after_utc,
     )
     if signing:
-        identity_changed(actor=user, cause=f"signing key {key.id[:12]} issued", users=[user])
+        identity_change_announce(
+            actor=user, cause=f"signing key {key.id[:12]} issued", users=[user]
+        )
     audit_record(
         action="bundle.issued",
         actor=user,
@@ -200,7 +225,9 @@ def public_key_register(
         raise KeyAlreadyRegistered(f"The key {key_id} is registered already.") from error
     if signing:
         signing_role_ensure(user)
-        identity_changed(actor=actor, cause=f"signing key {key_id[:12]} registered", users=[user])
+        identity_change_announce(
+            actor=actor, cause=f"signing key {key_id[:12]} registered", users=[user]
+        )
     audit_record(
         action="key.registered",
         actor=actor,
@@ -233,7 +260,9 @@ def public_key_update(
     if signing_changed:
         if key.is_signing_key:
             signing_role_ensure(key.user)
-        identity_changed(actor=actor, cause=f"key {key.id[:12]} signing changed", users=[key.user])
+        identity_change_announce(
+            actor=actor, cause=f"key {key.id[:12]} signing changed", users=[key.user]
+        )
     audit_record(
         action="key.updated",
         actor=actor,
@@ -255,9 +284,11 @@ def public_key_revoke(*, actor: User, key: PublicKey) -> PublicKey:
         key.is_signing_key = False
         key.save(update_fields=["revoked_at", "is_signing_key"])
         if was_signing:
-            identity_changed(actor=actor, cause=f"key {key.id[:12]} revoked", users=[key.user])
+            identity_change_announce(
+                actor=actor, cause=f"key {key.id[:12]} revoked", users=[key.user]
+            )
         else:  # delegated nowhere, but evaluations explain its signatures as revoked now
-            evaluation_inputs_changed()
+            identity_change_announce(actor=actor, cause=f"key {key.id[:12]} revoked")
         audit_record(
             action="key.revoked",
             actor=actor,

@@ -1,7 +1,7 @@
 """Console pages for client bundles and the public keys on users' accounts.
 
-The keys are listed on My profile and, for admins, on each user's page: ``key_section``
-gives those pages what ``bundles/keys.html`` needs. Each action posts here and goes back
+The keys are listed on My profile and, for admins, on each user's page, through the tags in
+``bundles/templatetags/bundle_keys.py``. Each action posts here and goes back
 to the page it came from; a failed action changes nothing and says why in a message, except
 a failed registration, which shows its form again so the pasted certificate is not lost.
 """
@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -23,25 +22,6 @@ from bundles.api import zip_response
 from bundles.forms import BundleForm, KeyLabelForm, KeyRegisterForm, KeySigningForm
 from bundles.models import PublicKey
 from gatehouse.forms import ServiceForm
-from trust.signing_roles import signing_role_of
-
-
-def key_section(request: HttpRequest, owner: User) -> dict[str, object]:
-    """The context of the ``bundles/`` includes on the profile and user pages.
-
-    Only owners download bundles: a bundle is issued to whoever asks for it.
-    """
-    context = {
-        "keys": selectors.public_key_list(viewer=request.user, owner=owner),
-        "key_register_form": KeyRegisterForm(),
-        "label_max": services.LABEL_MAX,
-        "signing_role": signing_role_of(owner),
-        # Expiry is judged against one instant, so every row of the page agrees.
-        "now": timezone.now(),
-    }
-    if owner.pk == request.user.pk:
-        context["bundle_form"] = BundleForm()
-    return context
 
 
 def _visible_key(request: HttpRequest, key_id: str) -> PublicKey:

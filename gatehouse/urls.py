@@ -1,13 +1,13 @@
 from django.urls import include, path
 
-from gatehouse import health, views
+from gatehouse import dashboard, health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("gatehouse.api_urls")),
-    path("auth/token", include("trust.token_views")),
-    path("", views.dashboard, name="dashboard"),
+    path("auth/token", include("trust.token_service.views")),
+    path("", dashboard.dashboard, name="dashboard"),
     path("", include("audit.urls")),
     path("", include("accounts.urls")),
     path("", include("bundles.urls")),

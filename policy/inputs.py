@@ -5,8 +5,9 @@ The policy, every signer (their own role, whether they are active, their teams),
 of theirs and every replayed fingerprint are read together and kept until the generation
 in ``EvaluationInputs`` moves; checking it is one query, so evaluations and admission
 reviews stay fast and still see a change of policy, membership, account, key or replay at
-the very next evaluation. Writers call ``evaluation_inputs_changed`` in the transaction of
-their change. Key validity is not cached: it is checked against the clock at each
+the very next evaluation. ``evaluation_inputs_changed`` runs in the transaction of each
+change: policy's own writes call it, and ``policy.receivers`` calls it for the identity
+and trust signals. Key validity is not cached: it is checked against the clock at each
 evaluation.
 """
 
@@ -17,11 +18,11 @@ from django.db import connection
 from django.db.models import F
 
 from accounts.models import Membership
-from bundles.models import PublicKey
+from bundles.models import PublicKey, SigningRole
 from policy.evaluation import Identities, PolicyRules, Signer, SignerKey
 from policy.models import EvaluationInputs
 from policy.selectors import policy_admission
-from trust.models import RoleFileSighting, SigningRole
+from trust.models import RoleFileSighting
 
 
 @dataclass(frozen=True)

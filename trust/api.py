@@ -23,8 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gatehouse.api import IsAdmin
-from trust import pins, selectors, services
+from trust import pins, selectors
 from trust.models import Job, Repository, RootKeyPin
+from trust.services import repositories, root_key, sync_requests
 
 GUN_MAX = 255
 TEAM_NAMES = serializers.ListField(
@@ -39,7 +40,6 @@ def job_link(request: Request, job: Job) -> dict:
 class JobSerializer(serializers.ModelSerializer):
     repository = serializers.PrimaryKeyRelatedField(read_only=True)
     caused_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    progress = serializers.SerializerMethodField()
     url = serializers.HyperlinkedIdentityField(view_name="job-detail")
 
     class Meta:
@@ -54,7 +54,6 @@ class JobSerializer(serializers.ModelSerializer):
             "caused_by",
             "cause",
             "attempts",
-            "progress",
             "error",
             "result",
             "created_at",
@@ -62,9 +61,6 @@ class JobSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
-
-    def get_progress(self, job: Job) -> dict[str, int]:
-        return {"done": job.progress_done, "total": job.progress_total}
 
 
 class DelegationKeySerializer(serializers.Serializer):
@@ -192,7 +188,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def create(self, request: Request) -> Response:
         data = RepositoryCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        repository, job = services.repository_create(
+        repository, job = repositories.repository_create(
             actor=request.user,
             gun=data.validated_data["gun"],
             signer_team_names=data.validated_data.get("signer_teams"),
@@ -204,7 +200,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         repository = self.get_object()
         data = RepositoryUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = services.repository_update_signer_teams(
+        job = repositories.repository_update_signer_teams(
             actor=request.user,
             repository=repository,
             signer_team_names=data.validated_data["signer_teams"],
@@ -214,14 +210,14 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(responses={202: RepositorySerializer})
     def destroy(self, request: Request, pk: str) -> Response:
         repository = self.get_object()
-        job = services.repository_delete(actor=request.user, repository=repository)
+        job = repositories.repository_delete(actor=request.user, repository=repository)
         return accepted(request, repository, job)
 
     @extend_schema(request=None, responses={202: RepositorySerializer})
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str) -> Response:
         repository = self.get_object()
-        job = services.repository_sync_request(
+        job = sync_requests.repository_sync_request(
             repository=repository, actor=request.user, cause="sync asked for", delay=0
         )
         return accepted(request, repository, job)
@@ -231,7 +227,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def adopt(self, request: Request) -> Response:
         data = RepositoryAdoptSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        repository, job = services.repository_adopt(
+        repository, job = repositories.repository_adopt(
             actor=request.user,
             gun=data.validated_data["gun"],
             targets_key=data.validated_data["targets_key"],
@@ -257,16 +253,16 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def bulk(self, request: Request) -> Response:
         data = RepositoryBulkSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.repositories_create_bulk(
+        result = repositories.repositories_create_bulk(
             actor=request.user,
             guns=data.validated_data["guns"],
             signer_team_names=data.validated_data.get("signer_teams"),
         )
-        repositories = [repository for repository, _ in result.created]
+        created = [repository for repository, _ in result.created]
         return Response(
             {
                 "repositories": RepositorySerializer(
-                    repositories, many=True, context={"request": request}
+                    created, many=True, context={"request": request}
                 ).data,
                 "jobs": [job_link(request, job) for _, job in result.created],
                 "summary": {
@@ -298,7 +294,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 class RootExportSerializer(serializers.Serializer):
     passphrase = serializers.CharField(
-        min_length=services.ROOT_EXPORT_MIN_PASSPHRASE,
+        min_length=root_key.ROOT_EXPORT_MIN_PASSPHRASE,
         max_length=1024,
         trim_whitespace=False,
         write_only=True,
@@ -322,7 +318,7 @@ class TrustRootView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        key_id = services.root_key_ensure()
+        key_id = root_key.root_key_ensure()
         return Response(
             {
                 "root_key_id": key_id,
@@ -342,7 +338,7 @@ class TrustRootExportView(APIView):
     def post(self, request: Request) -> HttpResponse:
         data = RootExportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        pem = services.root_key_export(actor=request.user, **data.validated_data)
+        pem = root_key.root_key_export(actor=request.user, **data.validated_data)
         response = HttpResponse(pem, content_type="application/x-pem-file")
         response["Content-Disposition"] = 'attachment; filename="gatehouse-root-key.pem"'
         response["Cache-Control"] = "no-store"

@@ -14,8 +14,9 @@ from django.db.models import QuerySet
 
 from accounts.models import Team
 from gatehouse.forms import ServiceForm
-from trust import pins, selectors, services
+from trust import pins, selectors
 from trust.models import Job, Repository
+from trust.services import root_key
 
 GUN_MAX = Repository._meta.get_field("gun").max_length
 BULK_MAX = 1000
@@ -102,7 +103,7 @@ class RootKeyExportForm(ServiceForm):
     passphrase = forms.CharField(
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=f"At least {services.ROOT_EXPORT_MIN_PASSPHRASE} characters. It encrypts "
+        help_text=f"At least {root_key.ROOT_EXPORT_MIN_PASSPHRASE} characters. It encrypts "
         "the file; without it the file is useless, so keep it apart from the file.",
     )
     passphrase_confirm = forms.CharField(

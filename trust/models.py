@@ -92,39 +92,6 @@ class RootKeyExport(models.Model):
         return f"root key exported by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
-role_name_syntax = RegexValidator(
-    regex=r"\A[a-z0-9][a-z0-9_-]{0,63}\Z",
-    message="A role name is 1 to 64 lowercase letters, digits, '_' and '-'.",
-)
-
-
-class SigningRole(models.Model):
-    """A user's own delegation role, ``targets/<name>``, in every repository they sign.
-
-    Only the user's current signing keys are ever delegated to it, so a signature in it is
-    that user's and nobody else's (docs/threat-model.md). A name is never given to anyone
-    else: users are never deleted, and rows without a user reserve the names of the team
-    roles that earlier versions published, whose files Notary still holds.
-    """
-
-    name = models.CharField(max_length=64, unique=True, validators=[role_name_syntax])
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="signing_role",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return self.role
-
-    @property
-    def role(self) -> str:
-        return f"targets/{self.name}"
-
-
 class RoleFileSighting(models.Model):
     """Signed bytes Gatehouse has read, and where: the GUN and the role they were under.
 
@@ -273,8 +240,6 @@ class Job(models.Model):
     )
     cause = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    progress_done = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=1)
     error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,6 +7,7 @@ from django.conf import settings
 from trust.notary.client import NotaryClient
 from trust.notary.errors import NotaryRejected
 from trust.notary.transport import Challenge, HttpTransport, TokenMinter
+from trust.token_service.tokens import TokenRequestInvalid, service_token, token_realm
 
 
 def gatehouse_minter(realm: str) -> TokenMinter:
@@ -16,9 +17,6 @@ def gatehouse_minter(realm: str) -> TokenMinter:
     def mint(challenge: Challenge, scope: str) -> str | None:
         if challenge.realm != realm:
             return None
-        # Here, not at the top: accounts.services -> trust.services -> this module.
-        from trust.tokens import TokenRequestInvalid, service_token
-
         try:
             return service_token(service=challenge.service, scope=scope)
         except TokenRequestInvalid as error:  # e.g. the server names another service
@@ -40,22 +38,10 @@ def _client(url: str, ca_bundle: str, username: str, password: str, realm: str) 
     return NotaryClient(transport)
 
 
-def notary_transport() -> HttpTransport:
-    """A bare transport to ``NOTARY_URL`` with its TLS settings, no credentials and no token
-    minter: for asking notary-server what it makes of one given token. Close it after use."""
-    return HttpTransport(
-        settings.NOTARY_URL,
-        ca_bundle=settings.NOTARY_CA_BUNDLE or None,
-        timeout=settings.NOTARY_TIMEOUT,
-    )
-
-
 def notary_client() -> NotaryClient:
     """Shared, so its connections are reused; rebuilt if the settings change (tests)."""
     if not settings.NOTARY_URL:
         raise RuntimeError("NOTARY_URL is not set: Gatehouse has no Notary server to talk to.")
-    from trust.tokens import token_realm  # see gatehouse_minter
-
     return _client(
         settings.NOTARY_URL,
         settings.NOTARY_CA_BUNDLE,

@@ -23,9 +23,8 @@ from django.db.models import QuerySet, Subquery
 
 from accounts.models import User
 from audit.services import audit_record
-from policy.inputs import evaluation_inputs_changed
-from trust import trust_data
 from trust.models import CustodyKey, Repository, RootKeyPin
+from trust.signals import trust_inputs_changed
 
 logger = logging.getLogger(__name__)
 
@@ -223,12 +222,8 @@ def _validated(**checks: Any) -> dict[str, Any]:
 
 
 def _pins_changed() -> None:
-    """The next evaluation reads pins afresh: in this process now (a read later in this
-    transaction sees the change) and again once committed (a read in between may have
-    cached the old pin); other processes compare the pin when they revalidate."""
-    evaluation_inputs_changed()
-    trust_data.forget()
-    transaction.on_commit(trust_data.forget)
+    """The next evaluation reads pins afresh (``trust.receivers.pins_changed``)."""
+    trust_inputs_changed.send(sender=RootKeyPin)
 
 
 @transaction.atomic

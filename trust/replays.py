@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from audit.services import audit_record
-from policy.inputs import evaluation_inputs_changed
 from trust.models import HistoryCursor, Repository, RoleFileSighting
-from trust.notary.client import RELEASES
 from trust.notary.errors import InvalidMetadata, NotFound
+from trust.notary.metadata import RELEASES
 from trust.notary_access import notary_client
+from trust.signals import trust_inputs_changed
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> Seen:
                 fingerprint[:12],
                 ", ".join(f"{g} {r}" for g, r, _ in where),
             )
-        evaluation_inputs_changed()
+        trust_inputs_changed.send(sender=RoleFileSighting)
     _found += 1
     return Seen(new, len(replayed))
 

@@ -13,8 +13,8 @@ from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Membership, Team, User
-from bundles.models import PublicKey
-from trust.models import CustodyKey, Job, Repository, RootKeyExport, SigningRole
+from bundles.models import PublicKey, SigningRole
+from trust.models import CustodyKey, Job, Repository, RootKeyExport
 from trust.notary.keys import TufKey, certificate_tuf_key, tuf_key_canonical_id
 from trust.notary.metadata import RELEASES
 

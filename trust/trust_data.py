@@ -17,7 +17,7 @@ from django.conf import settings
 from trust import pins
 from trust.notary.errors import InvalidMetadata
 from trust.notary.reader import Reader, ReaderLimits, RootPin, VerifiedRepository
-from trust.notary.transport import repository_scope
+from trust.notary.transport import repository_scope, trust_path
 from trust.notary_access import notary_client
 from trust.replays import history_seen, role_files_seen, signers_histories_seen
 
@@ -50,7 +50,7 @@ def root_pin(gun: str) -> RootPin | None:
 def _timestamp_version(gun: str) -> int:
     raw = notary_client().transport.request(
         "GET",
-        f"/v2/{gun}/_trust/tuf/timestamp.json",
+        trust_path(gun, "tuf", "timestamp.json"),
         scope=repository_scope(gun, "pull"),
         gun=gun,
         role="timestamp",

@@ -21,7 +21,7 @@ from accounts import selectors as accounts_selectors
 from accounts.models import Team
 from gatehouse.forms import ActionForm
 from gatehouse.views import admin_required
-from trust import pins, selectors, services
+from trust import pins, selectors
 from trust.forms import (
     JobFilter,
     RepositoryBulkForm,
@@ -32,6 +32,7 @@ from trust.forms import (
     SignerTeamsUpdateForm,
 )
 from trust.models import Repository
+from trust.services import repositories, root_key, sync_requests
 
 REPOSITORIES_PER_PAGE = 25
 JOBS_PER_PAGE = 25
@@ -86,7 +87,7 @@ def repository_create(request: HttpRequest) -> HttpResponse:
     form = RepositoryCreateForm(request.POST, teams=_all_teams(request))
     if form.is_valid():
         try:
-            repository, _ = services.repository_create(
+            repository, _ = repositories.repository_create(
                 actor=request.user,
                 gun=form.cleaned_data["gun"],
                 signer_team_names=form.team_names,
@@ -107,7 +108,7 @@ def repository_bulk(request: HttpRequest) -> HttpResponse:
     form = RepositoryBulkForm(request.POST, teams=_all_teams(request))
     if form.is_valid():
         try:
-            result = services.repositories_create_bulk(
+            result = repositories.repositories_create_bulk(
                 actor=request.user,
                 guns=form.cleaned_data["guns"],
                 signer_team_names=form.team_names,
@@ -162,7 +163,7 @@ def repository_signers(request: HttpRequest, pk: int) -> HttpResponse:
     form = SignerTeamsUpdateForm(request.POST, teams=_all_teams(request))
     if form.is_valid():
         try:
-            services.repository_update_signer_teams(
+            repositories.repository_update_signer_teams(
                 actor=request.user,
                 repository=repository,
                 signer_team_names=form.cleaned_data["signer_teams"],
@@ -181,7 +182,7 @@ def repository_signers(request: HttpRequest, pk: int) -> HttpResponse:
 @admin_required
 def repository_sync(request: HttpRequest, pk: int) -> HttpResponse:
     repository = _visible_repository(request, pk)
-    services.repository_sync_request(
+    sync_requests.repository_sync_request(
         repository=repository, actor=request.user, cause="sync asked for", delay=0
     )
     messages.success(request, f"Sync of {repository.gun} queued.")
@@ -193,7 +194,7 @@ def repository_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET asks for confirmation, POST queues the deletion: the page works with JavaScript off."""
     repository = _visible_repository(request, pk)
     if request.method == "POST":
-        services.repository_delete(actor=request.user, repository=repository)
+        repositories.repository_delete(actor=request.user, repository=repository)
         messages.success(
             request,
             f"Deletion of {repository.gun} queued: its trust data goes from Notary, then the "
@@ -228,7 +229,7 @@ def _root_page(
     pin_form: RootKeyPinForm | None = None,
 ) -> HttpResponse:
     """The page, with the export or pin form that failed in place of its blank version."""
-    key_id = services.root_key_ensure()
+    key_id = root_key.root_key_ensure()
     return render(
         request,
         "trust/root.html",
@@ -256,7 +257,7 @@ def trust_root_export(request: HttpRequest) -> HttpResponse:
     form = RootKeyExportForm(request.POST)
     if form.is_valid():
         try:
-            pem = services.root_key_export(
+            pem = root_key.root_key_export(
                 actor=request.user, passphrase=form.cleaned_data["passphrase"]
             )
         except ValidationError as error:

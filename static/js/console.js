@@ -138,13 +138,6 @@ document.addEventListener("click", async (event) => {
       badge.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
     });
     set(job, "attempts", (cell) => { cell.textContent = data.attempts; });
-    set(job, "progress", (bar) => {
-      bar.max = data.progress.total;
-      bar.value = data.progress.done;
-    });
-    set(job, "progress-text", (text) => {
-      text.textContent = `${data.progress.done}/${data.progress.total}`;
-    });
     set(job, "started_at", (cell) => { cell.textContent = when(data.started_at); });
     set(job, "finished_at", (cell) => { cell.textContent = when(data.finished_at); });
     set(job, "error", (text) => {

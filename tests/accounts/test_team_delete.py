@@ -17,7 +17,7 @@ from audit.models import AuditEntry
 from policy.selectors import policy_get
 from policy.services import policy_update
 from tests.factories import make_team, make_user
-from trust.services import repository_create
+from trust.services.repositories import repository_create
 
 pytestmark = pytest.mark.django_db
 

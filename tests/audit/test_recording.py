@@ -15,10 +15,12 @@ from bundles.models import PublicKey
 from policy import services as policy
 from tests.bundles.helpers import certificate_pem
 from tests.factories import PASSWORD, make_team, make_user
-from trust import services as trust
-from trust import tokens
+from tests.trust.helpers import runner_replace
 from trust.models import Job
 from trust.notary.errors import NotFound
+from trust.services import jobs, repositories, root_key
+from trust.services.jobs import RunResult
+from trust.token_service import tokens
 from trust.trust_data import forget
 
 pytestmark = pytest.mark.django_db
@@ -198,7 +200,7 @@ def test_policy_update_keeps_changed_fields_only(admin):
 def test_repositories_and_jobs(admin, monkeypatch):
     make_team("ci", actor=admin)
     make_team("qa", actor=admin)
-    repository, job = trust.repository_create(
+    repository, job = repositories.repository_create(
         actor=admin, gun="registry.example.com/shop/web", signer_team_names=["ci"]
     )
     assert shape(only("repository.created")) == (
@@ -209,12 +211,12 @@ def test_repositories_and_jobs(admin, monkeypatch):
         None,
         {"signer_teams": ["ci"], "job": job.pk},
     )
-    trust.repositories_create_bulk(
+    repositories.repositories_create_bulk(
         actor=admin, guns=["registry.example.com/a", "registry.example.com/shop/web"]
     )
     assert AuditEntry.objects.filter(action="repository.created").count() == 2  # one skipped
 
-    trust.repository_update_signer_teams(
+    repositories.repository_update_signer_teams(
         actor=admin, repository=repository, signer_team_names=["qa", "ci"]
     )
     assert shape(only("repository.signer_teams_changed"))[3:] == (
@@ -223,8 +225,8 @@ def test_repositories_and_jobs(admin, monkeypatch):
         {"signer_teams": ["ci", "qa"]},
     )
 
-    monkeypatch.setitem(trust.RUNNERS, Job.Kind.INITIALIZE, lambda job, repository: {"ok": True})
-    trust.job_run(job_id=job.pk)
+    runner_replace(monkeypatch, Job.Kind.INITIALIZE, lambda job: RunResult({"ok": True}))
+    jobs.job_run(job_id=job.pk)
     started, finished = only("job.started"), only("job.finished")
     assert (started.actor, started.target_type, started.target_id) == (None, "job", str(job.pk))
     assert started.after == {"kind": "initialize", "gun": repository.gun, "attempt": 1}
@@ -235,7 +237,7 @@ def test_repositories_and_jobs(admin, monkeypatch):
         "error": "",
     }
 
-    delete_job = trust.repository_delete(actor=admin, repository=repository)
+    delete_job = repositories.repository_delete(actor=admin, repository=repository)
     assert shape(only("repository.delete_requested"))[3:] == (
         repository.gun,
         None,
@@ -244,16 +246,16 @@ def test_repositories_and_jobs(admin, monkeypatch):
 
 
 def test_root_key_export(admin):
-    trust.root_key_export(actor=admin, passphrase="a long passphrase")
+    root_key.root_key_export(actor=admin, passphrase="a long passphrase")
     entry = only("root_key.exported")
     assert (entry.actor_name, entry.target_type) == ("root", "root_key")
-    assert entry.target_id == trust.root_key_ensure()
+    assert entry.target_id == root_key.root_key_ensure()
     assert "passphrase" not in json.dumps([entry.before, entry.after])
 
 
 def test_notary_tokens_with_push_or_star_are_recorded(admin, alice):
     team = make_team("ci", members=(alice,), actor=admin)
-    trust.repository_create(
+    repositories.repository_create(
         actor=admin, gun="registry.example.com/shop/web", signer_team_names=[team.name]
     )
     service = django_settings.GATEHOUSE_NOTARY_SERVICE

@@ -14,7 +14,8 @@ from django.conf import settings as django_settings
 
 from gatehouse import health
 from gatehouse.logging import ContextFilter, JsonFormatter, job_context
-from trust import services, tasks
+from trust import tasks
+from trust.services import jobs
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 UUID_HEX = re.compile(r"[0-9a-f]{32}")
@@ -72,11 +73,11 @@ def test_each_request_gets_its_own_id(client):
 
 
 def test_a_job_logs_with_its_job_id(caplog_ids, monkeypatch):
-    def job_run(*, job_id: int) -> services.JobOutcome:
-        logging.getLogger("trust.services").warning("running %s", job_id)
-        return services.DONE
+    def job_run(*, job_id: int) -> jobs.JobOutcome:
+        logging.getLogger("trust.services.jobs").warning("running %s", job_id)
+        return jobs.DONE
 
-    monkeypatch.setattr(services, "job_run", job_run)
+    monkeypatch.setattr(jobs, "job_run", job_run)
     tasks.run_job(41)
     (record,) = [r for r in caplog_ids.records if r.getMessage() == "running 41"]
     assert record.job_id == "41"

@@ -25,7 +25,7 @@ from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import run_jobs
 from trust import custody
 from trust.models import CustodyKey, Job
-from trust.services import token_key_activate, token_key_stage
+from trust.token_service.keys import token_key_activate, token_key_stage
 
 pytestmark = pytest.mark.django_db
 

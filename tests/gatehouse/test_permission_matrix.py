@@ -22,7 +22,7 @@ from tests.bundles.helpers import certificate_pem
 from tests.factories import PASSWORD, make_team, make_user
 from trust.models import Job
 from trust.pins import root_key_pin_create
-from trust.services import repository_create
+from trust.services.repositories import repository_create
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ ALLOWLIST = {
     "readyz": "public readiness probe (tests/gatehouse/test_health.py)",
     "api-schema": "public OpenAPI schema (tests/gatehouse/test_schema.py)",
     "api-docs": "public API documentation (tests/gatehouse/test_schema.py)",
-    "notary-token": "Notary's token realm, Basic auth (tests/trust/test_tokens.py)",
+    "notary-token": "Notary's token realm, Basic auth (tests/trust/token_service/test_tokens.py)",
 }
 SKIPPED_PREFIXES = ("static/",)  # static files, when DEBUG serves them
 

@@ -15,13 +15,13 @@ from rest_framework.test import APIClient
 from accounts.models import Team, User
 from accounts.services import team_member_add
 from bundles.models import PublicKey
+from bundles.selectors import signing_role_of
 from policy.services import admission_service_account, policy_update
 from tests.factories import make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
 from trust.models import Job
 from trust.notary.transport import multipart
-from trust.services import repository_create
-from trust.signing_roles import signing_role_of
+from trust.services.repositories import repository_create
 
 RELEASES = "targets/releases"
 SIZE = "1234"

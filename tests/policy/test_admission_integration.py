@@ -17,7 +17,7 @@ from policy.services import admission_service_account, policy_update
 from tests.factories import make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
 from trust import trust_data
-from trust.services import repository_create
+from trust.services.repositories import repository_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 

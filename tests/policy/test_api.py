@@ -7,7 +7,7 @@ import pytest
 from policy.models import PolicyVersion
 from policy.selectors import policy_get
 from tests.factories import make_team
-from trust.services import repository_create
+from trust.services.repositories import repository_create
 from trust.trust_data import forget
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,8 @@ import pytest
 from tests.policy.signing import RELEASES, SIZE
 from trust import trust_data
 from trust.models import HistoryCursor, Repository, RoleFileSighting
-from trust.services import drift_check, repository_create, repository_delete
+from trust.services.drift import drift_check
+from trust.services.repositories import repository_create, repository_delete
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 
@@ -76,10 +77,8 @@ def test_an_unreserved_old_team_role_becomes_a_users_own_role(world):
     verifies with his key and is kept: moby's entry counts as ops's signature."""
     from trust import custody, selectors
     from trust.notary_access import notary_client
-    from trust.services import (
-        _desired_tuf_keys,
-        repository_update_signer_teams,
-    )
+    from trust.services.repositories import repository_update_signer_teams
+    from trust.services.runners import _desired_tuf_keys
 
     ops = world.person("ops", "ci")
     moby = world.person("moby", "dev")

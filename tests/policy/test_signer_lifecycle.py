@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from accounts.models import Team
 from accounts.services import team_member_add, team_member_remove, user_deactivate
 from bundles.models import PublicKey
+from bundles.selectors import signing_role_of
 from bundles.services import public_key_register, public_key_revoke, public_key_update
 from policy.evaluation import (
     DEACTIVATED,
@@ -43,8 +44,7 @@ from tests.factories import make_user
 from tests.policy.signing import RELEASES, SigningWorld
 from trust.custody import custodian_key
 from trust.models import Job, Repository
-from trust.services import repository_sync_request
-from trust.signing_roles import signing_role_of
+from trust.services.sync_requests import repository_sync_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 

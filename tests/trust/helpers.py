@@ -10,7 +10,8 @@ from bundles.models import PublicKey
 from bundles.services import bundle_issue
 from tests.bundles.helpers import open_bundle
 from trust.models import Job
-from trust.services import job_run
+from trust.services import jobs
+from trust.services.jobs import JobRunner, RunResult, job_run
 
 
 def signing_key_of(user: User) -> tuple[PublicKey, bytes]:
@@ -28,6 +29,19 @@ def run_jobs() -> list[Job]:
         for job in pending:
             job_run(job_id=job.pk)
     return list(Job.objects.order_by("id"))
+
+
+def runner_replace(monkeypatch, kind: str, run: Callable[[Job], RunResult]) -> None:
+    """For this test, jobs of ``kind`` do ``run`` instead of their Notary work."""
+
+    class Replacement(JobRunner):
+        service = "The replacement"
+
+        def run(self, job: Job) -> RunResult:
+            return run(job)
+
+    Replacement.kind = kind
+    monkeypatch.setitem(jobs.RUNNERS, kind, Replacement())
 
 
 def cli_delegations(notary_cli, gun: str) -> dict[str, set[str]]:

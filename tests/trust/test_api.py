@@ -10,7 +10,8 @@ from kombu.exceptions import OperationalError
 from tests.factories import make_team, make_user
 from trust.models import CustodyKey, Job, Repository, RootKeyExport
 from trust.notary.keys import public_tuf_key
-from trust.services import jobs_requeue_stale, repository_create
+from trust.services.jobs import jobs_requeue_stale
+from trust.services.repositories import repository_create
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.factories import make_team, make_user
-from trust import services
 from trust.models import Job, Repository, RootKeyExport
+from trust.services.repositories import repositories_create_bulk, repository_create
+from trust.services.root_key import root_key_ensure
+from trust.services.sync_requests import repository_sync_request
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +28,8 @@ def teams(admin, alice):
 
 @pytest.fixture
 def repositories(admin, teams):
-    app, _ = services.repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
-    db, _ = services.repository_create(
+    app, _ = repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
+    db, _ = repository_create(
         actor=admin, gun="registry.example.com/ops/db", signer_team_names=["ops"]
     )
     return app, db
@@ -145,7 +147,7 @@ def test_list_searches_and_filters_by_state_and_team(as_admin, repositories):
 
 
 def test_list_pages_keep_the_filters(as_admin, admin):
-    services.repositories_create_bulk(
+    repositories_create_bulk(
         actor=admin, guns=[f"registry.example.com/app{n:02}" for n in range(30)]
     )
 
@@ -161,7 +163,7 @@ def test_list_pages_keep_the_filters(as_admin, admin):
 def test_jobs_list_filters_by_status_kind_and_gun(as_admin, admin, repositories):
     app, db = repositories
     Job.objects.filter(gun=db.gun).update(status=Job.Status.FAILED, error="Notary said no")
-    services.repository_sync_request(repository=app, actor=admin, cause="test", delay=0)
+    repository_sync_request(repository=app, actor=admin, cause="test", delay=0)
 
     def jobs(query: str) -> list[tuple[str, str]]:
         page = as_admin.get(f"/jobs/?{query}").context["page"]
@@ -377,7 +379,7 @@ def test_writes_on_an_unknown_repository_are_404(as_admin):
 def test_trust_root_shows_the_key_id_and_the_pinning_snippet(as_admin, repositories):
     response = as_admin.get("/trust/root/")
 
-    key_id = services.root_key_ensure()
+    key_id = root_key_ensure()
     assert response.status_code == 200
     assert key_id in response.text
     assert "&quot;registry.example.com/ci/app&quot;: [\n" in response.text
@@ -390,7 +392,7 @@ def test_trust_root_shows_the_key_id_and_the_pinning_snippet(as_admin, repositor
 
 def test_export_downloads_an_encrypted_pem_records_it_and_ends_the_warning(as_admin, admin):
     assert BANNER in as_admin.get("/repositories/").text
-    key_id = services.root_key_ensure()
+    key_id = root_key_ensure()
 
     response = as_admin.post(
         "/trust/root/export/", {"passphrase": PASSPHRASE, "passphrase_confirm": PASSPHRASE}
@@ -411,7 +413,7 @@ def test_export_downloads_an_encrypted_pem_records_it_and_ends_the_warning(as_ad
     assert BANNER not in page.text
     assert "Exported" in page.text
     assert messages_of(page)[0].startswith("Root key exported")
-    assert services.root_key_ensure() == key_id
+    assert root_key_ensure() == key_id
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from audit.models import AuditEntry
 from policy.models import EvaluationInputs
-from trust import pins, selectors, services, trust_data
+from trust import pins, selectors, trust_data
 from trust.models import Repository, RootKeyPin
 from trust.notary.errors import InvalidMetadata
 from trust.notary.reader import RootPin
+from trust.services import repositories, root_key
 
 K1, K2, K3, K4, K5, K6 = (f"{digit}" * 64 for digit in "123456")
 MANAGED = "registry.example.com/ci/app"
@@ -99,14 +100,14 @@ def test_an_exact_entry_always_wins(gun, table, ids):
 
 @pytest.fixture
 def root_key_id(db) -> str:
-    return services.root_key_ensure()
+    return root_key.root_key_ensure()
 
 
 @pytest.fixture
 def world(admin, root_key_id):
     """A repository Gatehouse made, one it adopted, and admins' pins around them."""
-    services.repository_create(actor=admin, gun=MANAGED, signer_team_names=[])
-    services.repository_create(
+    repositories.repository_create(actor=admin, gun=MANAGED, signer_team_names=[])
+    repositories.repository_create(
         actor=admin, gun="registry.example.com/vendor/made", signer_team_names=[]
     )
     Repository.objects.create(gun=ADOPTED, adopted=True, pinned_root_key_ids=[K5, K6])
@@ -119,7 +120,7 @@ def world(admin, root_key_id):
         pins.root_key_pin_create(actor=admin, pattern=pattern, key_ids=key_ids)
     # Pinned by an admin first, then made by Gatehouse: Gatehouse's root wins.
     pins.root_key_pin_create(actor=admin, pattern="registry.example.com/later/app", key_ids=[K4])
-    services.repository_create(
+    repositories.repository_create(
         actor=admin, gun="registry.example.com/later/app", signer_team_names=[]
     )
     return admin
@@ -165,7 +166,7 @@ def test_root_pins_take_two_queries_however_many_rows(
         pins.root_key_pin_create(
             actor=admin, pattern=f"registry.example.com/n{number}/*", key_ids=[K1]
         )
-        services.repository_create(
+        repositories.repository_create(
             actor=admin, gun=f"registry.example.com/m{number}/app", signer_team_names=[]
         )
     with django_assert_num_queries(2):
@@ -264,7 +265,7 @@ def test_twenty_key_ids_and_a_255_character_pattern_fit(admin):
 
 def test_a_duplicate_pattern_and_a_managed_gun_are_refused(admin, root_key_id):
     pins.root_key_pin_create(actor=admin, pattern="registry.example.com/*", key_ids=[K1])
-    services.repository_create(actor=admin, gun=MANAGED, signer_team_names=[])
+    repositories.repository_create(actor=admin, gun=MANAGED, signer_team_names=[])
 
     with pytest.raises(ValidationError) as duplicate:
         pins.root_key_pin_create(actor=admin, pattern="registry.example.com/*", key_ids=[K2])

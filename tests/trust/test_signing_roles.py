@@ -14,14 +14,20 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from accounts.services import user_deactivate
-from bundles.models import PublicKey
-from bundles.services import bundle_issue, public_key_register, public_key_revoke, public_key_update
+from bundles.models import PublicKey, SigningRole
+from bundles.role_names import NAME_BASE_MAX, role_name_base, role_name_candidates
+from bundles.selectors import signing_role_of
+from bundles.services import (
+    bundle_issue,
+    public_key_register,
+    public_key_revoke,
+    public_key_update,
+    signing_role_ensure,
+)
 from tests.factories import make_team, make_user
-from trust import services
-from trust.models import Job, Repository, SigningRole
-from trust.role_names import NAME_BASE_MAX, role_name_base, role_name_candidates
+from trust.models import Job, Repository
 from trust.selectors import RELEASES, desired_delegations
-from trust.signing_roles import signing_role_ensure, signing_role_of
+from trust.services import jobs
 
 ROLE_SYNTAX = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")  # Notary's, as SigningRole checks
 
@@ -343,13 +349,13 @@ def test_the_migration_reserves_team_names_gives_roles_and_queues_one_sync_each(
 
     # The sweep sends the migration's jobs, which nobody sent; not the one sent just now.
     sent: list[int] = []
-    monkeypatch.setattr(services, "_send", lambda job_ids, **kw: sent.extend(job_ids))
-    assert services.jobs_requeue_stale() == len(ready)
+    monkeypatch.setattr(jobs, "_send", lambda job_ids, **kw: sent.extend(job_ids))
+    assert jobs.jobs_requeue_stale() == len(ready)
     assert sorted(sent) == sorted(per_repository[r.gun].pk for r in ready)
     for made in ready:
         job = Job.objects.get(pk=per_repository[made.gun].pk)
         assert job.enqueued_at > timezone.now() - dt.timedelta(minutes=1)
-    assert services.jobs_requeue_stale() == 0  # sent now: not stale any more
+    assert jobs.jobs_requeue_stale() == 0  # sent now: not stale any more
 
 
 def test_the_migration_keeps_existing_certificates_valid_from(migrated_back):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import migrations, models
 from django.utils import timezone
 
-from trust.role_names import role_name_candidates
+from bundles.role_names import role_name_candidates
 
 
 def per_user_roles(apps, schema_editor):

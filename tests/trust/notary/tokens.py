@@ -6,7 +6,8 @@ certificate itself). ``start()`` serves ``GET /token?service=…&scope=…&accou
 127.0.0.1: it checks HTTP Basic credentials, mints an ES256 JWT with ``x5c`` for the scopes
 asked, and records every request in ``requests`` as ``(account, scope)``. ``minter`` mints in
 process, for ``HttpTransport(token_minter=…)``. The JWT itself is made by the product's
-``trust.tokens.signed_jwt``; only the key, the users and the (grant-all) policy are the test's.
+``trust.token_service.tokens.signed_jwt``; only the key, the users and the (grant-all)
+policy are the test's.
 """
 
 import base64
@@ -26,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from trust.custody import TokenSigner
 from trust.notary.transport import Challenge
-from trust.tokens import Scope, signed_jwt
+from trust.token_service.tokens import Scope, signed_jwt
 
 SERVICE = "notary-server"
 ISSUER = "gatehouse-test"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from trust import custody, selectors
-from trust.tokens import token_realm
+from trust.token_service.tokens import token_realm
 
 
 class Command(BaseCommand):

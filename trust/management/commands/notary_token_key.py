@@ -15,8 +15,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from trust import selectors, services
+from trust import selectors
 from trust.models import CustodyKey
+from trust.token_service import keys as token_keys
 
 WRITE_BUNDLE = (
     "write the bundle with `manage.py notary_server_config --cert-out PATH` and restart "
@@ -34,13 +35,13 @@ def _fingerprint(key: CustodyKey) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
-def _notary_checked(check: services.NotaryCheck, key_id: str) -> str:
+def _notary_checked(check: token_keys.NotaryCheck, key_id: str) -> str:
     url = settings.NOTARY_URL
-    if check is services.NotaryCheck.TRUSTED:
+    if check is token_keys.NotaryCheck.TRUSTED:
         return f"Checked: notary-server at {url} accepts tokens signed by token key {key_id}."
-    if check is services.NotaryCheck.NO_AUTH:
+    if check is token_keys.NotaryCheck.NO_AUTH:
         return f"Checked: notary-server at {url} does not ask for tokens, so it refuses none."
-    if check is services.NotaryCheck.NO_NOTARY_URL:
+    if check is token_keys.NotaryCheck.NO_NOTARY_URL:
         return f"Not checked whether notary-server trusts token key {key_id}: no NOTARY_URL."
     return f"Not checked (--skip-notary-check) whether notary-server trusts token key {key_id}."
 
@@ -90,14 +91,14 @@ class Command(BaseCommand):
         except ValidationError as error:
             message = " ".join(error.messages)
             code = getattr(error, "code", None)
-            if code == services.TOKENS_UNEXPIRED:
+            if code == token_keys.TOKENS_UNEXPIRED:
                 message += " --force retires it now, and notary-server will refuse those tokens."
-            elif code == services.NOTARY_DISTRUSTS:
+            elif code == token_keys.NOTARY_DISTRUSTS:
                 message += (
                     f" Nothing changed. Next: {WRITE_BUNDLE}, then run "
                     "`manage.py notary_token_key activate` again."
                 )
-            elif code == services.NOTARY_UNCHECKED:
+            elif code == token_keys.NOTARY_UNCHECKED:
                 message += (
                     " Nothing changed. --skip-notary-check activates without asking "
                     "notary-server: only do that once it runs with the bundle that trusts the "
@@ -106,14 +107,14 @@ class Command(BaseCommand):
             raise CommandError(message) from error
 
     def _stage(self) -> None:
-        key = services.token_key_stage()
+        key = token_keys.token_key_stage()
         self.stdout.write(
             f"Staged token key {key.key_id} (certificate SHA-256 {_fingerprint(key)}).\n"
             f"Next: {WRITE_BUNDLE}, then run `manage.py notary_token_key activate`."
         )
 
     def _activate(self, *, skip_notary_check: bool) -> None:
-        activation = services.token_key_activate(check_notary=not skip_notary_check)
+        activation = token_keys.token_key_activate(check_notary=not skip_notary_check)
         key = activation.key
         self.stdout.write(_notary_checked(activation.notary_check, key.key_id))
         self.stdout.write(f"Token key {key.key_id} signs new tokens from now on.")
@@ -128,7 +129,7 @@ class Command(BaseCommand):
             self.stdout.write("Next: after that, run `manage.py notary_token_key retire`.")
 
     def _retire(self, *, force: bool) -> None:
-        for key in services.token_key_retire(force=force):
+        for key in token_keys.token_key_retire(force=force):
             self.stdout.write(f"Retired token key {key.key_id}; its private key is deleted.")
         self.stdout.write(f"Next: {WRITE_BUNDLE}.")
 

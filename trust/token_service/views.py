@@ -2,8 +2,8 @@
 "Token authentication").
 
 HTTP Basic with a password, or with an API token in its place; without credentials, an
-anonymous token. What is granted is decided in ``trust.tokens``. Not part of the REST API
-(no DRF, not in its schema): the Docker registry token spec fixes its shape.
+anonymous token. What is granted is decided in ``trust.token_service.tokens``. Not part of the
+REST API (no DRF, not in its schema): the Docker registry token spec fixes its shape.
 """
 
 import base64
@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.services import LoginThrottled
-from trust import tokens
+from trust.token_service import tokens
 
 logger = logging.getLogger(__name__)
 BASIC_CHALLENGE = 'Basic realm="Gatehouse"'
@@ -70,5 +70,5 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"errors": [{"code": code, "message": message}]}, status=status)
 
 
-# Mounted by gatehouse/urls.py as ``path("auth/token", include("trust.token_views"))``.
+# Mounted by gatehouse/urls.py as ``path("auth/token", include("trust.token_service.views"))``.
 urlpatterns = [path("", notary_token, name="notary-token")]

@@ -3,7 +3,7 @@
 notary-server configured with ``"auth": {"type": "token", …}`` answers a request without a
 token by a challenge naming a realm; the client asks that realm for a token for a scope such
 as ``repository:<gun>:push,pull`` and sends it back as ``Authorization: Bearer``. Gatehouse is
-that realm (``GET /auth/token``, ``trust.token_views``): it authenticates the caller, grants
+that realm (``GET /auth/token``, ``trust.token_service.views``): it authenticates the caller, grants
 per resource what the caller may do, intersected with what was asked, and signs an ES256 JWT
 with the token key from custody, whose certificate is notary-server's ``rootcertbundle``.
 

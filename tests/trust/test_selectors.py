@@ -11,10 +11,8 @@ from bundles.models import PublicKey
 from bundles.services import bundle_issue, public_key_revoke
 from tests.factories import make_team, make_user
 from tests.trust.helpers import signing_key_of
-from trust import services
-from trust.models import Job, Repository
 from trust.selectors import desired_delegations
-from trust.services import repository_create
+from trust.services.repositories import repository_create
 
 pytestmark = pytest.mark.django_db
 
@@ -75,40 +73,3 @@ def test_desired_delegations_are_one_query_for_any_number_of_signers_and_keys(
         **{f"targets/dev{n}": 1 for n in range(6)},
         "targets/releases": 6,
     }
-
-
-def test_a_job_whose_lease_ran_out_records_but_leaves_the_new_claim_alone(admin, monkeypatch):
-    """The record goes out with the release; if another job holds the repository by then,
-    what was published is still recorded and that job keeps its claim."""
-    repository, job = repository_create(actor=admin, gun="registry.example.com/ci/app")
-    other = Job.objects.create(kind="sync", repository=repository, gun=repository.gun)
-
-    def runner(job: Job, repository: Repository) -> services.Published:
-        Repository.objects.filter(pk=repository.pk).update(lock_job=other)  # lease taken over
-        return services.Published({"ok": True}, {"state": Repository.State.READY, "drift": None})
-
-    monkeypatch.setitem(services.RUNNERS, Job.Kind.INITIALIZE, runner)
-    services.job_run(job_id=job.pk)
-
-    job.refresh_from_db()
-    repository.refresh_from_db()
-    assert (job.status, job.result) == ("succeeded", {"ok": True})
-    assert repository.state == "ready"
-    assert repository.lock_job_id == other.pk
-
-
-def test_a_finished_job_records_and_releases_together(admin, monkeypatch):
-    repository, job = repository_create(actor=admin, gun="registry.example.com/ci/app")
-    recorded = {"state": Repository.State.READY, "delegations": [{"role": "x", "key_ids": []}]}
-    monkeypatch.setitem(
-        services.RUNNERS,
-        Job.Kind.INITIALIZE,
-        lambda job, repository: services.Published({"ok": True}, recorded),
-    )
-    services.job_run(job_id=job.pk)
-
-    repository.refresh_from_db()
-    assert (repository.state, repository.delegations) == ("ready", recorded["delegations"])
-    assert (repository.lock_job_id, repository.lock_expires_at) == (None, None)
-    job.refresh_from_db()
-    assert job.status == "succeeded"

@@ -18,7 +18,7 @@ from tests.trust.conftest import start_worker, stop_worker
 from tests.trust.helpers import cli_delegations, settled, signing_key_of, wait_until
 from trust.models import Job, Repository
 from trust.selectors import desired_delegations
-from trust.services import jobs_requeue_stale
+from trust.services.jobs import jobs_requeue_stale
 
 pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
 

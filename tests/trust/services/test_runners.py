@@ -1,4 +1,4 @@
-"""Repositories on a real notary-server, with jobs run by the service as a worker runs them."""
+"""The Notary work of each job kind, against a real notary-server, checked with the real CLI."""
 
 import pytest
 
@@ -6,18 +6,12 @@ from accounts.services import team_member_add, team_member_remove, user_deactiva
 from bundles.services import public_key_revoke
 from tests.factories import make_team, make_user
 from tests.trust.helpers import cli_delegations, run_jobs, signing_key_of
-from trust import custody, selectors, services
+from trust import custody
 from trust.models import Job, Repository
-from trust.notary_access import notary_client
+from trust.services.jobs import job_run
+from trust.services.repositories import repository_create, repository_delete
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
-
-
-@pytest.fixture
-def on_notary(settings, notary_server):
-    settings.NOTARY_URL = notary_server.url
-    settings.GATEHOUSE_SYNC_DELAY_SECONDS = 0
-    return notary_server
 
 
 def test_the_seed_scenario(on_notary, notary_cli, notary_gun, admin):
@@ -25,9 +19,7 @@ def test_the_seed_scenario(on_notary, notary_cli, notary_gun, admin):
     key, _ = signing_key_of(jenkins)
     make_team("ci", members=(jenkins,), actor=admin)
 
-    repository, job = services.repository_create(
-        actor=admin, gun=notary_gun, signer_team_names=["ci"]
-    )
+    repository, job = repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
     assert job.kind == "initialize"
     jobs = run_jobs()
 
@@ -45,7 +37,7 @@ def test_membership_and_key_changes_reach_notary(on_notary, notary_cli, notary_g
     jenkins_key, _ = signing_key_of(jenkins)
     moby_key, _ = signing_key_of(moby)
     ci = make_team("ci", members=(jenkins,), actor=admin)
-    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
     run_jobs()
 
     team_member_add(actor=admin, team=ci, user=moby)
@@ -73,7 +65,7 @@ def test_deactivation_removes_every_key_of_the_user(on_notary, notary_cli, notar
     jenkins = make_user("jenkins")
     signing_key_of(jenkins)
     make_team("ci", members=(jenkins,), actor=admin)
-    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
     run_jobs()
     user_deactivate(actor=admin, user=jenkins)
     run_jobs()
@@ -84,7 +76,7 @@ def test_a_gun_with_trust_data_elsewhere_fails_its_job_clearly(
     on_notary, notary_cli, notary_gun, admin
 ):
     notary_cli("init", notary_gun, "-p")
-    repository, _ = services.repository_create(actor=admin, gun=notary_gun)
+    repository, _ = repository_create(actor=admin, gun=notary_gun)
     (job,) = run_jobs()
     assert job.status == "failed"
     assert "already has trust data" in job.error
@@ -93,64 +85,16 @@ def test_a_gun_with_trust_data_elsewhere_fails_its_job_clearly(
     assert repository.state == "failed"
 
 
-def test_a_burst_of_changes_is_absorbed_by_one_queued_sync(on_notary, notary_gun, admin):
-    people = [make_user(f"dev{n}") for n in range(5)]
-    for person in people:
-        signing_key_of(person)
-    team = make_team("ci", actor=admin)
-    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
-    run_jobs()
-    for person in people:
-        team_member_add(actor=admin, team=team, user=person)
-    queued = Job.objects.filter(kind="sync", status="queued")
-    assert queued.count() == 1
-    run_jobs()
-    repository = Repository.objects.get(gun=notary_gun)
-    (releases,) = [d for d in repository.delegations if d["role"] == "targets/releases"]
-    assert len(releases["key_ids"]) == 5
-
-
 def test_delete_removes_the_trust_data_then_the_row(on_notary, notary_cli, notary_gun, admin):
-    repository, _ = services.repository_create(actor=admin, gun=notary_gun)
+    repository, _ = repository_create(actor=admin, gun=notary_gun)
     run_jobs()
-    job = services.repository_delete(actor=admin, repository=repository)
+    job = repository_delete(actor=admin, repository=repository)
     run_jobs()
     job.refresh_from_db()
     assert job.status == "succeeded"
     assert not Repository.objects.filter(gun=notary_gun).exists()
     listed = notary_cli("list", notary_gun, fresh=True, check=False)
     assert "does not have trust data" in listed.stdout + listed.stderr
-
-
-def test_drift_is_reported_and_repaired(on_notary, notary_cli, notary_gun, admin, api):
-    jenkins = make_user("jenkins")
-    key, _ = signing_key_of(jenkins)
-    make_team("ci", members=(jenkins,), actor=admin)
-    repository, _ = services.repository_create(
-        actor=admin, gun=notary_gun, signer_team_names=["ci"]
-    )
-    run_jobs()
-    repository.refresh_from_db()
-    # Someone with the targets key removes targets/jenkins behind Gatehouse's back.
-    notary_client().set_delegations(
-        notary_gun,
-        {"targets/releases": selectors.tuf_keys([key])},
-        targets_key=custody.signing_key(repository.targets_key),
-        custodian=custody.signing_key(custody.custodian_key()),
-    )
-
-    drift = services.drift_check(repository=repository)
-
-    assert drift == {"missing": {"targets/jenkins": [key.id]}, "unexpected": {}}
-    shown = api(admin).get(f"/api/v1/repositories/{repository.pk}/").json()
-    assert shown["drift"] == drift
-    assert Job.objects.filter(repository=repository, kind="sync", status="queued").exists()
-    run_jobs()
-    assert cli_delegations(notary_cli, notary_gun) == {
-        "targets/releases": {key.id},
-        "targets/jenkins": {key.id},
-    }
-    assert services.drift_check(repository=repository) is None
 
 
 def test_a_sync_costs_the_same_queries_for_any_number_of_signers_and_keys(
@@ -166,14 +110,14 @@ def test_a_sync_costs_the_same_queries_for_any_number_of_signers_and_keys(
         signing_key_of(person)
     ci = make_team("ci", members=(people[0],), actor=admin)
     qa = make_team("qa", actor=admin)
-    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci", "qa"])
+    repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci", "qa"])
     run_jobs()
     custody.custodian_key()  # made by the first sync that needs it: not what is counted
 
     def sync_queries() -> int:
         (job,) = Job.objects.filter(kind="sync", status="queued")
         with CaptureQueriesContext(connection) as queries:
-            services.job_run(job_id=job.pk)
+            job_run(job_id=job.pk)
         job.refresh_from_db()
         assert job.status == "succeeded", job.error
         return len(queries)
@@ -192,36 +136,3 @@ def test_a_sync_costs_the_same_queries_for_any_number_of_signers_and_keys(
         "targets/releases": 8,
         **{f"targets/dev{n}": 1 for n in range(8)},
     }
-
-
-def test_the_drift_check_lets_the_custodian_go_once_a_remaining_signer_publishes(
-    on_notary, notary_cli_in, admin, api, tmp_path
-):
-    from tests.policy.signing import RELEASES, SigningWorld
-
-    world = SigningWorld(admin, api, notary_cli_in, on_notary.url, tmp_path)
-    world.person("jenkins", "ci")
-    world.person("alice", "ci")
-    gun = world.repository("ci")
-    world.sign("alice", gun, "2.0", "a2" * 32)
-    world.sign("jenkins", gun, "1.0", "a1" * 32)  # releases is now signed by jenkins alone
-    team_member_remove(
-        actor=admin,
-        team=world.people["jenkins"].user.teams.get(),
-        user=world.people["jenkins"].user,
-    )
-    world.sync()
-    repository = Repository.objects.get(gun=gun)
-    custodian = custody.custodian_key().key_id
-    assert custodian in repository.delegations[0]["key_ids"]  # releases, reset by it
-
-    assert services.drift_check(repository=repository) is None  # in step: not drift
-    assert world.sync()[-1].cause == "custodian still delegated"
-    repository.refresh_from_db()
-    assert custodian in repository.delegations[0]["key_ids"]  # nobody has signed since
-
-    world.sign("alice", gun, "3.0", "a3" * 32, RELEASES)
-    services.drift_check(repository=repository)
-    world.sync()
-    repository.refresh_from_db()
-    assert all(custodian not in entry["key_ids"] for entry in repository.delegations)

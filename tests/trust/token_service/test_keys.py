@@ -22,11 +22,14 @@ from django.db.models import F
 from audit.models import AuditEntry
 from devtools.ports import free_port
 from tests.conftest import require
-from trust import custody, services, tokens
+from trust import custody
 from trust.models import CustodyKey
 from trust.selectors import TOKEN_EXPIRY_MARGIN
+from trust.token_service import keys as token_keys
+from trust.token_service import tokens
 
 pytestmark = pytest.mark.django_db
+KEYS_LOGGER = "trust.token_service.keys"
 
 STAGED, CURRENT = CustodyKey.State.STAGED, CustodyKey.State.CURRENT
 RETIRING, RETIRED = CustodyKey.State.RETIRING, CustodyKey.State.RETIRED
@@ -206,7 +209,7 @@ def test_a_rotation_trusts_the_next_key_before_it_signs_and_the_old_one_until_ex
             {"state": "retired", "forced": False},
         ),
     ]
-    logged = [r.getMessage() for r in caplog.records if r.name == "trust.services"]
+    logged = [r.getMessage() for r in caplog.records if r.name == KEYS_LOGGER]
     assert logged == [
         f"token key {new.key_id} staged",
         f"token key {new.key_id} activated (notary-server check: trusted); {old.key_id} retiring",
@@ -269,7 +272,7 @@ def test_retiring_is_refused_while_the_old_keys_tokens_may_be_valid_unless_force
     assert len(bundle(tmp_path)) == 1
     entry = AuditEntry.objects.get(action="token_key.retired")
     assert entry.after == {"state": "retired", "forced": True}
-    assert [r.levelno for r in caplog.records if r.name == "trust.services"] == [logging.WARNING]
+    assert [r.levelno for r in caplog.records if r.name == KEYS_LOGGER] == [logging.WARNING]
 
 
 def test_wrong_sequences_are_command_errors_that_change_nothing():
@@ -436,7 +439,7 @@ def test_skipping_the_check_asks_notary_server_nothing_and_is_logged(notary, fla
     assert notary.shown == []
     assert signed_with(new_token()) == staged.certificate
     assert activated_audit()["notary_check"] == "skipped"
-    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "trust.services"] == [
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == KEYS_LOGGER] == [
         (
             logging.WARNING,
             f"token key {staged.key_id} activated (notary-server check: skipped); "
@@ -480,8 +483,8 @@ def test_which_key_signs_is_one_query_per_token_and_never_stale(django_assert_nu
     with django_assert_num_queries(1):
         assert custody.token_signer() is first
 
-    services.token_key_stage()
-    services.token_key_activate()  # as any other process may, at any time
+    token_keys.token_key_stage()
+    token_keys.token_key_activate()  # as any other process may, at any time
     second = custody.token_signer()
     assert second.key_id == custody.token_key().key_id != first.key_id
     with django_assert_num_queries(1):
@@ -516,7 +519,7 @@ def test_concurrent_first_uses_agree_on_one_key_and_only_one_stage_wins():
     assert len({key.key_id for key in keys}) == 1
     assert CustodyKey.objects.filter(kind="token").count() == 1
 
-    outcomes = at_once(services.token_key_stage)
+    outcomes = at_once(token_keys.token_key_stage)
     staged = [o for o in outcomes if isinstance(o, CustodyKey)]
     refused = [o for o in outcomes if isinstance(o, ValidationError)]
     assert (len(staged), len(refused)) == (1, 7), outcomes

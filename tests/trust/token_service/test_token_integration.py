@@ -23,10 +23,12 @@ from devtools.notary import NotaryStack
 from tests.conftest import NOTARY_CLI_PASSPHRASES
 from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
-from tests.trust.test_token_key_rotation import signed_with
-from trust import custody, services, tokens
+from tests.trust.token_service.test_keys import signed_with
+from trust import custody
 from trust.models import CustodyKey, Job
 from trust.notary.transport import HttpTransport, TokenVerdict
+from trust.services import repositories
+from trust.token_service import tokens
 
 pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
 
@@ -79,13 +81,13 @@ def cli(token_notary):
 @pytest.fixture
 def realm_calls(caplog):
     """The token requests that reached the realm over HTTP, as their log lines."""
-    caplog.set_level(logging.INFO, logger="trust.tokens")
+    caplog.set_level(logging.INFO, logger="trust.token_service.tokens")
 
     def calls() -> list[str]:
         return [
             r.getMessage()
             for r in caplog.records
-            if r.name == "trust.tokens" and " via http:" in r.getMessage()
+            if r.name == "trust.token_service.tokens" and " via http:" in r.getMessage()
         ]
 
     return calls
@@ -125,7 +127,7 @@ def test_signers_publish_others_are_refused_and_jobs_mint_in_process(
     make_team("dev", members=(moby,), actor=admin)
 
     # Gatehouse's job initialises the repository on the token-protected server.
-    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    repositories.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
     jobs = run_jobs()
     assert [(j.kind, j.status, j.error) for j in jobs] == [("initialize", "succeeded", "")]
     assert realm_calls() == []
@@ -191,7 +193,7 @@ def test_anonymous_reads_follow_the_setting(
     token_notary, cli, notary_gun, admin, tmp_path, settings
 ):
     make_team("ci", members=(make_user("jenkins"),), actor=admin)
-    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
+    repositories.repository_create(actor=admin, gun=notary_gun, signer_team_names=["ci"])
     assert [j.status for j in run_jobs()] == ["succeeded"]
 
     assert settings.GATEHOUSE_NOTARY_ANONYMOUS_PULL is False
@@ -291,7 +293,7 @@ def test_rotating_the_token_key_never_refuses_a_valid_token(
     assert signed_with(after_activation) == new.certificate != old.certificate
     for token in (before_rotation, staged_phase, after_activation):
         assert notary_answer(token_notary, token) == (200, "")
-    services.repository_create(actor=admin, gun=notary_gun, signer_team_names=[])
+    repositories.repository_create(actor=admin, gun=notary_gun, signer_team_names=[])
     assert [(j.status, j.error) for j in run_jobs()] == [("succeeded", "")]
     assert reads("after-activation")  # the CLI, through the realm, with a new-key token
 

@@ -17,10 +17,11 @@ from django.core.management import call_command
 
 from accounts.services import api_token_create, api_token_revoke, user_deactivate
 from tests.factories import PASSWORD, make_team, make_user
-from trust import custody, tokens
+from trust import custody
 from trust.models import CustodyKey, Repository
 from trust.notary.transport import Challenge
 from trust.notary_access import gatehouse_minter
+from trust.token_service import tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -331,7 +332,7 @@ def test_each_token_is_logged_once_without_the_token_or_password(ask, people, ca
         caplog.clear()
         _, body, _ = ask(PUSH_PULL, f"repository:{UNKNOWN}:pull", auth=("jenkins", password))
         tokens_seen.append(body["token"])
-        lines = [r.getMessage() for r in caplog.records if r.name == "trust.tokens"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "trust.token_service.tokens"]
         assert lines == [
             f'Notary token for jenkins via http: asked ["{PUSH_PULL}", '
             f'"repository:{UNKNOWN}:pull"], granted ["{PUSH_PULL}"]'
@@ -356,7 +357,7 @@ def test_gatehouse_mints_its_own_tokens_for_its_own_realm(people, settings, capl
     settings.GATEHOUSE_PUBLIC_URL = "https://gatehouse.example.com"
     minter = gatehouse_minter(tokens.token_realm())
     ours = Challenge("https://gatehouse.example.com/auth/token", "notary-server")
-    caplog.set_level(logging.INFO, logger="trust.tokens")
+    caplog.set_level(logging.INFO, logger="trust.token_service.tokens")
 
     token = minter(ours, f"repository:{UNKNOWN}:*")
 

@@ -8,14 +8,8 @@ from trust.models import CustodyKey, Repository
 
 pytestmark = [pytest.mark.django_db, pytest.mark.notary]
 
+
 TARGETS_PASSPHRASE = "targets-passphrase"  # what the notary_cli fixture gives the CLI
-
-
-@pytest.fixture
-def on_notary(settings, notary_server):
-    settings.NOTARY_URL = notary_server.url
-    settings.GATEHOUSE_SYNC_DELAY_SECONDS = 0
-    return notary_server
 
 
 def targets_key_file(tmp_path, gun: str) -> str:

@@ -1,0 +1,40 @@
+"""The key card and the bundle form, as tags that other apps' pages put on themselves.
+
+My profile and each user's page (``accounts``) show a person's keys; ``accounts`` knows
+nothing of bundles, so its templates load these tags instead of its views importing ours.
+"""
+
+from django import template
+from django.utils import timezone
+
+from accounts.models import User
+from bundles import selectors, services
+from bundles.forms import BundleForm, KeyRegisterForm
+
+register = template.Library()
+
+
+def _page(context: template.Context) -> dict[str, object]:
+    """What every included form needs from the page: the request and its CSRF token."""
+    return {"request": context["request"], "csrf_token": context.get("csrf_token")}
+
+
+@register.inclusion_tag("bundles/keys.html", takes_context=True)
+def key_card(context: template.Context, owner: User, register_url: str) -> dict[str, object]:
+    """``owner``'s keys as the viewer may see them, with the forms that act on them."""
+    return {
+        **_page(context),
+        "keys": selectors.public_key_list(viewer=context["request"].user, owner=owner),
+        "key_register_form": KeyRegisterForm(),
+        "key_register_url": register_url,
+        "label_max": services.LABEL_MAX,
+        "signing_role": selectors.signing_role_of(owner),
+        # Expiry is judged against one instant, so every row of the page agrees.
+        "now": timezone.now(),
+    }
+
+
+@register.inclusion_tag("bundles/bundle.html", takes_context=True)
+def bundle_card(context: template.Context) -> dict[str, object]:
+    """The download form: only owners download bundles, so it goes on My profile alone."""
+    return {**_page(context), "bundle_form": BundleForm()}

@@ -1,0 +1,24 @@
+"""The dashboard: the console's start page, which reads from the apps below it."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from accounts import selectors
+
+
+@require_safe
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    teams = selectors.team_list(viewer=request.user)
+    my_teams = selectors.team_list(viewer=request.user, member=request.user)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "user_count": selectors.user_list(viewer=request.user).count(),
+            "team_count": teams.count(),
+            "my_teams": my_teams,
+        },
+    )

@@ -1,0 +1,177 @@
+"""The job engine, with runners of the test's own: retries, failures, their hooks, leases,
+and a finished job that records what its runner did and releases its repository in one
+step, never disturbing a claim another job took over."""
+
+import pytest
+
+from tests.trust.helpers import runner_replace
+from trust.models import Job, Repository
+from trust.services import jobs
+from trust.services.jobs import LOCK_RETRY_SECONDS, JobRunner, RunResult
+from trust.services.repositories import repository_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_job_whose_lease_ran_out_records_but_leaves_the_new_claim_alone(admin, monkeypatch):
+    """The record goes out with the release; if another job holds the repository by then,
+    what was published is still recorded and that job keeps its claim."""
+    repository, job = repository_create(actor=admin, gun="registry.example.com/ci/app")
+    other = Job.objects.create(kind="sync", repository=repository, gun=repository.gun)
+
+    def runner(job: Job) -> RunResult:
+        Repository.objects.filter(pk=job.repository_id).update(lock_job=other)  # lease taken
+        return RunResult({"ok": True}, {"state": Repository.State.READY, "drift": None})
+
+    runner_replace(monkeypatch, Job.Kind.INITIALIZE, runner)
+    jobs.job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    repository.refresh_from_db()
+    assert (job.status, job.result) == ("succeeded", {"ok": True})
+    assert repository.state == "ready"
+    assert repository.lock_job_id == other.pk
+
+
+def test_a_finished_job_records_and_releases_together(admin, monkeypatch):
+    repository, job = repository_create(actor=admin, gun="registry.example.com/ci/app")
+    recorded = {"state": Repository.State.READY, "delegations": [{"role": "x", "key_ids": []}]}
+    runner_replace(monkeypatch, Job.Kind.INITIALIZE, lambda job: RunResult({"ok": True}, recorded))
+    jobs.job_run(job_id=job.pk)
+
+    repository.refresh_from_db()
+    assert (repository.state, repository.delegations) == ("ready", recorded["delegations"])
+    assert (repository.lock_job_id, repository.lock_expires_at) == (None, None)
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+
+
+class Scripted(JobRunner):
+    """Does what the test scripts, one outcome per run; remembers the failures it was told of."""
+
+    kind = Job.Kind.INITIALIZE
+    service = "The test service"
+    transient_errors = (ConnectionError,)
+    permanent_errors = (LookupError,)
+
+    def __init__(self, *outcomes: RunResult | Exception) -> None:
+        self.outcomes = list(outcomes)
+        self.runs = 0
+        self.failed_jobs: list[int] = []
+
+    def run(self, job: Job) -> RunResult:
+        self.runs += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def failed(self, job: Job) -> None:
+        self.failed_jobs.append(job.pk)
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    def install(*outcomes: RunResult | Exception) -> Scripted:
+        runner = Scripted(*outcomes)
+        monkeypatch.setitem(jobs.RUNNERS, Job.Kind.INITIALIZE, runner)
+        return runner
+
+    return install
+
+
+@pytest.fixture
+def queued(admin):
+    _, job = repository_create(actor=admin, gun="registry.example.com/ci/app")
+    return job
+
+
+def test_a_transient_error_is_retried_with_backoff_then_succeeds(queued, scripted, settings):
+    settings.GATEHOUSE_JOB_BACKOFF_SECONDS = 2
+    runner = scripted(ConnectionError("refused"), ConnectionError("refused"), RunResult({}))
+
+    assert jobs.job_run(job_id=queued.pk).retry_in == 2
+    queued.refresh_from_db()
+    assert queued.status == "running"
+    assert queued.error.startswith("The test service unavailable (attempt 1 of ")
+    assert Repository.objects.get(pk=queued.repository_id).lock_job is None  # released
+    assert jobs.job_run(job_id=queued.pk).retry_in == 4  # doubled
+    assert jobs.job_run(job_id=queued.pk) == jobs.DONE
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts, runner.runs) == ("succeeded", 3, 3)
+    assert runner.failed_jobs == []
+
+
+def test_a_transient_error_fails_the_job_after_the_last_attempt(queued, scripted, settings):
+    settings.GATEHOUSE_JOB_MAX_ATTEMPTS = 2
+    runner = scripted(ConnectionError("refused"), ConnectionError("still refused"))
+
+    jobs.job_run(job_id=queued.pk)
+    assert jobs.job_run(job_id=queued.pk) == jobs.DONE
+
+    queued.refresh_from_db()
+    assert queued.status == "failed"
+    assert queued.error == "The test service stayed unavailable after 2 attempts: still refused"
+    assert runner.failed_jobs == [queued.pk]
+
+
+def test_a_permanent_error_fails_at_once_with_its_message(queued, scripted):
+    runner = scripted(LookupError("no such thing"))
+
+    assert jobs.job_run(job_id=queued.pk) == jobs.DONE
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.error, queued.attempts) == ("failed", "no such thing", 1)
+    assert runner.failed_jobs == [queued.pk]
+
+
+def test_a_bug_fails_the_job_without_retrying_and_logs_it(queued, scripted, caplog):
+    runner = scripted(ZeroDivisionError("oops"))
+
+    assert jobs.job_run(job_id=queued.pk) == jobs.DONE
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.error) == ("failed", jobs.INTERNAL_ERROR)
+    assert runner.failed_jobs == [queued.pk]
+    assert any(record.exc_info for record in caplog.records if "crashed" in record.getMessage())
+
+
+def test_a_finished_job_never_runs_again(queued, scripted):
+    runner = scripted(RunResult({"first": True}))
+    jobs.job_run(job_id=queued.pk)
+
+    assert jobs.job_run(job_id=queued.pk) == jobs.DONE  # a duplicate message
+    queued.refresh_from_db()
+    assert (queued.status, queued.result, runner.runs) == ("succeeded", {"first": True}, 1)
+
+
+def test_a_repository_held_by_another_job_makes_this_one_wait(queued, scripted):
+    runner = scripted(RunResult({}))
+    holder = Job.objects.create(kind="sync", repository_id=queued.repository_id, gun=queued.gun)
+    Repository.objects.filter(pk=queued.repository_id).update(lock_job=holder)
+
+    assert jobs.job_run(job_id=queued.pk).retry_in == LOCK_RETRY_SECONDS
+    queued.refresh_from_db()
+    assert (queued.status, runner.runs) == ("queued", 0)
+
+
+def test_a_job_of_a_kind_no_runner_does_fails_and_says_so(queued, monkeypatch):
+    monkeypatch.delitem(jobs.RUNNERS, Job.Kind.INITIALIZE)
+
+    assert jobs.job_run(job_id=queued.pk) == jobs.DONE
+    queued.refresh_from_db()
+    assert (queued.status, queued.error) == ("failed", "No runner does jobs of kind 'initialize'.")
+
+
+def test_a_failed_initialisation_marks_its_repository_failed(queued, settings):
+    """The Notary runners' own hook: a repository that never became ready says so."""
+    settings.NOTARY_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
+    settings.GATEHOUSE_JOB_MAX_ATTEMPTS = 1
+
+    jobs.job_run(job_id=queued.pk)
+
+    queued.refresh_from_db()
+    assert queued.status == "failed"
+    assert queued.error.startswith("Notary stayed unavailable after 1 attempts")
+    assert Repository.objects.get(pk=queued.repository_id).state == "failed"

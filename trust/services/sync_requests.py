@@ -1,0 +1,90 @@
+"""Asking for syncs: one repository, many at once, or every repository an identity change
+may concern. A queued sync reads the desired state when it runs, so it absorbs later
+requests for its repository."""
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Team, User
+from trust import selectors
+from trust.models import Job, Repository
+from trust.services.jobs import job_create, jobs_send_on_commit
+
+
+def repository_sync_request(
+    *, repository: Repository, actor: User | None, cause: str, delay: float | None = None
+) -> Job:
+    """Ask for a sync; a sync already queued for the repository absorbs the request.
+
+    The short delay (``GATEHOUSE_SYNC_DELAY_SECONDS``) lets a burst of changes end in one
+    update.
+    """
+    delay = settings.GATEHOUSE_SYNC_DELAY_SECONDS if delay is None else delay
+    queued = Job.objects.filter(
+        repository=repository, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
+    ).first()
+    if queued is not None:
+        return queued
+    try:
+        with transaction.atomic():
+            return job_create(
+                kind=Job.Kind.SYNC, repository=repository, actor=actor, cause=cause, countdown=delay
+            )
+    except IntegrityError:  # another request queued one at the same moment
+        return Job.objects.get(repository=repository, kind=Job.Kind.SYNC, status=Job.Status.QUEUED)
+
+
+def repositories_sync_request(
+    *, repositories: Iterable[Repository], actor: User | None, cause: str
+) -> int:
+    """``repository_sync_request`` for many repositories in a few queries: a fan-out to
+    hundreds of repositories is one membership change away. Returns how many were queued."""
+    ids = {repository.pk for repository in repositories}
+    if not ids:
+        return 0
+    absorbed = set(
+        Job.objects.filter(
+            repository_id__in=ids, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
+        ).values_list("repository_id", flat=True)
+    )
+    wanted = ids - absorbed
+    if not wanted:
+        return 0
+    guns = dict(Repository.objects.filter(pk__in=wanted).values_list("pk", "gun"))
+    now = timezone.now()
+    Job.objects.bulk_create(
+        [
+            Job(
+                kind=Job.Kind.SYNC,
+                repository_id=pk,
+                gun=gun,
+                caused_by=actor,
+                cause=cause[:255],
+                enqueued_at=now,
+            )
+            for pk, gun in guns.items()
+        ],
+        ignore_conflicts=True,  # a sync queued meanwhile absorbs this request
+    )
+    job_ids = list(
+        Job.objects.filter(
+            repository_id__in=wanted, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
+        ).values_list("pk", flat=True)
+    )
+    jobs_send_on_commit(job_ids, countdown=settings.GATEHOUSE_SYNC_DELAY_SECONDS)
+    return len(job_ids)
+
+
+def identity_syncs_request(
+    *, actor: User | None, cause: str, teams: Iterable[Team] = (), users: Iterable[User] = ()
+) -> int:
+    """Sync every repository whose desired delegations a change of these teams or users may
+    have changed: those the teams sign, and those the users sign through any team."""
+    team_ids = [team.pk for team in teams]
+    repositories = set(selectors.repositories_of_teams(team_ids)) if team_ids else set()
+    for user in users:
+        repositories.update(selectors.repositories_of_user(user))
+    return repositories_sync_request(repositories=repositories, actor=actor, cause=cause)
