@@ -2,8 +2,8 @@
 
 Migrates, starts a development Notary (unless ``NOTARY_URL`` points at one) that takes its
 bearer tokens from this Gatehouse (``notary_server_config``: realm ``<console>/auth/token``),
-makes sure an admin exists, then runs the web console and a real Celery worker with its
-periodic tasks (``--beat``: drift checks, requeueing). Ctrl-C stops everything.
+makes sure an admin and the root key exist, then runs the web console and a real Celery
+worker with its periodic tasks (``--beat``: drift checks, requeueing). Ctrl-C stops everything.
 """
 
 import os
@@ -111,6 +111,7 @@ def main() -> int:
             if notary is not None:
                 processes.append(notary)
         manage("ensure_admin")
+        manage("root_key")  # so the Trust root page has a key to export and pin from the start
         worker = worker_command(beat_schedule=var_dir / "celerybeat-schedule")
         processes.append(subprocess.Popen(worker, cwd=BASE_DIR))  # noqa: S603
         print(

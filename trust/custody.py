@@ -89,7 +89,16 @@ def _singleton(kind: str) -> CustodyKey:
 
 
 def root_key() -> CustodyKey:
+    """The root key, made on first use: for the writers that need it to exist (a
+    repository's initialisation, ``manage.py root_key``), never for a read."""
     return _singleton(CustodyKey.Kind.ROOT)
+
+
+def root_key_if_exists() -> CustodyKey | None:
+    """The root key, or ``None`` before it is made: reads (a GET) must not make it."""
+    return CustodyKey.objects.filter(
+        kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT
+    ).first()
 
 
 def custodian_key() -> CustodyKey:

@@ -1,4 +1,5 @@
-"""``make run``'s launcher: console and Celery worker up, admin printed once, Ctrl-C stops all."""
+"""``make run``'s launcher: console and Celery worker up, admin printed once, root key made,
+Ctrl-C stops all."""
 
 import os
 import signal
@@ -91,6 +92,7 @@ def test_make_run_serves_the_console_with_a_worker_and_stops_on_ctrl_c(tmp_path)
         ctrl_c(process)
     output = first_log.read_text()
     assert "Created admin 'admin' with password: " in output
+    assert "Created root key " in output
 
     second_log = tmp_path / "second.log"
     process = launch(tmp_path / "var", port, second_log)
@@ -99,4 +101,5 @@ def test_make_run_serves_the_console_with_a_worker_and_stops_on_ctrl_c(tmp_path)
     finally:
         ctrl_c(process)
     assert "An admin exists already" in second_log.read_text()
+    assert "exists already; nothing changed." in second_log.read_text()
     assert "with password" not in second_log.read_text()
