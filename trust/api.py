@@ -22,8 +22,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gatehouse.api import IsAdmin
-from trust import pins, selectors
+from gatehouse.api import Conflict, IsAdmin
+from trust import custody, pins, selectors
 from trust.models import Job, Repository, RootKeyPin
 from trust.services import repositories, root_key, sync_requests
 
@@ -303,7 +303,11 @@ class RootExportSerializer(serializers.Serializer):
 
 class TrustRootView(APIView):
     """The root key every Gatehouse repository shares, and the ``daemon.json`` section that
-    pins it, the adopted repositories' roots and the admins' pins (``trust.pins``)."""
+    pins it, the adopted repositories' roots and the admins' pins (``trust.pins``).
+
+    Reading never makes the root key: until something has, ``root_key_id`` is null and
+    ``message`` says how to make it.
+    """
 
     permission_classes = [IsAdmin]
 
@@ -311,17 +315,24 @@ class TrustRootView(APIView):
         responses=inline_serializer(
             "TrustRoot",
             {
-                "root_key_id": serializers.CharField(),
+                "root_key_id": serializers.CharField(
+                    allow_null=True, help_text="`null` until the root key is made."
+                ),
+                "message": serializers.CharField(
+                    allow_null=True,
+                    help_text="`null` once the root key exists; until then, how to make it.",
+                ),
                 "exported": serializers.BooleanField(),
                 "daemon_json": serializers.DictField(),
             },
         )
     )
     def get(self, request: Request) -> Response:
-        key_id = root_key.root_key_ensure()
+        key_id = selectors.root_key_id()
         return Response(
             {
                 "root_key_id": key_id,
+                "message": None if key_id else custody.ROOT_KEY_MISSING,
                 "exported": selectors.root_key_exported(),
                 "daemon_json": pins.trust_pinning_snippet(),
             }
@@ -333,12 +344,20 @@ class TrustRootExportView(APIView):
 
     @extend_schema(
         request=RootExportSerializer,
-        responses={(200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.STR)},
+        responses={
+            (200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.STR),
+            409: OpenApiResponse(
+                description="There is no root key yet; `detail` says how to make it."
+            ),
+        },
     )
     def post(self, request: Request) -> HttpResponse:
         data = RootExportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        pem = root_key.root_key_export(actor=request.user, **data.validated_data)
+        try:
+            pem = root_key.root_key_export(actor=request.user, **data.validated_data)
+        except custody.RootKeyMissing as error:
+            raise Conflict(str(error)) from error
         response = HttpResponse(pem, content_type="application/x-pem-file")
         response["Content-Disposition"] = 'attachment; filename="gatehouse-root-key.pem"'
         response["Cache-Control"] = "no-store"

@@ -88,6 +88,19 @@ def _singleton(kind: str) -> CustodyKey:
         return CustodyKey.objects.get(kind=kind, state=current)
 
 
+ROOT_KEY_MISSING = (
+    "Gatehouse has no root key yet: `manage.py root_key` makes it, and so does the first "
+    "repository's initialisation."
+)
+
+
+class RootKeyMissing(LookupError):
+    """Reading the root key before anything made it: a state to report, not a 500."""
+
+    def __init__(self, message: str = ROOT_KEY_MISSING) -> None:
+        super().__init__(message)
+
+
 def root_key() -> CustodyKey:
     """The root key, made on first use: for the writers that need it to exist (a
     repository's initialisation, ``manage.py root_key``), never for a read."""
@@ -234,8 +247,12 @@ def root_signing_key_for(gun: str) -> SigningKey:
 
 
 def root_key_export(passphrase: str) -> bytes:
-    """The root key as encrypted PKCS#8 PEM, for an offline backup."""
-    return private_key(root_key()).private_bytes(
+    """The root key as encrypted PKCS#8 PEM, for an offline backup; ``RootKeyMissing``
+    before it is made, as an export backs the key up and is no way to make it."""
+    key = root_key_if_exists()
+    if key is None:
+        raise RootKeyMissing
+    return private_key(key).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase.encode("utf-8")),

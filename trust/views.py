@@ -21,7 +21,7 @@ from accounts import selectors as accounts_selectors
 from accounts.models import Team
 from gatehouse.forms import ActionForm
 from gatehouse.views import admin_required
-from trust import pins, selectors
+from trust import custody, pins, selectors
 from trust.forms import (
     JobFilter,
     RepositoryBulkForm,
@@ -228,8 +228,11 @@ def _root_page(
     export_form: RootKeyExportForm | None = None,
     pin_form: RootKeyPinForm | None = None,
 ) -> HttpResponse:
-    """The page, with the export or pin form that failed in place of its blank version."""
-    key_id = root_key.root_key_ensure()
+    """The page, with the export or pin form that failed in place of its blank version.
+
+    It never makes the root key (a GET): until something has, it says how to make it.
+    """
+    key_id = selectors.root_key_id()
     return render(
         request,
         "trust/root.html",
@@ -262,6 +265,8 @@ def trust_root_export(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as error:
             form.add_service_error(error)
+        except custody.RootKeyMissing as error:
+            form.add_error(None, str(error))
         else:
             # Shown on the next page the admin loads (console.js reloads this one).
             messages.success(

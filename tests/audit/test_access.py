@@ -11,6 +11,7 @@ from audit.models import AppendOnly, AuditEntry
 from audit.services import audit_record
 from bundles import services as bundles
 from tests.factories import PASSWORD, make_team, make_user
+from trust import custody
 from trust.services import root_key
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +77,7 @@ def test_secrets_never_appear_in_any_entry(api, admin, alice, client):
     client.post("/login/", {"username": "alice", "password": "typo-" + PASSWORD})
     issued = bundles.bundle_issue(user=alice, label="laptop", signing=True)
     passphrase = "a long root passphrase"
+    custody.root_key()
     root_key.root_key_export(actor=admin, passphrase=passphrase)
 
     everything = (

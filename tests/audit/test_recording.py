@@ -16,6 +16,7 @@ from policy import services as policy
 from tests.bundles.helpers import certificate_pem
 from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import runner_replace
+from trust import custody
 from trust.models import Job
 from trust.notary.errors import NotFound
 from trust.services import jobs, repositories, root_key
@@ -246,6 +247,7 @@ def test_repositories_and_jobs(admin, monkeypatch):
 
 
 def test_root_key_export(admin):
+    custody.root_key()
     root_key.root_key_export(actor=admin, passphrase="a long passphrase")
     entry = only("root_key.exported")
     assert (entry.actor_name, entry.target_type) == ("root", "root_key")

@@ -205,7 +205,8 @@ def scenario(capture: Capture, *, notary_gun: str | None = None) -> dict:
     assert response.status_code == 201
     capture.call("keys", alice_api, "get", "/api/v1/users/alice/keys/")
 
-    # The root key, exported with a passphrase.
+    # The root key, made as `manage.py root_key` does, exported with a passphrase.
+    custody.root_key()
     response, exported = capture.call(
         "export",
         admin_api,

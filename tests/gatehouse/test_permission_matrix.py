@@ -20,6 +20,7 @@ from audit.models import AuditEntry
 from bundles.services import bundle_issue
 from tests.bundles.helpers import certificate_pem
 from tests.factories import PASSWORD, make_team, make_user
+from trust import custody
 from trust.models import Job
 from trust.pins import root_key_pin_create
 from trust.services.repositories import repository_create
@@ -419,7 +420,8 @@ def test_every_url_is_in_the_table():
 def world(admin, alice):
     """alice is in ci, which signs repo, and has a key; bob is in no team but has a key;
     ops signs other; qa has no members and nothing names it (so it may be deleted); every
-    repository has its queued initialize job."""
+    repository has its queued initialize job; the root key exists (so it can be exported)."""
+    custody.root_key()
     bob = make_user("bob")
     make_team("ci", members=(alice,), actor=admin)
     make_team("ops", actor=admin)

@@ -7,7 +7,9 @@ from celery import current_app
 from cryptography.hazmat.primitives import serialization
 from kombu.exceptions import OperationalError
 
+from audit.models import AuditEntry
 from tests.factories import make_team, make_user
+from trust import custody
 from trust.models import CustodyKey, Job, Repository, RootKeyExport
 from trust.notary.keys import public_tuf_key
 from trust.services.jobs import jobs_requeue_stale
@@ -20,7 +22,9 @@ GUN = "registry.example.com/ci/app"
 
 @pytest.fixture
 def world(admin, alice):
-    """alice is in ci, which signs GUN; bob is in no team."""
+    """alice is in ci, which signs GUN; bob is in no team. The root key exists, as
+    ``manage.py root_key`` or the first repository's initialisation makes it."""
+    custody.root_key()
     make_team("ci", members=(alice,), actor=admin)
     make_team("ops", actor=admin)
     repository, _ = repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
@@ -212,6 +216,7 @@ def test_trust_root_gives_the_pinning_snippet(api, world):
     body = api(world["admin"]).get("/api/v1/trust/root/").json()
     root = CustodyKey.objects.get(kind="root")
     assert body["root_key_id"] == root.key_id
+    assert body["message"] is None
     assert body["exported"] is False
     assert body["daemon_json"]["content-trust"]["mode"] == "enforced"
     pins = body["daemon_json"]["content-trust"]["trust-pinning"]["root-keys"]
@@ -221,6 +226,36 @@ def test_trust_root_gives_the_pinning_snippet(api, world):
         "registry.example.com/ci/app": [root.key_id],
         "registry.example.com/ops/db": [root.key_id],
     }
+
+
+def test_reading_the_trust_root_never_makes_the_root_key(api, admin):
+    keys = CustodyKey.objects.count()
+
+    response = api(admin).get("/api/v1/trust/root/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["root_key_id"] is None
+    assert body["message"] == custody.ROOT_KEY_MISSING
+    assert "manage.py root_key" in body["message"]
+    assert body["exported"] is False
+    assert body["daemon_json"]["content-trust"]["trust-pinning"]["root-keys"] == {}
+    assert CustodyKey.objects.count() == keys
+    assert not CustodyKey.objects.filter(kind="root").exists()
+
+
+def test_exporting_before_the_root_key_exists_is_a_409_that_says_why(api, admin):
+    keys = CustodyKey.objects.count()
+
+    response = api(admin).post(
+        "/api/v1/trust/root/export/", {"passphrase": "correct horse battery"}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": custody.ROOT_KEY_MISSING}
+    assert CustodyKey.objects.count() == keys
+    assert not RootKeyExport.objects.exists()
+    assert not AuditEntry.objects.filter(action="root_key.exported").exists()
 
 
 def test_root_export_is_encrypted_recorded_and_refuses_short_passphrases(api, world):

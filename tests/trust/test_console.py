@@ -6,7 +6,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.factories import make_team, make_user
-from trust.models import Job, Repository, RootKeyExport
+from trust import custody
+from trust.models import CustodyKey, Job, Repository, RootKeyExport
 from trust.services.repositories import repositories_create_bulk, repository_create
 from trust.services.root_key import root_key_ensure
 from trust.services.sync_requests import repository_sync_request
@@ -377,6 +378,7 @@ def test_writes_on_an_unknown_repository_are_404(as_admin):
 
 
 def test_trust_root_shows_the_key_id_and_the_pinning_snippet(as_admin, repositories):
+    custody.root_key()
     response = as_admin.get("/trust/root/")
 
     key_id = root_key_ensure()
@@ -388,6 +390,36 @@ def test_trust_root_shows_the_key_id_and_the_pinning_snippet(as_admin, repositor
     assert f"&quot;{key_id}&quot;" in response.text
     assert '"mode": "enforced"' in response.context["daemon_json"]
     assert "Gatehouse records who exported it" in response.text
+
+
+def test_trust_root_says_there_is_no_root_key_yet_and_makes_none(as_admin):
+    keys = CustodyKey.objects.count()
+
+    response = as_admin.get("/trust/root/")
+
+    assert response.status_code == 200
+    assert response.context["root_key_id"] is None
+    assert "No root key yet." in response.text
+    assert "<code>python manage.py root_key</code>" in response.text
+    assert "Nothing to export until the root key is made." in response.text
+    assert 'action="/trust/root/export/"' not in response.text
+    assert 'id="root-key-id"' not in response.text
+    assert CustodyKey.objects.count() == keys
+
+
+def test_exporting_before_the_root_key_exists_exports_nothing_and_says_why(as_admin):
+    keys = CustodyKey.objects.count()
+
+    response = as_admin.post(
+        "/trust/root/export/", {"passphrase": PASSPHRASE, "passphrase_confirm": PASSPHRASE}
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert form_errors(response, "export_form") == {"__all__": [custody.ROOT_KEY_MISSING]}
+    assert "Nothing to export until the root key is made." in response.text
+    assert not RootKeyExport.objects.exists()
+    assert CustodyKey.objects.count() == keys
 
 
 def test_export_downloads_an_encrypted_pem_records_it_and_ends_the_warning(as_admin, admin):

@@ -35,3 +35,10 @@ def test_a_root_key_made_otherwise_is_the_one_it_reports():
 
     assert run() == f"Root key {key.key_id} exists already; nothing changed.\n"
     assert CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT).count() == 1
+
+
+def test_exporting_is_no_way_to_make_the_root_key():
+    with pytest.raises(custody.RootKeyMissing, match=r"manage\.py root_key"):
+        custody.root_key_export("a long passphrase")
+
+    assert custody.root_key_if_exists() is None
