@@ -3,6 +3,9 @@
 Views parse input, call one service or selector, and render the result.
 """
 
+import datetime as dt
+from typing import Any
+
 import django_filters
 from django.contrib.auth import authenticate, logout
 from django.db.models import QuerySet
@@ -17,6 +20,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.models import ApiToken, Team, User
+from accounts.typing import AuthenticatedRequest
 from audit.services import audit_record
 from gatehouse.addresses import client_address
 from gatehouse.api import Conflict, IsAdmin
@@ -33,14 +37,26 @@ class LoginSerializer(serializers.Serializer):
 
 
 class LockedOut(exceptions.APIException):
+    """A 429 with ``Retry-After``; the message says in how many minutes."""
+
     status_code = 429
-    default_detail = "Too many failed logins for this account or address; try again later."
+    default_detail = services.LoginLocked.MESSAGE
     default_code = "locked_out"
 
+    def __init__(self, error: services.LoginLocked) -> None:
+        super().__init__(detail=str(error))
+        self.wait = error.retry_after  # DRF's handler sends it as Retry-After
 
-def login_throttled(error: services.LoginThrottled) -> exceptions.Throttled:
+
+def login_throttled(error: services.LoginRefused) -> exceptions.Throttled:
     """A 429 with ``Retry-After``; DRF adds when to try again to the message."""
     return exceptions.Throttled(wait=error.retry_after, detail=services.LoginThrottled.MESSAGE)
+
+
+def login_refused(error: services.LoginRefused) -> exceptions.APIException:
+    if isinstance(error, services.LoginLocked):
+        return LockedOut(error)
+    return login_throttled(error)
 
 
 class LoginView(APIView):
@@ -69,12 +85,10 @@ class LoginView(APIView):
         credentials = LoginSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
         username = credentials.validated_data["username"]
-        if services.login_locked(username=username, address=client_address(request)):
-            raise LockedOut()
         try:
             user = authenticate(request, **credentials.validated_data)
-        except services.LoginThrottled as error:
-            raise login_throttled(error) from error
+        except services.LoginRefused as error:
+            raise login_refused(error) from error
         if user is None:
             audit_record(
                 action="login.failed",
@@ -111,14 +125,33 @@ class LogoutView(APIView):
 
 
 class UserSerializer(serializers.ModelSerializer):
-    teams = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    teams = serializers.SlugRelatedField[Team](slug_field="name", many=True, read_only=True)
     # Blank when the user has none, so not ``format: email`` in the schema.
     email = serializers.CharField(read_only=True)
+    locked_until = serializers.SerializerMethodField(
+        help_text="When the account's lockout after failed logins lifts; null when not locked."
+    )
 
     class Meta:
         model = User
-        fields = ["username", "full_name", "email", "is_admin", "is_active", "teams", "date_joined"]
+        fields = [
+            "username",
+            "full_name",
+            "email",
+            "is_admin",
+            "is_active",
+            "teams",
+            "date_joined",
+            "locked_until",
+        ]
         read_only_fields = fields
+
+    def get_locked_until(self, user: User) -> dt.datetime | None:
+        """From the context's ``locked_until`` (a list's, read at once) or else read now."""
+        locked = self.context.get("locked_until")
+        if locked is None:
+            locked = selectors.accounts_locked_until([user.username])
+        return locked.get(user.username)
 
 
 class UserCreateSerializer(serializers.Serializer):
@@ -148,6 +181,9 @@ class PasswordChangeSerializer(serializers.Serializer):
 class UserFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(method="filter_search", label="Username, name or email")
     team = django_filters.CharFilter(field_name="teams__name", label="Team name")
+    locked = django_filters.BooleanFilter(
+        method="filter_locked", label="Locked out after failed logins"
+    )
 
     class Meta:
         model = User
@@ -156,9 +192,14 @@ class UserFilter(django_filters.FilterSet):
     def filter_search(self, queryset: QuerySet[User], name: str, value: str) -> QuerySet[User]:
         return selectors.users_matching(queryset, value)
 
+    def filter_locked(self, queryset: QuerySet[User], name: str, value: bool) -> QuerySet[User]:
+        return selectors.users_locked(queryset, value)
+
 
 class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Users. Admins see and manage everyone; a user sees and edits only themself."""
+
+    request: AuthenticatedRequest  # every action needs a signed-in user
 
     queryset = User.objects.none()  # names the model for the schema; get_queryset scopes
     serializer_class = UserSerializer
@@ -170,19 +211,29 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return selectors.user_list(viewer=self.request.user)
 
     def get_permissions(self) -> list:
-        if self.action in {"create", "destroy"}:
+        if self.action in {"create", "destroy", "unlock"}:
             return [IsAdmin()]
         return [IsAuthenticated()]
 
+    def get_serializer(self, *args: Any, **kwargs: Any) -> serializers.BaseSerializer:
+        """A page of users reads their lockouts in one query."""
+        if self.action == "list" and args:
+            context = self.get_serializer_context()
+            context["locked_until"] = selectors.accounts_locked_until(
+                user.username for user in args[0]
+            )
+            kwargs["context"] = context
+        return super().get_serializer(*args, **kwargs)
+
     @extend_schema(request=UserCreateSerializer, responses={201: UserSerializer})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         data = UserCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_create(actor=request.user, **data.validated_data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=UserUpdateSerializer, responses={200: UserSerializer})
-    def partial_update(self, request: Request, username: str) -> Response:
+    def partial_update(self, request: AuthenticatedRequest, username: str) -> Response:
         user = self.get_object()
         data = UserUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -200,13 +251,23 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(UserSerializer(user).data)
 
     @extend_schema(responses={204: None}, description="Deactivates the user; nothing is deleted.")
-    def destroy(self, request: Request, username: str) -> Response:
+    def destroy(self, request: AuthenticatedRequest, username: str) -> Response:
         services.user_deactivate(actor=request.user, user=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=PasswordChangeSerializer, responses={204: None})
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={
+            204: None,
+            429: OpenApiResponse(
+                description="Your own password: the account or address is locked out after "
+                "failed logins (a wrong `old_password` is one), or the address asked for too "
+                "many password checks"
+            ),
+        },
+    )
     @action(detail=True, methods=["post"])
-    def password(self, request: Request, username: str) -> Response:
+    def password(self, request: AuthenticatedRequest, username: str) -> Response:
         """Change a password: the user with their old password, or an admin."""
         user = self.get_object()
         if user.pk != request.user.pk and not request.user.is_admin:
@@ -221,19 +282,31 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
                 address=client_address(request),
                 **data.validated_data,
             )
-        except services.LoginThrottled as error:
-            raise login_throttled(error) from error
+        except services.LoginRefused as error:
+            raise login_refused(error) from error
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        responses={200: UserSerializer},
+        description="Lift the account's lockout after failed logins (admins). Audited as "
+        "`user.unlocked` when the account was locked.",
+    )
+    @action(detail=True, methods=["post"])
+    def unlock(self, request: AuthenticatedRequest, username: str) -> Response:
+        user = self.get_object()
+        services.user_unlock(actor=request.user, user=user)
+        return Response(UserSerializer(user).data)
 
 
 class TeamSerializer(serializers.ModelSerializer):
-    members = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    members = serializers.SlugRelatedField[User](slug_field="username", many=True, read_only=True)
 
     class Meta:
         model = Team
         fields = ["name", "description", "members", "created_at"]
         read_only_fields = ["members", "created_at"]
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, object]] = {"name": {"validators": []}}
 
 
 class TeamUpdateSerializer(serializers.Serializer):
@@ -262,6 +335,8 @@ class TeamFilter(django_filters.FilterSet):
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Teams. Everyone sees the teams they belong to; admins see and change all of them."""
 
+    request: AuthenticatedRequest  # every action needs a signed-in user
+
     queryset = Team.objects.none()  # names the model for the schema; get_queryset scopes
     serializer_class = TeamSerializer
     filterset_class = TeamFilter
@@ -277,14 +352,14 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return [IsAdmin()]
 
     @extend_schema(request=TeamSerializer, responses={201: TeamSerializer})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         data = TeamSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         team = services.team_create(actor=request.user, **data.validated_data)
         return Response(TeamSerializer(team).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=TeamUpdateSerializer, responses={200: TeamSerializer})
-    def partial_update(self, request: Request, name: str) -> Response:
+    def partial_update(self, request: AuthenticatedRequest, name: str) -> Response:
         team = self.get_object()
         if "name" in request.data and request.data["name"] != team.name:
             raise exceptions.ValidationError(
@@ -311,7 +386,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             ),
         }
     )
-    def destroy(self, request: Request, name: str) -> Response:
+    def destroy(self, request: AuthenticatedRequest, name: str) -> Response:
         try:
             services.team_delete(actor=request.user, team=self.get_object())
         except services.TeamInUse as error:
@@ -346,7 +421,7 @@ class TeamMemberView(APIView):
             200: OpenApiResponse(description="Already a member"),
         },
     )
-    def put(self, request: Request, name: str, username: str) -> Response:
+    def put(self, request: AuthenticatedRequest, name: str, username: str) -> Response:
         team, user = self._team_and_user(name, username)
         _, created = services.team_member_add(actor=request.user, team=team, user=user)
         return Response(
@@ -355,7 +430,7 @@ class TeamMemberView(APIView):
         )
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, name: str, username: str) -> Response:
+    def delete(self, request: AuthenticatedRequest, name: str, username: str) -> Response:
         team, user = self._team_and_user(name, username)
         if not services.team_member_remove(actor=request.user, team=team, user=user):
             raise exceptions.NotFound(f"'{username}' is not a member of '{name}'.")

@@ -1,6 +1,8 @@
 """Django's model backend with a lockout: every login path (console, API, Notary's token
 service) goes through ``authenticate``, so one backend guards them all."""
 
+from functools import partial
+
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
@@ -11,9 +13,11 @@ from gatehouse.addresses import client_address
 
 
 class LockoutModelBackend(ModelBackend):
-    """Refuses an account or an address with too many recent failures, even with the right
-    password, and records each failure; a success clears the account's failures. Raises
-    ``services.LoginThrottled`` when the address asks for too many password checks."""
+    """Checks a password only as an attempt counted atomically per account and per address
+    (``services.password_check``): raises ``services.LoginLocked`` when either has too many
+    recent failures, even for the right password, and ``services.LoginThrottled`` when the
+    address asks for too many password checks. A wrong password is a failure; a right one
+    clears the account's failures. The username's case does not matter."""
 
     @sensitive_variables("password")
     def authenticate(
@@ -25,13 +29,10 @@ class LockoutModelBackend(ModelBackend):
     ) -> User | None:
         if username is None or password is None:
             return None
-        address = client_address(request)
-        if services.login_locked(username=username, address=address):
-            return None
-        services.password_check_admit(address=address)
-        user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            services.login_failure_record(username=username, address=address)
-        else:
-            services.login_failures_clear(username=username)
-        return user
+        return services.password_check(
+            username=username,
+            address=client_address(request),
+            check=partial(
+                super().authenticate, request, username=username, password=password, **kwargs
+            ),
+        )

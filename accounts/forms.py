@@ -1,6 +1,6 @@
 """The accounts console's forms. They parse input; the services validate it and make the change."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -9,8 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from accounts.models import User
-from accounts.services import LoginThrottled, login_locked
-from gatehouse.addresses import client_address
+from accounts.services import LoginLocked, LoginRefused
 from gatehouse.forms import ServiceForm
 
 
@@ -24,23 +23,20 @@ def password_field(label: str, *, autocomplete: str, with_rules: bool = False) -
 
 
 class LoginForm(AuthenticationForm):
-    """Django's login form, with labels styled like the rest of the console, that says so
-    when the account or address is locked out (``accounts.backends``)."""
+    """Django's login form, with labels styled like the rest of the console, that says so,
+    and for how long, when the account or address is locked out or throttled
+    (``accounts.backends``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
     def clean(self) -> dict[str, Any]:
-        username = self.cleaned_data.get("username") or ""
-        if username and login_locked(username=username, address=client_address(self.request)):
-            raise ValidationError(
-                "Too many failed logins for this account or address; try again later.",
-                code="locked_out",
-            )
         try:
             return super().clean()
-        except LoginThrottled as error:
+        except LoginLocked as error:
+            raise ValidationError(str(error), code="locked_out") from error
+        except LoginRefused as error:
             raise ValidationError(str(error), code="throttled") from error
 
 
@@ -135,8 +131,14 @@ class TeamMemberAddForm(ServiceForm):
 
     def __init__(self, *args: Any, candidates: QuerySet[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["username"].queryset = candidates
+        self._username_field.queryset = candidates
+
+    @property
+    def _username_field(self) -> MemberChoiceField:
+        """This form's copy of ``username`` (``fields`` is typed as holding any field)."""
+        return cast(MemberChoiceField, self.fields["username"])
 
     @property
     def has_candidates(self) -> bool:
-        return self.fields["username"].queryset.exists()
+        queryset = self._username_field.queryset  # set in __init__, so never None
+        return queryset is not None and queryset.exists()

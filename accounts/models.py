@@ -3,11 +3,14 @@
 Team names become Notary role names (``targets/<team>``), hence their strict syntax.
 """
 
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 # "releases" is Notary's targets/releases; "new" is the console's create page (/teams/new/).
@@ -36,6 +39,17 @@ def username_not_reserved(value: str) -> None:
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
+    def with_username(self, username: str) -> models.QuerySet["User"]:
+        """The user whose username is ``username`` in any case (at most one): the
+        database's ``LOWER``, as in the constraint that keeps them one."""
+        return self.alias(username_lower=Lower("username")).filter(
+            username_lower=Lower(models.Value(username, output_field=models.CharField()))
+        )
+
+    def get_by_natural_key(self, username: str | None) -> "User":
+        """Logins ignore case: ``Jenkins`` and ``jenkins`` are one account."""
+        return self.with_username(username or "").get()
+
     def create_user(self, username: str, password: str | None = None, **fields) -> "User":
         user = self.model(username=username, **fields)
         user.set_password(password)
@@ -47,7 +61,11 @@ class UserManager(BaseUserManager["User"]):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    """A person or a service account. Deleting deactivates, so history stays intact."""
+    """A person or a service account. Deleting deactivates, so history stays intact.
+
+    Usernames are unique regardless of case (``user_username_lower_unique``), and logins
+    ignore it; URLs name a user by their username exactly as it was created.
+    """
 
     username = models.CharField(
         max_length=150,
@@ -68,16 +86,26 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "username"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         ordering = ["username"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("username"),
+                name="user_username_lower_unique",
+                violation_error_message="A user with that username already exists "
+                "(usernames ignore case).",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.username
 
+    # In place of PermissionsMixin's field (the table has no such column). The stubs only
+    # know that assignable field, so mypy takes this read-only property for a bad override.
     @property
-    def is_superuser(self) -> bool:
+    def is_superuser(self) -> bool:  # type: ignore[override]
         """The admin flag replaces Django's superuser field: one way to say "may do all"."""
         return self.is_admin
 
@@ -101,7 +129,9 @@ class Team(models.Model):
     )
     description = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(User, through="Membership", related_name="teams")
+    members: "models.ManyToManyField[User, Membership]" = models.ManyToManyField(
+        User, through="Membership", related_name="teams"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -142,7 +172,13 @@ class ApiToken(models.Model):
 
 
 class LoginFailure(models.Model):
-    """A failed login, kept for the lockout window: per account and per address."""
+    """A failed login, kept for the lockout window: per account and per address.
+
+    A row is written before the password is checked (``accounts.services.login_attempt_begin``,
+    under the ``LoginGuard`` locks) and deleted when it was right, so concurrent attempts
+    never check more passwords than the limit. ``username`` is the account's key: the
+    username as typed, lowercased, so every case of it counts for one account.
+    """
 
     username = models.CharField(max_length=150, db_index=True)
     address = models.CharField(max_length=45, blank=True, db_index=True)
@@ -150,3 +186,16 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"failed login for {self.username} from {self.address or 'unknown'}"
+
+
+class LoginGuard(models.Model):
+    """One row per account (``user:<key>``) and per address (``address:<group>``) that has
+    tried to log in. An attempt takes the lock of its account's row and its address's row
+    (in that key order) before counting recent failures and reserving its own, so
+    counting and reserving are one step however many attempts arrive at once."""
+
+    key = models.CharField(max_length=200, unique=True)
+    touched_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.key

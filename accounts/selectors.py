@@ -4,16 +4,20 @@ Admins see everyone; any other user sees themself and the teams they belong to. 
 the viewer may not see does not exist for them (the API answers 404, not 403).
 """
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Model, Prefetch, Q, QuerySet
 from django.db.models.expressions import Col
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.models import ApiToken, Team, User
-from accounts.services import api_token_digest
+from accounts.models import ApiToken, LoginFailure, Team, User
+from accounts.services import api_token_digest, login_account_key
 
 
 def users_matching(users: QuerySet[User], term: str) -> QuerySet[User]:
@@ -23,6 +27,48 @@ def users_matching(users: QuerySet[User], term: str) -> QuerySet[User]:
     return users.filter(
         Q(username__icontains=term) | Q(full_name__icontains=term) | Q(email__icontains=term)
     )
+
+
+def _recent_failures() -> QuerySet[LoginFailure]:
+    return LoginFailure.objects.filter(
+        at__gte=timezone.now() - dt.timedelta(seconds=settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS)
+    )
+
+
+def users_locked(users: QuerySet[User], locked: bool) -> QuerySet[User]:
+    """The users whose account is locked out (``locked``), or those whose is not. An address
+    locked out does not make its users locked."""
+    locked_accounts = (
+        _recent_failures()
+        .values("username")
+        .annotate(failures=Count("id"))
+        .filter(failures__gte=settings.GATEHOUSE_LOGIN_MAX_FAILURES)
+        .values("username")
+    )
+    users = users.alias(account=Lower("username"))
+    if locked:
+        return users.filter(account__in=locked_accounts)
+    return users.exclude(account__in=locked_accounts)
+
+
+def accounts_locked_until(usernames: Iterable[str]) -> dict[str, dt.datetime]:
+    """For each of ``usernames`` whose account is locked out, when that lifts. One query."""
+    by_account = {login_account_key(name): name for name in usernames}
+    limit = max(1, settings.GATEHOUSE_LOGIN_MAX_FAILURES)
+    failures: dict[str, list[dt.datetime]] = {}
+    for account, at in (
+        _recent_failures()
+        .filter(username__in=list(by_account))
+        .order_by("username", "-at")
+        .values_list("username", "at")
+    ):
+        failures.setdefault(account, []).append(at)
+    lockout = dt.timedelta(seconds=settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS)
+    return {
+        by_account[account]: ats[limit - 1] + lockout
+        for account, ats in failures.items()
+        if len(ats) >= limit
+    }
 
 
 def user_list(*, viewer: User, search: str = "") -> QuerySet[User]:

@@ -7,23 +7,29 @@ rules and raises ``django.core.exceptions.ValidationError`` (field -> messages) 
 import datetime as dt
 import hashlib
 import logging
+import math
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from redis import RedisError
 
-from accounts.models import ApiToken, LoginFailure, Membership, Team, User
+from accounts.models import ApiToken, LoginFailure, LoginGuard, Membership, Team, User
 from accounts.signals import identity_change_announce, team_delete_blockers
 from audit.services import audit_record
 from gatehouse.addresses import address_group
 
 logger = logging.getLogger(__name__)
+_Checked = TypeVar("_Checked")
 
 
 def _save_new(instance: User | Team, *, unique_field: str) -> None:
@@ -55,19 +61,37 @@ def _user_fields(user: User) -> dict:
     }
 
 
-def _active_admin_count() -> int:
-    return User.objects.filter(is_admin=True, is_active=True).count()
+def _lock_admins(user: User) -> None:
+    """Lock the rows of ``user`` and of every active admin, in primary-key order, then
+    refresh ``user`` from its locked row. Run inside the transaction that changes ``user``.
+
+    Two admins demoting or deactivating each other at once then run one after the other:
+    the second counts the admins after the first has committed (PostgreSQL re-reads a row
+    it waited for), so the last-admin guard holds. Everyone locks in the same order, so
+    two such changes never deadlock.
+    """
+    locked = User.objects.select_for_update().filter(
+        Q(pk=user.pk) | Q(is_admin=True, is_active=True)
+    )
+    for row in locked.order_by("pk"):
+        if row.pk == user.pk:
+            for field in User._meta.concrete_fields:
+                setattr(user, field.attname, getattr(row, field.attname))
 
 
 def _guard_last_admin(user: User, *, change: str) -> None:
-    if user.is_admin and user.is_active and _active_admin_count() <= 1:
-        raise ValidationError(
-            {
-                "is_admin" if change == "demote" else "is_active": [
-                    f"'{user.username}' is the last active admin and cannot be {change}d."
-                ]
-            }
-        )
+    """Refuse to demote or deactivate the last active admin. ``_lock_admins`` first."""
+    if not (user.is_admin and user.is_active):
+        return
+    if User.objects.filter(is_admin=True, is_active=True).exclude(pk=user.pk).exists():
+        return
+    raise ValidationError(
+        {
+            "is_admin" if change == "demote" else "is_active": [
+                f"'{user.username}' is the last active admin and cannot be {change}d."
+            ]
+        }
+    )
 
 
 @transaction.atomic
@@ -81,6 +105,18 @@ def user_create(
     is_admin: bool = False,
 ) -> User:
     user = User(username=username, full_name=full_name, email=email, is_admin=is_admin)
+    existing = User.objects.with_username(username).values_list("username", flat=True).first()
+    if existing is not None:
+        raise ValidationError(
+            {
+                "username": [
+                    "A user with that username already exists."
+                    if existing == username
+                    else f"A user with that username already exists: '{existing}' "
+                    "(usernames ignore case)."
+                ]
+            }
+        )
     _check_password(password, user=user)
     user.set_password(password)
     _save_new(user, unique_field="username")
@@ -104,6 +140,7 @@ def user_update(
     email: str | None = None,
     is_admin: bool | None = None,
 ) -> User:
+    _lock_admins(user)
     if is_admin is False:
         _guard_last_admin(user, change="demote")
     before = _user_fields(user)
@@ -111,7 +148,7 @@ def user_update(
         if value is not None:
             setattr(user, field, value)
     user.full_clean()
-    user.save()
+    user.save(update_fields=["full_name", "email", "is_admin"])
     audit_record(
         action="user.updated",
         actor=actor,
@@ -129,6 +166,7 @@ def user_deactivate(*, actor: User, user: User) -> User:
     """Deactivate instead of deleting: memberships, keys and history stay for the record."""
     if user.pk == actor.pk:
         raise ValidationError({"is_active": ["You cannot deactivate your own account."]})
+    _lock_admins(user)
     _guard_last_admin(user, change="deactivate")
     if user.is_active:
         user.is_active = False
@@ -174,16 +212,28 @@ def user_password_change(
     keep_token: ApiToken | None = None,
     address: str = "",
 ) -> User:
-    """Change a password; a user changing their own must prove the old one, a password
-    check counted like a login's (``password_check_admit``: ``LoginThrottled``).
+    """Change a password; a user changing their own must prove the old one, which counts
+    as a login (``password_check``): a wrong one is a failed login of the account, audited
+    (``login.failed``, via ``password_change``), and a locked out account or address, or
+    one past its password checks, is refused (``LoginLocked``, ``LoginThrottled``).
 
     Every other API token of the user is revoked, so a leaked token dies with the old
     password; ``keep_token`` is the one the caller is using right now.
     """
-    if actor.pk == user.pk:
-        password_check_admit(address=address)  # outside the transaction: its audit stays
-        if not user.check_password(old_password or ""):
-            raise ValidationError({"old_password": ["The current password is not correct."]})
+    # Outside the transaction below, so a failure and its audit stay.
+    if actor.pk == user.pk and not password_check(
+        username=user.username,
+        address=address,
+        check=lambda: user.check_password(old_password or ""),
+    ):
+        audit_record(
+            action="login.failed",
+            actor=actor,
+            target_type="user",
+            target_id=user.username,
+            after={"via": "password_change"},
+        )
+        raise ValidationError({"old_password": ["The current password is not correct."]})
     _check_password(new_password, user=user, field="new_password")
     with transaction.atomic():
         user.set_password(new_password)
@@ -198,6 +248,30 @@ def user_password_change(
         )
     logger.info("password of %s changed by %s", user.username, actor)
     return user
+
+
+@transaction.atomic
+def user_unlock(*, actor: User, user: User) -> bool:
+    """Lift the lockout of ``user``'s account by forgetting its failed logins (an address
+    locked out stays so). Audited (``user.unlocked``) when the account was locked; returns
+    whether it was."""
+    failures = LoginFailure.objects.filter(username=login_account_key(user.username))
+    locked_until = lockout_end(
+        failures.filter(at__gte=_lockout_window()), limit=settings.GATEHOUSE_LOGIN_MAX_FAILURES
+    )
+    cleared, _ = failures.delete()
+    if locked_until is None:
+        return False
+    audit_record(
+        action="user.unlocked",
+        actor=actor,
+        target_type="user",
+        target_id=user.username,
+        before={"locked_until": locked_until},
+        after={"failures_cleared": cleared},
+    )
+    logger.info("user %s unlocked by %s", user.username, actor)
+    return True
 
 
 @transaction.atomic
@@ -256,10 +330,11 @@ def team_delete(*, actor: User, team: Team) -> None:
     delete. ``identity_changed`` is still sent, so evaluations read teams afresh.
     """
     Team.objects.select_for_update().filter(pk=team.pk).first()
+    # Each answer is the receiver's list of strings (django-stubs types it as ``str | None``).
     used_by = [
         blocker
         for _, blockers in team_delete_blockers.send(sender=Team, team=team)
-        for blocker in blockers
+        for blocker in cast(list[str], blockers)
     ]
     if used_by:
         raise TeamInUse(team=team, used_by=used_by)
@@ -350,60 +425,182 @@ def api_token_create(*, user: User) -> tuple[str, ApiToken]:
     return raw_token, token
 
 
+# --- Logins: lockouts and the per-address limit ------------------------------------------
+
+
 def _lockout_window() -> dt.datetime:
     return timezone.now() - dt.timedelta(seconds=settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS)
 
 
-def login_locked(*, username: str, address: str) -> bool:
-    """Too many recent failures for this account, or from this address (its /64 for IPv6:
-    ``gatehouse.addresses.address_group``)."""
-    recent = LoginFailure.objects.filter(at__gte=_lockout_window())
-    if recent.filter(username=username).count() >= settings.GATEHOUSE_LOGIN_MAX_FAILURES:
-        return True
-    address = address_group(address)
-    return bool(address) and recent.filter(address=address).count() >= (
-        settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS
-    )
+def login_account_key(username: str) -> str:
+    """What failures count against: the account, whatever the case it is typed in."""
+    return username.lower()[:150]
 
 
-def login_failure_record(*, username: str, address: str) -> None:
-    """Count a failed login; the failure that reaches the limit locks out and is audited."""
-    address = address_group(address)
-    LoginFailure.objects.create(username=username[:150], address=address)
-    recent = LoginFailure.objects.filter(at__gte=_lockout_window())
-    for scope, count, limit in (
-        ("user", recent.filter(username=username).count(), settings.GATEHOUSE_LOGIN_MAX_FAILURES),
-        (
-            "address",
-            recent.filter(address=address).count() if address else 0,
-            settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS,
-        ),
-    ):
-        if count == limit:
-            audit_record(
-                action="login.locked_out",
-                actor=None,
-                target_type=scope,
-                target_id=username if scope == "user" else address,
-                after={"failures": count, "seconds": settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS},
-            )
-            logger.warning(
-                "login locked out for %s %s", scope, username if scope == "user" else address
-            )
+def lockout_end(failures: QuerySet[LoginFailure], *, limit: int) -> dt.datetime | None:
+    """When the lockout made by ``failures`` (one account's or address's recent failures)
+    lifts: when the ``limit``-th most recent leaves the window. ``None``: not locked."""
+    limit = max(1, limit)
+    ats = list(failures.order_by("-at").values_list("at", flat=True)[limit - 1 : limit])
+    if not ats:
+        return None
+    return ats[0] + dt.timedelta(seconds=settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS)
 
 
-def login_failures_clear(*, username: str) -> None:
-    LoginFailure.objects.filter(username=username).delete()
+class LoginRefused(Exception):
+    """A login (or a password change) refused before any password was checked; it may be
+    tried again in ``retry_after`` seconds. The message says when."""
+
+    MESSAGE = "Login refused."
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(f"{self.MESSAGE} {self.wait_text()}")
+
+    def wait_text(self) -> str:
+        return f"Try again in {self.retry_after} s."
 
 
-class LoginThrottled(Exception):
+class LoginLocked(LoginRefused):
+    """The account or the address failed too often in the lockout window
+    (``GATEHOUSE_LOGIN_MAX_FAILURES``, ``..._PER_ADDRESS``, ``..._LOCKOUT_SECONDS``)."""
+
+    MESSAGE = "Too many failed logins for this account or address."
+
+    def wait_text(self) -> str:
+        minutes = math.ceil(self.retry_after / 60)
+        return f"Try again in {minutes} minute{'' if minutes == 1 else 's'}."
+
+
+class LoginThrottled(LoginRefused):
     """The address asked for more password checks this minute than allowed."""
 
     MESSAGE = "Too many login attempts from this address."
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"{self.MESSAGE} Try again in {retry_after} s.")
-        self.retry_after = retry_after
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A password check reserved by ``login_attempt_begin``: its ``LoginFailure`` row counts
+    as a failure until ``login_attempt_succeeded``."""
+
+    failure_id: int
+    username: str  # as typed
+    account: str  # login_account_key(username)
+    address: str  # address_group(address)
+    locks_account: bool  # failing, this attempt reaches the account's limit
+    locks_address: bool  # ... or the address's
+
+
+def login_attempt_begin(*, username: str, address: str) -> LoginAttempt:
+    """Reserve a password check for ``username`` from ``address``, or raise ``LoginLocked``
+    (with when to try again) when either has too many recent failures.
+
+    In one transaction: lock the account's and the address's ``LoginGuard`` rows (an
+    upsert, so a row that does not exist yet is made and locked alike; in key order, so
+    attempts never deadlock), count their failures in the window and write this attempt's
+    ``LoginFailure``. Of any number of attempts at once, at most the limit get past it: the
+    others wait for the lock and then count the reservations of those before them. The
+    address is its /64 for IPv6 (``gatehouse.addresses.address_group``).
+    """
+    account, address = login_account_key(username), address_group(address)
+    scopes = [("user", account, settings.GATEHOUSE_LOGIN_MAX_FAILURES, Q(username=account))]
+    if address:
+        scopes.append(
+            (
+                "address",
+                address,
+                settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS,
+                Q(address=address),
+            )
+        )
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS)
+    counts: dict[str, int] = {}
+    with transaction.atomic():
+        for key in sorted(f"{scope}:{name}" for scope, name, _, _ in scopes):
+            LoginGuard.objects.bulk_create(
+                [LoginGuard(key=key, touched_at=now)],
+                update_conflicts=True,
+                unique_fields=["key"],
+                update_fields=["touched_at"],
+            )
+        ends = []
+        for scope, _, limit, match in scopes:
+            LoginFailure.objects.filter(match, at__lt=cutoff).delete()  # out of the window
+            recent = LoginFailure.objects.filter(match, at__gte=cutoff)
+            counts[scope] = recent.count()
+            if counts[scope] >= limit:
+                ends.append(lockout_end(recent, limit=limit) or now)
+        if ends:
+            raise LoginLocked(retry_after=math.ceil((max(ends) - now).total_seconds()))
+        failure = LoginFailure.objects.create(username=account, address=address)
+    return LoginAttempt(
+        failure_id=failure.pk,
+        username=username,
+        account=account,
+        address=address,
+        locks_account=counts["user"] + 1 == settings.GATEHOUSE_LOGIN_MAX_FAILURES,
+        locks_address=bool(address)
+        and counts["address"] + 1 == settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS,
+    )
+
+
+def login_attempt_failed(attempt: LoginAttempt) -> None:
+    """The password was wrong: the reserved failure stays. The failure that reaches a
+    limit locks the account or the address out, and that is audited."""
+    for scope, locks, limit in (
+        ("user", attempt.locks_account, settings.GATEHOUSE_LOGIN_MAX_FAILURES),
+        ("address", attempt.locks_address, settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS),
+    ):
+        if not locks:
+            continue
+        if scope == "user":
+            existing = User.objects.with_username(attempt.username).values_list(
+                "username", flat=True
+            )
+            target = existing.first() or attempt.account
+        else:
+            target = attempt.address
+        audit_record(
+            action="login.locked_out",
+            actor=None,
+            target_type=scope,
+            target_id=target,
+            after={"failures": limit, "seconds": settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS},
+        )
+        logger.warning("login locked out for %s %s", scope, target)
+
+
+def login_attempt_succeeded(attempt: LoginAttempt) -> None:
+    """The password was right: the reservation goes, and with it the account's failures
+    from before it (not those of attempts that began later)."""
+    LoginFailure.objects.filter(username=attempt.account, pk__lte=attempt.failure_id).delete()
+
+
+def login_attempt_cancel(attempt: LoginAttempt) -> None:
+    """No password was checked after all: the reservation goes."""
+    LoginFailure.objects.filter(pk=attempt.failure_id).delete()
+
+
+def password_check(*, username: str, address: str, check: Callable[[], _Checked]) -> _Checked:
+    """Run ``check``, which checks a password of ``username`` (truthy when right), as one
+    counted attempt: ``LoginLocked`` when the account or the address is locked out,
+    ``LoginThrottled`` past the per-address limit of password checks (``password_check_admit``);
+    otherwise a wrong password is a failure, and a right one clears the account's failures.
+    Every path that checks a password goes through here; run it outside any transaction,
+    so the failure it records stays when the caller's work is undone."""
+    attempt = login_attempt_begin(username=username, address=address)
+    try:
+        password_check_admit(address=address)
+    except LoginThrottled:
+        login_attempt_cancel(attempt)
+        raise
+    result = check()
+    if result:
+        login_attempt_succeeded(attempt)
+    else:
+        login_attempt_failed(attempt)
+    return result
 
 
 def password_check_admit(*, address: str) -> None:

@@ -18,6 +18,7 @@ user_patterns = [
     path("<str:username>/password/", views.user_password, name="password"),
     path("<str:username>/deactivate/", views.user_deactivate, name="deactivate"),
     path("<str:username>/reactivate/", views.user_reactivate, name="reactivate"),
+    path("<str:username>/unlock/", views.user_unlock, name="unlock"),
 ]
 
 team_patterns = [
@@ -37,9 +38,7 @@ team_patterns = [
 urlpatterns = [
     path(
         "login/",
-        auth_views.LoginView.as_view(
-            authentication_form=LoginForm, redirect_authenticated_user=True
-        ),
+        views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

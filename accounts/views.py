@@ -6,10 +6,11 @@ action posted from a detail page that fails renders that page again with the err
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
@@ -25,37 +26,53 @@ from accounts.forms import (
     UserUpdateForm,
 )
 from accounts.models import Team, User
+from accounts.typing import AuthenticatedHttpRequest
 from gatehouse.addresses import client_address
 from gatehouse.forms import ActionForm
-from gatehouse.views import admin_required
+from gatehouse.views import admin_required, landing_page
 
 USERS_PER_PAGE = 25
 
 
-def _visible_user(request: HttpRequest, username: str) -> User:
+class LoginView(auth_views.LoginView):
+    """Django's login, landing on a page that answers GET: a ``next`` naming a POST-only
+    action (a form posted after the session expired) lands on the nearest page above it
+    (``gatehouse.views.landing_page``), not on a 405."""
+
+    def get_redirect_url(self) -> str:
+        url = super().get_redirect_url()  # "" unless it is safe: our host, our scheme
+        return landing_page(url) if url else url
+
+
+def _visible_user(request: AuthenticatedHttpRequest, username: str) -> User:
     return get_object_or_404(selectors.user_list(viewer=request.user), username=username)
 
 
-def _visible_team(request: HttpRequest, name: str) -> Team:
+def _visible_team(request: AuthenticatedHttpRequest, name: str) -> Team:
     """A team the viewer may see; any other team is a 404, as if it did not exist."""
     return get_object_or_404(selectors.team_list(viewer=request.user), name=name)
 
 
-def _teams_of(request: HttpRequest, user: User) -> list[Team]:
+def _teams_of(request: AuthenticatedHttpRequest, user: User) -> list[Team]:
     return list(selectors.team_list(viewer=request.user, member=user))
 
 
 @require_safe
 @admin_required
-def user_list(request: HttpRequest) -> HttpResponse:
+def user_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     search = UserSearchForm(request.GET)
     users = selectors.user_list(viewer=request.user, search=search.term)
     page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    locked = selectors.accounts_locked_until(account.username for account in page.object_list)
+    for account in page.object_list:
+        # For the Locked badge: the template reads it; it is not a field of the model.
+        account.locked_until = locked.get(account.username)  # type: ignore[attr-defined]
     return render(request, "accounts/users/list.html", {"search": search, "page": page})
 
 
 @admin_required
-def user_create(request: HttpRequest) -> HttpResponse:
+def user_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -77,7 +94,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
 
 
 def _user_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     account: User,
     *,
     update_form: UserUpdateForm | None = None,
@@ -93,6 +110,9 @@ def _user_page(
                 "is_admin": account.is_admin,
             }
         )
+    # For the Locked badge, as on the list: not a field of the model.
+    locked_until = selectors.accounts_locked_until([account.username]).get(account.username)
+    account.locked_until = locked_until  # type: ignore[attr-defined]
     return render(
         request,
         "accounts/users/detail.html",
@@ -108,13 +128,13 @@ def _user_page(
 
 @require_safe
 @admin_required
-def user_detail(request: HttpRequest, username: str) -> HttpResponse:
+def user_detail(request: AuthenticatedHttpRequest, username: str) -> HttpResponse:
     return _user_page(request, _visible_user(request, username))
 
 
 @require_POST
 @admin_required
-def user_update(request: HttpRequest, username: str) -> HttpResponse:
+def user_update(request: AuthenticatedHttpRequest, username: str) -> HttpResponse:
     account = _visible_user(request, username)
     form = UserUpdateForm(request.POST)
     if form.is_valid():
@@ -131,7 +151,7 @@ def user_update(request: HttpRequest, username: str) -> HttpResponse:
 
 @require_POST
 @admin_required
-def user_password(request: HttpRequest, username: str) -> HttpResponse:
+def user_password(request: AuthenticatedHttpRequest, username: str) -> HttpResponse:
     account = _visible_user(request, username)
     form = PasswordSetForm(request.POST)
     if form.is_valid():
@@ -149,7 +169,7 @@ def user_password(request: HttpRequest, username: str) -> HttpResponse:
 
 @require_POST
 @admin_required
-def user_deactivate(request: HttpRequest, username: str) -> HttpResponse:
+def user_deactivate(request: AuthenticatedHttpRequest, username: str) -> HttpResponse:
     account = _visible_user(request, username)
     form = ActionForm(request.POST)
     try:
@@ -163,7 +183,18 @@ def user_deactivate(request: HttpRequest, username: str) -> HttpResponse:
 
 @require_POST
 @admin_required
-def user_reactivate(request: HttpRequest, username: str) -> HttpResponse:
+def user_unlock(request: AuthenticatedHttpRequest, username: str) -> HttpResponse:
+    account = _visible_user(request, username)
+    if services.user_unlock(actor=request.user, user=account):
+        messages.success(request, f"User {account.username} unlocked.")
+    else:
+        messages.info(request, f"User {account.username} was not locked.")
+    return redirect("users:detail", username=account.username)
+
+
+@require_POST
+@admin_required
+def user_reactivate(request: AuthenticatedHttpRequest, username: str) -> HttpResponse:
     account = services.user_reactivate(actor=request.user, user=_visible_user(request, username))
     messages.success(request, f"User {account.username} reactivated.")
     return redirect("users:detail", username=account.username)
@@ -171,14 +202,14 @@ def user_reactivate(request: HttpRequest, username: str) -> HttpResponse:
 
 @require_safe
 @login_required
-def team_list(request: HttpRequest) -> HttpResponse:
+def team_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request, "accounts/teams/list.html", {"teams": selectors.team_list(viewer=request.user)}
     )
 
 
 @admin_required
-def team_create(request: HttpRequest) -> HttpResponse:
+def team_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TeamCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -192,7 +223,7 @@ def team_create(request: HttpRequest) -> HttpResponse:
 
 
 def _team_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     team: Team,
     *,
     update_form: TeamUpdateForm | None = None,
@@ -212,13 +243,13 @@ def _team_page(
 
 @require_safe
 @login_required
-def team_detail(request: HttpRequest, name: str) -> HttpResponse:
+def team_detail(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     return _team_page(request, _visible_team(request, name))
 
 
 @require_POST
 @admin_required
-def team_update(request: HttpRequest, name: str) -> HttpResponse:
+def team_update(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     team = _visible_team(request, name)
     form = TeamUpdateForm(request.POST)
     if form.is_valid():
@@ -234,7 +265,7 @@ def team_update(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @admin_required
-def team_delete(request: HttpRequest, name: str) -> HttpResponse:
+def team_delete(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     """GET asks for confirmation, POST deletes: the page works with JavaScript off."""
     team = _visible_team(request, name)
     if request.method == "POST":
@@ -250,7 +281,7 @@ def team_delete(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 @admin_required
-def team_member_add(request: HttpRequest, name: str) -> HttpResponse:
+def team_member_add(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     team = _visible_team(request, name)
     form = TeamMemberAddForm(request.POST, candidates=selectors.team_member_candidates(team=team))
     if form.is_valid():
@@ -267,7 +298,7 @@ def team_member_add(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 @admin_required
-def team_member_remove(request: HttpRequest, name: str, username: str) -> HttpResponse:
+def team_member_remove(request: AuthenticatedHttpRequest, name: str, username: str) -> HttpResponse:
     team = _visible_team(request, name)
     user = _visible_user(request, username)
     if services.team_member_remove(actor=request.user, team=team, user=user):
@@ -278,7 +309,7 @@ def team_member_remove(request: HttpRequest, name: str, username: str) -> HttpRe
 
 
 @login_required
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Your own details, teams and keys, and the form to change your password."""
     form = PasswordChangeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -292,7 +323,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as error:
             form.add_service_error(error)
-        except services.LoginThrottled as error:
+        except services.LoginRefused as error:
             form.add_error(None, str(error))
         else:
             update_session_auth_hash(request, user)

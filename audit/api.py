@@ -1,5 +1,7 @@
 """``GET /api/v1/audit/``: the audit log, for admins, read-only."""
 
+from typing import Any
+
 import django_filters
 from django.db.models import QuerySet
 from rest_framework import mixins, serializers, viewsets
@@ -10,6 +12,15 @@ from gatehouse.api import IsAdmin
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
+    occurrences = serializers.IntegerField(
+        read_only=True,
+        help_text="How many identical events the entry stands for: 1, or more when repeats "
+        "(of a denied evaluation) were folded into it.",
+    )
+    last_occurred_at = serializers.DateTimeField(
+        read_only=True, help_text="When the last of them happened (`created_at` for one)."
+    )
+
     class Meta:
         model = AuditEntry
         fields = [
@@ -22,6 +33,8 @@ class AuditEntrySerializer(serializers.ModelSerializer):
             "target_id",
             "before",
             "after",
+            "occurrences",
+            "last_occurred_at",
         ]
         read_only_fields = fields
 
@@ -43,7 +56,7 @@ class AuditFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_entries(
-        self, queryset: QuerySet[AuditEntry], name: str, value: object
+        self, queryset: QuerySet[AuditEntry], name: str, value: Any
     ) -> QuerySet[AuditEntry]:
         return selectors.audit_filter(queryset, **{name: value})
 

@@ -12,7 +12,7 @@ def audit_entries(*, viewer) -> QuerySet[AuditEntry]:
     """Every entry for an admin, none for anyone else."""
     if not (viewer.is_authenticated and viewer.is_admin):
         return AuditEntry.objects.none()
-    return AuditEntry.objects.order_by("-created_at", "-id")
+    return AuditEntry.objects.select_related("fold").order_by("-created_at", "-id")
 
 
 def audit_filter(

@@ -6,15 +6,21 @@ are written as text, fields that look like secrets are dropped, and overlong nam
 A failure of the database itself does propagate, so no change goes unrecorded.
 """
 
+import datetime as dt
+import hashlib
 import ipaddress
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models import CharField, F
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.middleware import current_address, current_user
-from audit.models import AuditEntry
+from audit.models import AuditEntry, AuditFold
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ SECRET_KEYS = frozenset(
     }
 )
 MAX = {
-    field: AuditEntry._meta.get_field(field).max_length
+    field: cast(CharField, AuditEntry._meta.get_field(field)).max_length
     for field in ("action", "target_type", "target_id", "actor_name")
 }
 
@@ -105,6 +111,77 @@ def audit_record(
         before=before,
         after=after,
     )
+
+
+def audit_record_folded(
+    *,
+    action: str,
+    actor: Any,
+    target_type: str,
+    target_id: Any,
+    after: Any = None,
+    window_seconds: int | None = None,
+    distinct_limit: int | None = None,
+) -> AuditEntry | None:
+    """Record an event that callers can repeat at will (a denied evaluation), folding
+    repeats so they cannot fill the log: within ``window_seconds`` of the first, an event
+    identical to it (same action, actor, address, object and ``after``) adds one to that
+    entry's ``AuditFold.occurrences`` instead of writing a new entry. Nothing is lost: each
+    event is counted once, in one entry.
+
+    Beyond ``distinct_limit`` distinct entries of the action from one actor and address in
+    the window, every further event of theirs folds into one more entry, the first of them
+    with ``overflow`` in ``after``: one caller writes at most ``distinct_limit + 1`` entries
+    per window however it varies what it asks. ``0`` sets no limit. The defaults are
+    ``GATEHOUSE_AUDIT_FOLD_SECONDS`` and ``GATEHOUSE_AUDIT_FOLD_DISTINCT``.
+
+    Returns the new entry, or ``None`` when the event was folded into one. Each count is
+    one ``UPDATE``; two identical first events at the same moment may write two entries,
+    each counting its own.
+    """
+    window = settings.GATEHOUSE_AUDIT_FOLD_SECONDS if window_seconds is None else window_seconds
+    limit = settings.GATEHOUSE_AUDIT_FOLD_DISTINCT if distinct_limit is None else distinct_limit
+    user = actor if getattr(actor, "pk", None) and hasattr(actor, "get_username") else None
+    cleaned = _clean(after)
+    who = [str(action), user.pk if user is not None else None, _address()]
+    key = _digest([*who, str(target_type), str(target_id), cleaned])
+    group = _digest(who)
+    now = timezone.now()
+    since = now - dt.timedelta(seconds=window)
+    if _fold(key=key, since=since, now=now):
+        return None
+    if limit and AuditFold.objects.filter(group=group, first_at__gte=since).count() >= limit:
+        key = _digest([*who, "overflow"])
+        if _fold(key=key, since=since, now=now):
+            return None
+        overflow = {"distinct_limit": limit, "window_seconds": window}
+        cleaned = {**cleaned, "overflow": overflow} if isinstance(cleaned, dict) else cleaned
+    with transaction.atomic():
+        entry = audit_record(
+            action=action, actor=user, target_type=target_type, target_id=target_id, after=cleaned
+        )
+        # Without ``before`` there is nothing to compare, so audit_record always writes one.
+        entry = cast(AuditEntry, entry)
+        AuditFold.objects.create(entry=entry, key=key, group=group, first_at=now, last_at=now)
+    return entry
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _fold(*, key: str, since: dt.datetime, now: dt.datetime) -> bool:
+    """Count one more occurrence in the newest entry of ``key`` since ``since``, if any."""
+    latest = (
+        AuditFold.objects.filter(key=key, first_at__gte=since)
+        .order_by("-first_at", "-entry_id")
+        .values_list("entry_id", flat=True)
+        .first()
+    )
+    if latest is None:
+        return False
+    AuditFold.objects.filter(entry_id=latest).update(occurrences=F("occurrences") + 1, last_at=now)
+    return True
 
 
 def request_actor() -> Any:

@@ -1,5 +1,7 @@
 """The console's Audit page: the log for admins, filtered and paged, newest first."""
 
+from typing import Any
+
 import django_filters
 from django import forms
 from django.core.paginator import Paginator
@@ -45,7 +47,7 @@ class AuditPageFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_entries(
-        self, queryset: QuerySet[AuditEntry], name: str, value: object
+        self, queryset: QuerySet[AuditEntry], name: str, value: Any
     ) -> QuerySet[AuditEntry]:
         keyword = {"from": "since", "to": "until"}.get(name, name)
         return selectors.audit_filter(queryset, **{keyword: value})
@@ -64,9 +66,7 @@ AuditPageFilter.base_filters["to"] = django_filters.DateFilter(
 @admin_required
 def audit_list(request: HttpRequest) -> HttpResponse:
     filters = AuditPageFilter(request.GET, queryset=selectors.audit_entries(viewer=request.user))
-    page = Paginator(filters.qs.select_related(None), ENTRIES_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(filters.qs, ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
     filtered = any(request.GET.get(name) for name in filters.filters)
     return render(
         request, "audit/list.html", {"filters": filters, "page": page, "filtered": filtered}

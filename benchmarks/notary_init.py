@@ -41,7 +41,8 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 from devtools.notary import LOCAL_POSTGRES_URL, NotaryStack, postgres_answers  # noqa: E402
 from trust.notary import keys  # noqa: E402
 from trust.notary.client import NotaryClient  # noqa: E402
-from trust.notary.transport import HttpTransport, Transport  # noqa: E402
+from trust.notary.http_transport import HttpTransport  # noqa: E402
+from trust.notary.transport import Transport  # noqa: E402
 
 RELEASES, BOB = "targets/releases", "targets/bob"  # bob signs in a role of his own
 IN_FLIGHT = 8

@@ -52,7 +52,7 @@ def floor_rate(notary_url: str, count: int) -> float:
     """Repositories per second the native client alone reaches with WORKERS in flight."""
     from trust.notary import keys
     from trust.notary.client import NotaryClient
-    from trust.notary.transport import HttpTransport
+    from trust.notary.http_transport import HttpTransport
 
     client = NotaryClient(HttpTransport(notary_url, pool_size=WORKERS))
     root = keys.generate_ecdsa_key()

@@ -52,8 +52,9 @@ def main() -> None:
         logging.getLogger("trust.token_service.tokens").propagate = False
 
         from accounts.services import api_token_create, team_create, team_member_add, user_create
-        from trust import custody, tokens
+        from trust import custody
         from trust.models import Repository
+        from trust.token_service import tokens
 
         user = user_create(actor=None, username="bench", password="a-benchmark-passphrase")
         team = team_create(actor=user, name="ci")

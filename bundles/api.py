@@ -12,7 +12,9 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.selectors import user_list
+from accounts.typing import AuthenticatedRequest
 from bundles import selectors, services
+from bundles.certificates import SIGNATURE_MAX
 from bundles.models import PublicKey
 from gatehouse.api import Conflict
 
@@ -20,7 +22,8 @@ LABEL_MAX = services.LABEL_MAX
 
 
 class BundleRequestSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)
+    # The stubs take a field named "label" for Field.label (djangorestframework-stubs#78).
+    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)  # type: ignore[assignment]
     signing = serializers.BooleanField(required=False, default=False)
 
 
@@ -51,14 +54,32 @@ class PublicKeySerializer(serializers.ModelSerializer):
 
 
 class PublicKeyUpdateSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)
+    # The stubs take a field named "label" for Field.label (djangorestframework-stubs#78).
+    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)  # type: ignore[assignment]
     is_signing_key = serializers.BooleanField(required=False)
 
 
 class PublicKeyRegisterSerializer(serializers.Serializer):
-    certificate = serializers.CharField(max_length=20000, trim_whitespace=False)
-    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)
+    certificate = serializers.CharField(
+        max_length=20000, trim_whitespace=False, help_text="PEM. Never a private key."
+    )
+    nonce = serializers.CharField(
+        max_length=services.NONCE_MAX,
+        help_text="From POST /api/v1/keys/challenge/, by the caller, in the last 10 minutes.",
+    )
+    signature = serializers.CharField(
+        max_length=2 * SIGNATURE_MAX,
+        help_text="Base64 DER signature of the nonce with the certificate's private key, "
+        'SHA-256: printf %s "$NONCE" | openssl dgst -sha256 -sign key.pem | base64 -w0',
+    )
+    # The stubs take a field named "label" for Field.label (djangorestframework-stubs#78).
+    label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)  # type: ignore[assignment]
     signing = serializers.BooleanField(required=False, default=False)
+
+
+class ChallengeSerializer(serializers.Serializer):
+    nonce = serializers.CharField()
+    expires_at = serializers.DateTimeField()
 
 
 class BundleView(APIView):
@@ -68,7 +89,7 @@ class BundleView(APIView):
         request=BundleRequestSerializer,
         responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: AuthenticatedRequest) -> HttpResponse:
         data = BundleRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         bundle = services.bundle_issue(user=request.user, **data.validated_data)
@@ -84,6 +105,16 @@ def zip_response(bundle: services.IssuedBundle, *, username: str) -> HttpRespons
     return response
 
 
+class KeyChallengeView(APIView):
+    """A nonce to sign with the private key of a certificate you are about to register: the
+    proof that the key is yours. Yours alone, for 10 minutes, for one registration."""
+
+    @extend_schema(request=None, responses={200: ChallengeSerializer})
+    def post(self, request: AuthenticatedRequest) -> Response:
+        challenge = services.registration_challenge_issue(user=request.user)
+        return Response({"nonce": challenge.nonce, "expires_at": challenge.expires_at})
+
+
 class ClientCAView(APIView):
     """The client CA certificate, which signs every bundle's ``cert.pem``."""
 
@@ -96,6 +127,8 @@ class ClientCAView(APIView):
 
 class PublicKeyViewSet(viewsets.GenericViewSet):
     """A user's public keys. Their owner and admins see them; for anyone else they are 404."""
+
+    request: AuthenticatedRequest  # every action needs a signed-in user
 
     queryset = PublicKey.objects.none()  # names the model for the schema; get_queryset scopes
     serializer_class = PublicKeySerializer
@@ -117,7 +150,7 @@ class PublicKeyViewSet(viewsets.GenericViewSet):
         return Response(PublicKeySerializer(self.get_object()).data)
 
     @extend_schema(request=PublicKeyRegisterSerializer, responses={201: PublicKeySerializer})
-    def create(self, request: Request, username: str) -> Response:
+    def create(self, request: AuthenticatedRequest, username: str) -> Response:
         owner = self.owner()
         data = PublicKeyRegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -130,7 +163,7 @@ class PublicKeyViewSet(viewsets.GenericViewSet):
         return Response(PublicKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PublicKeyUpdateSerializer, responses={200: PublicKeySerializer})
-    def partial_update(self, request: Request, username: str, pk: str) -> Response:
+    def partial_update(self, request: AuthenticatedRequest, username: str, pk: str) -> Response:
         key = self.get_object()
         data = PublicKeyUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -138,6 +171,6 @@ class PublicKeyViewSet(viewsets.GenericViewSet):
         return Response(PublicKeySerializer(key).data)
 
     @extend_schema(responses={204: None}, description="Revokes the key; it stays in the history.")
-    def destroy(self, request: Request, username: str, pk: str) -> Response:
+    def destroy(self, request: AuthenticatedRequest, username: str, pk: str) -> Response:
         services.public_key_revoke(actor=request.user, key=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

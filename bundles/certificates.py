@@ -2,12 +2,16 @@
 that users register. Pure functions over ``cryptography`` objects; no database.
 """
 
+import base64
+import binascii
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_VALIDITY = dt.timedelta(days=3650)
@@ -16,8 +20,27 @@ ACCEPTED_CURVES = {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}
 MIN_RSA_BITS = 2048
 
 
+# Any PEM private key: PKCS#8 (plain or encrypted), SEC1 ("EC"), PKCS#1 ("RSA"), OpenSSH.
+_PRIVATE_KEY_PEM = re.compile(r"BEGIN[A-Z0-9 ]*PRIVATE KEY", re.IGNORECASE)
+PRIVATE_KEY_PASTED = (
+    "This is a private key; paste the certificate (e.g. cert.pem), never the private key. "
+    "Nothing of it was kept."
+)
+# The largest signature of an accepted key (RSA 16384 bits), base64 with some slack.
+SIGNATURE_MAX = 4096
+
+
 class CertificateRejected(ValueError):
     """A registered certificate Gatehouse will not accept; the message says why."""
+
+
+class PossessionNotProven(ValueError):
+    """A signature over a registration nonce that the certificate's key did not make."""
+
+
+def holds_private_key(text: str) -> bool:
+    """Whether pasted text holds a PEM private key (alone or next to a certificate)."""
+    return bool(_PRIVATE_KEY_PEM.search(text))
 
 
 def _name(common_name: str, *, unit: str | None = None) -> x509.Name:
@@ -115,7 +138,14 @@ class CheckedCertificate:
 
 
 def check_registered_certificate(pem: str, *, now: dt.datetime | None = None) -> CheckedCertificate:
-    """Accept one leaf certificate with an ECDSA P-256/P-384 or RSA >= 2048-bit key, in date."""
+    """Accept one leaf certificate with an ECDSA P-256/P-384 or RSA >= 2048-bit key, in date,
+    that may sign: not a CA, and a key usage (when it has one) naming digitalSignature.
+
+    Text that holds a private key is refused before anything else reads it, with a message
+    that never repeats it.
+    """
+    if holds_private_key(pem):
+        raise CertificateRejected(PRIVATE_KEY_PASTED)
     try:
         certificate = x509.load_pem_x509_certificate(pem.strip().encode("utf-8") + b"\n")
     except (ValueError, UnicodeEncodeError) as error:
@@ -134,6 +164,15 @@ def check_registered_certificate(pem: str, *, now: dt.datetime | None = None) ->
         is_ca = False
     if is_ca:
         raise CertificateRejected("The certificate is a CA certificate; register a leaf.")
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.digital_signature:
+        raise CertificateRejected(
+            "The certificate's key usage does not include digitalSignature, so its key may "
+            "not sign; register a certificate for signing."
+        )
     public_key = certificate.public_key()
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         algorithm = ACCEPTED_CURVES.get(public_key.curve.name)
@@ -150,3 +189,42 @@ def check_registered_certificate(pem: str, *, now: dt.datetime | None = None) ->
     else:
         raise CertificateRejected("Only ECDSA (P-256, P-384) and RSA keys are accepted.")
     return CheckedCertificate(certificate, algorithm)
+
+
+def verify_possession(certificate: x509.Certificate, *, nonce: str, signature: str) -> None:
+    """Check that the certificate's key signed ``nonce``: a base64 DER signature over its
+    ASCII bytes with SHA-256, as ``printf %s "$NONCE" | openssl dgst -sha256 -sign key.pem
+    | base64 -w0`` makes it (ECDSA; RSA PKCS#1 v1.5, or PSS). Whitespace in the base64 is
+    ignored, and a nonce signed with the newline ``echo`` adds is accepted too.
+    """
+    compact = "".join(signature.split())
+    if not compact:
+        raise PossessionNotProven("Give the signature of the nonce, made with the private key.")
+    if len(compact) > SIGNATURE_MAX:
+        raise PossessionNotProven("This is too long to be a signature.")
+    try:
+        raw = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise PossessionNotProven("The signature is not base64.") from error
+    public_key = certificate.public_key()
+    for message in (nonce.encode("ascii"), nonce.encode("ascii") + b"\n"):
+        try:
+            if isinstance(public_key, ec.EllipticCurvePublicKey):
+                public_key.verify(raw, message, ec.ECDSA(hashes.SHA256()))
+                return
+            if isinstance(public_key, rsa.RSAPublicKey):
+                for scheme in (
+                    padding.PKCS1v15(),
+                    padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+                ):
+                    try:
+                        public_key.verify(raw, message, scheme, hashes.SHA256())
+                        return
+                    except InvalidSignature:
+                        continue
+        except InvalidSignature:
+            continue
+    raise PossessionNotProven(
+        "The signature does not verify with the certificate's key: sign the nonce shown, as "
+        "it is, with the private key of this certificate (SHA-256)."
+    )

@@ -94,3 +94,15 @@ class SigningRole(models.Model):
     @property
     def role(self) -> str:
         return f"targets/{self.name}"
+
+
+class UsedChallenge(models.Model):
+    """A registration nonce that has proved possession of a key once: a nonce serves one
+    registration. Only its SHA-256 digest is kept, and only until the nonce would have
+    expired anyway."""
+
+    digest = models.CharField(primary_key=True, max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"challenge {self.digest[:12]}"

@@ -1,15 +1,20 @@
 """Writes for client bundles and the public keys on users' accounts."""
 
 import datetime as dt
+import hashlib
 import logging
+import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.signing import BadSignature, SignatureExpired, TimestampSigner
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -19,11 +24,13 @@ from audit.services import audit_record
 from bundles.archive import client_bundle_zip
 from bundles.certificates import (
     CertificateRejected,
+    PossessionNotProven,
     check_registered_certificate,
     issue_client_certificate,
     new_certificate_authority,
+    verify_possession,
 )
-from bundles.models import CertificateAuthority, PublicKey, SigningRole
+from bundles.models import CertificateAuthority, PublicKey, SigningRole, UsedChallenge
 from bundles.role_names import role_name_base, role_name_candidates
 from gatehouse.keywrap import seal, unseal
 from trust.notary.keys import canonical_key_id, certificate_tuf_key
@@ -31,7 +38,12 @@ from trust.notary.keys import canonical_key_id, certificate_tuf_key
 logger = logging.getLogger(__name__)
 
 CLIENT_CA = "client"
-LABEL_MAX = PublicKey._meta.get_field("label").max_length
+LABEL_MAX = cast(int, PublicKey._meta.get_field("label").max_length)  # the field sets one
+# Registration nonces: signed by Gatehouse (bound to who asked), valid this long, used once.
+CHALLENGE_SALT = "bundles.key-registration-challenge"
+CHALLENGE_PREFIX = "gatehouse-key-registration"
+CHALLENGE_SECONDS = 600
+NONCE_MAX = 200
 
 
 class KeyAlreadyRegistered(Exception):
@@ -42,6 +54,14 @@ class KeyAlreadyRegistered(Exception):
 class IssuedBundle:
     archive: bytes
     key: PublicKey
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A nonce to sign with the key of a certificate one registers, and when it expires."""
+
+    nonce: str
+    expires_at: dt.datetime
 
 
 def _ca_purpose(name: str) -> str:
@@ -82,14 +102,24 @@ def client_ca_signer() -> tuple[str, x509.Certificate, ec.EllipticCurvePrivateKe
     certificate = x509.load_pem_x509_certificate(ca.certificate.encode("ascii"))
     sealed = bytes(ca.sealed_private_key)
     key = serialization.load_der_private_key(unseal(sealed, purpose=_ca_purpose(ca.name)), None)
-    return ca.certificate, certificate, key
+    # Made by new_certificate_authority (client_ca_ensure), so always a P-256 key.
+    return ca.certificate, certificate, cast(ec.EllipticCurvePrivateKey, key)
 
 
 def _clean_label(label: str | None) -> str:
+    """The label as given, trimmed; too long is an error, never cut. Blank stays blank (the
+    console shows the key ID instead)."""
     label = (label or "").strip()
     if len(label) > LABEL_MAX:
-        raise ValidationError({"label": [f"Labels have at most {LABEL_MAX} characters."]})
-    return label or f"Generated on {timezone.now():%Y-%m-%d %H:%M:%S} UTC"
+        raise ValidationError(
+            {"label": [f"Labels have at most {LABEL_MAX} characters (this one has {len(label)})."]}
+        )
+    return label
+
+
+def _default_bundle_label() -> str:
+    """What a bundle downloaded without a label is called, so downloads tell apart."""
+    return f"Generated on {timezone.now():%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _pem(certificate: x509.Certificate) -> str:
@@ -136,9 +166,10 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
     """A fresh ECDSA P-256 keypair and certificate, zipped. The private key is never stored.
 
     The zip is built before the public key is saved, so a failure leaves nothing behind, and
-    the save is a single autocommitted INSERT: no transaction round trips on a hot path.
+    the save of a plain key is a single autocommitted INSERT: no transaction round trips on
+    a hot path.
     """
-    label = _clean_label(label)
+    label = _clean_label(label) or _default_bundle_label()
     ca_pem, ca_certificate, ca_key = client_ca_signer()
     private_key = ec.generate_private_key(ec.SECP256R1())
     certificate = issue_client_certificate(
@@ -167,46 +198,131 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         docker_host=settings.GATEHOUSE_DOCKER_HOST,
         signing_role=role,
     )
-    key = PublicKey.objects.create(
-        id=key_id,
-        user=user,
-        tuf_key_id=certificate_tuf_key(certificate).key_id,
-        label=label,
-        is_signing_key=signing,
-        algorithm="ecdsa-p256",
-        certificate=certificate_pem,
-        source=PublicKey.Source.ISSUED,
-        valid_from=certificate.not_valid_before_utc,
-        expires_at=certificate.not_valid_after_utc,
-    )
-    if signing:
-        identity_change_announce(
-            actor=user, cause=f"signing key {key.id[:12]} issued", users=[user]
+    # A signing key and the identity change it makes commit together (the receivers run in
+    # this transaction); a plain key stays one autocommitted INSERT on the hot path.
+    with transaction.atomic() if signing else nullcontext():
+        key = PublicKey.objects.create(
+            id=key_id,
+            user=user,
+            tuf_key_id=certificate_tuf_key(certificate).key_id,
+            label=label,
+            is_signing_key=signing,
+            algorithm="ecdsa-p256",
+            certificate=certificate_pem,
+            source=PublicKey.Source.ISSUED,
+            valid_from=certificate.not_valid_before_utc,
+            expires_at=certificate.not_valid_after_utc,
         )
-    audit_record(
-        action="bundle.issued",
-        actor=user,
-        target_type="key",
-        target_id=key.id,
-        after=_key_fields(key),
-    )
+        if signing:
+            identity_change_announce(
+                actor=user, cause=f"signing key {key.id[:12]} issued", users=[user]
+            )
+        audit_record(
+            action="bundle.issued",
+            actor=user,
+            target_type="key",
+            target_id=key.id,
+            after=_key_fields(key),
+        )
     logger.info("client bundle issued to %s: key %s", user.username, key.id)
     return IssuedBundle(archive=archive, key=key)
 
 
+def registration_challenge_issue(*, user: User) -> Challenge:
+    """A nonce for ``user`` to sign with the private key of a certificate they register.
+
+    Nothing is stored: the nonce is signed by Gatehouse (``TimestampSigner``, its own salt)
+    and names the user, so only they can use it, for ``CHALLENGE_SECONDS``; its use is
+    recorded when a registration succeeds, so it serves once.
+    """
+    value = f"{CHALLENGE_PREFIX}.{user.pk}.{secrets.token_urlsafe(24)}"
+    nonce = TimestampSigner(salt=CHALLENGE_SALT).sign(value)
+    return Challenge(nonce, timezone.now() + dt.timedelta(seconds=CHALLENGE_SECONDS))
+
+
+def registration_challenge_valid(*, user: User, nonce: str) -> bool:
+    """Whether ``nonce`` is ``user``'s, unexpired and unused (the console keeps showing it)."""
+    try:
+        _check_challenge(user=user, nonce=nonce)
+    except ValidationError:
+        return False
+    return not UsedChallenge.objects.filter(digest=_nonce_digest(nonce)).exists()
+
+
+def _nonce_digest(nonce: str) -> str:
+    return hashlib.sha256(nonce.strip().encode("utf-8")).hexdigest()
+
+
+def _check_challenge(*, user: User, nonce: str) -> None:
+    """A nonce this Gatehouse gave ``user`` less than ``CHALLENGE_SECONDS`` ago."""
+    nonce = (nonce or "").strip()
+    if not nonce:
+        raise ValidationError({"nonce": ["Ask for a nonce first and sign it with the key."]})
+    if len(nonce) > NONCE_MAX or not nonce.isascii():
+        raise ValidationError({"nonce": ["This is not a nonce Gatehouse gave."]})
+    try:
+        value = TimestampSigner(salt=CHALLENGE_SALT).unsign(nonce, max_age=CHALLENGE_SECONDS)
+    except SignatureExpired as error:
+        raise ValidationError(
+            {"nonce": ["The nonce has expired; ask for a new one and sign it."]}
+        ) from error
+    except BadSignature as error:
+        raise ValidationError({"nonce": ["This is not a nonce Gatehouse gave."]}) from error
+    prefix, _, rest = value.partition(".")
+    owner, _, _ = rest.partition(".")
+    if prefix != CHALLENGE_PREFIX or owner != str(user.pk):
+        raise ValidationError(
+            {"nonce": ["This nonce was given to someone else; ask for your own."]}
+        )
+
+
+def _consume_challenge(nonce: str) -> None:
+    """Record the nonce's use, in the caller's transaction: a second use is refused, and a
+    registration that fails leaves it usable. Uses past their expiry are forgotten."""
+    now = timezone.now()
+    UsedChallenge.objects.filter(expires_at__lte=now).delete()
+    try:
+        with transaction.atomic():
+            UsedChallenge.objects.create(
+                digest=_nonce_digest(nonce),
+                expires_at=now + dt.timedelta(seconds=CHALLENGE_SECONDS),
+            )
+    except IntegrityError as error:
+        raise ValidationError(
+            {"nonce": ["This nonce has been used already; ask for a new one and sign it."]}
+        ) from error
+
+
 @transaction.atomic
 def public_key_register(
-    *, actor: User, user: User, certificate: str, label: str | None = None, signing: bool = False
+    *,
+    actor: User,
+    user: User,
+    certificate: str,
+    nonce: str,
+    signature: str,
+    label: str | None = None,
+    signing: bool = False,
 ) -> PublicKey:
-    """Keep the certificate of a key made elsewhere (UCP's "add existing client bundle")."""
+    """Keep the certificate of a key made elsewhere (UCP's "add existing client bundle"),
+    once its holder has proved to have its private key: ``signature`` is the key's signature
+    over ``nonce``, from ``registration_challenge_issue(user=actor)``. So nobody registers a
+    key that is not theirs (a colleague's, Gatehouse's own token certificate), and nobody
+    without the key learns whether it is registered."""
     label = _clean_label(label)
     try:
         checked = check_registered_certificate(certificate)
     except CertificateRejected as error:
         raise ValidationError({"certificate": [str(error)]}) from error
+    _check_challenge(user=actor, nonce=nonce)
+    try:
+        verify_possession(checked.certificate, nonce=nonce.strip(), signature=signature)
+    except PossessionNotProven as error:
+        raise ValidationError({"signature": [str(error)]}) from error
     key_id = canonical_key_id(checked.certificate)
     if PublicKey.objects.filter(id=key_id).exists():
         raise KeyAlreadyRegistered(f"The key {key_id} is registered already.")
+    _consume_challenge(nonce)
     try:
         with transaction.atomic():
             key = PublicKey.objects.create(

@@ -3,7 +3,8 @@
 The keys are listed on My profile and, for admins, on each user's page, through the tags in
 ``bundles/templatetags/bundle_keys.py``. Each action posts here and goes back
 to the page it came from; a failed action changes nothing and says why in a message, except
-a failed registration, which shows its form again so the pasted certificate is not lost.
+a failed registration, which shows its form again so the pasted certificate is not lost
+(unless it holds a private key: that is never shown again).
 """
 
 from django.contrib import messages
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.selectors import user_list
+from accounts.typing import AuthenticatedHttpRequest
 from bundles import selectors, services
 from bundles.api import zip_response
 from bundles.forms import BundleForm, KeyLabelForm, KeyRegisterForm, KeySigningForm
@@ -24,7 +26,7 @@ from bundles.models import PublicKey
 from gatehouse.forms import ServiceForm
 
 
-def _visible_key(request: HttpRequest, key_id: str) -> PublicKey:
+def _visible_key(request: AuthenticatedHttpRequest, key_id: str) -> PublicKey:
     """A key the viewer may see; any other key is a 404, as if it did not exist."""
     owner = get_object_or_404(user_list(viewer=request.user), public_keys__id=key_id)
     return get_object_or_404(selectors.public_key_list(viewer=request.user, owner=owner), pk=key_id)
@@ -39,15 +41,21 @@ def _owner_page(request: HttpRequest, owner: User) -> str:
 def _back(request: HttpRequest, key: PublicKey) -> HttpResponse:
     """Back to the page the action came from, if ``next`` names one of ours; else the owner's."""
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
+        # Only a path: redirect() would take any other text for a view's name to reverse.
         target = _owner_page(request, key.user)
     return redirect(target)
 
 
 def _short(key: PublicKey) -> str:
     return key.id[:12]
+
+
+def _named(key: PublicKey) -> str:
+    """``1a2b3c4d5e6f “laptop”``, or the key ID alone when it has no label."""
+    return f"{_short(key)} “{key.label}”" if key.label else _short(key)
 
 
 def _report(request: HttpRequest, form: ServiceForm, failed: str) -> None:
@@ -58,7 +66,7 @@ def _report(request: HttpRequest, form: ServiceForm, failed: str) -> None:
 
 @require_POST
 @login_required
-def bundle_download(request: HttpRequest) -> HttpResponse:
+def bundle_download(request: AuthenticatedHttpRequest) -> HttpResponse:
     """A fresh keypair on every download: Gatehouse keeps the public key, the zip has key.pem."""
     form = BundleForm(request.POST)
     if form.is_valid():
@@ -83,24 +91,35 @@ def bundle_download(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def key_register(request: HttpRequest, username: str | None = None) -> HttpResponse:
+def key_register(request: AuthenticatedHttpRequest, username: str | None = None) -> HttpResponse:
     """Register a certificate on your own account (``/profile/``) or, for admins, on a user's."""
     if username is None:
         owner, back_url = request.user, reverse("profile")
     else:
         owner = get_object_or_404(user_list(viewer=request.user), username=username)
         back_url = reverse("users:detail", args=[owner.username])
-    form = KeyRegisterForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            key = services.public_key_register(actor=request.user, user=owner, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_service_error(error)
-        except services.KeyAlreadyRegistered as error:
-            form.add_error("certificate", str(error))
+    if request.method != "POST":
+        form = KeyRegisterForm(nonce=_new_nonce(request))
+    else:
+        form = KeyRegisterForm(request.POST)
+        if form.is_valid():
+            try:
+                key = services.public_key_register(
+                    actor=request.user, user=owner, **form.cleaned_data
+                )
+            except ValidationError as error:
+                form.add_service_error(error)
+            except services.KeyAlreadyRegistered as error:
+                form.add_error("certificate", str(error))
+            else:
+                messages.success(request, f"Certificate registered as key {_named(key)}.")
+                return redirect(back_url)
+        # The nonce shown stays while it can still be used, so a signature made for it holds.
+        posted = str(request.POST.get("nonce", ""))
+        if services.registration_challenge_valid(user=request.user, nonce=posted):
+            form.show_nonce(posted)
         else:
-            messages.success(request, f"Certificate registered as key {_short(key)} “{key.label}”.")
-            return redirect(back_url)
+            form.show_nonce(_new_nonce(request))
     return render(
         request,
         "bundles/register.html",
@@ -108,9 +127,13 @@ def key_register(request: HttpRequest, username: str | None = None) -> HttpRespo
     )
 
 
+def _new_nonce(request: AuthenticatedHttpRequest) -> str:
+    return services.registration_challenge_issue(user=request.user).nonce
+
+
 @require_POST
 @login_required
-def key_label(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_label(request: AuthenticatedHttpRequest, key_id: str) -> HttpResponse:
     key = _visible_key(request, key_id)
     form = KeyLabelForm(request.POST)
     if form.is_valid():
@@ -121,7 +144,10 @@ def key_label(request: HttpRequest, key_id: str) -> HttpResponse:
         except ValidationError as error:
             form.add_service_error(error)
         else:
-            messages.success(request, f"Key {_short(key)} is now labelled “{key.label}”.")
+            if key.label:
+                messages.success(request, f"Key {_short(key)} is now labelled “{key.label}”.")
+            else:
+                messages.success(request, f"Key {_short(key)} no longer has a label.")
             return _back(request, key)
     _report(request, form, f"Label of key {_short(key)} not changed")
     return _back(request, key)
@@ -129,7 +155,7 @@ def key_label(request: HttpRequest, key_id: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def key_signing(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_signing(request: AuthenticatedHttpRequest, key_id: str) -> HttpResponse:
     key = _visible_key(request, key_id)
     form = KeySigningForm(request.POST)
     if form.is_valid():
@@ -149,7 +175,7 @@ def key_signing(request: HttpRequest, key_id: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_revoke(request: AuthenticatedHttpRequest, key_id: str) -> HttpResponse:
     key = services.public_key_revoke(actor=request.user, key=_visible_key(request, key_id))
     messages.success(request, f"Key {_short(key)} revoked. It can never sign again.")
     return _back(request, key)

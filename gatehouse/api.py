@@ -2,12 +2,15 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, pagination, permissions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
+
+from gatehouse.parsers import payload_too_large
 
 logger = logging.getLogger("gatehouse.database")
 
@@ -37,8 +40,11 @@ class Pagination(pagination.LimitOffsetPagination):
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Let services raise Django's ``ValidationError``; the API answers it as a 400.
 
-    A database that cannot be reached is a 503 with ``Retry-After``, not a 500.
+    A database that cannot be reached is a 503 with ``Retry-After``, not a 500. A body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a 413 (DRF reads ``request.body``, which refuses it).
     """
+    if isinstance(exc, RequestDataTooBig):
+        exc = payload_too_large()
     if isinstance(exc, DATABASE_UNAVAILABLE):
         request = context.get("request")
         log_database_unavailable(exc, request.path if request is not None else "?")

@@ -6,21 +6,17 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
 from audit.api import AuditEntryViewSet
-from bundles.api import BundleView, ClientCAView, PublicKeyViewSet
+from bundles.api import BundleView, ClientCAView, KeyChallengeView, PublicKeyViewSet
 from policy.api import (
+    AdmissionDecisionListView,
     AdmissionMutateView,
     AdmissionValidateView,
     ContentTrustPolicyView,
     EvaluateView,
     WebhookConfigurationView,
 )
-from trust.api import (
-    JobViewSet,
-    RepositoryViewSet,
-    RootKeyPinViewSet,
-    TrustRootExportView,
-    TrustRootView,
-)
+from trust.api.repositories import JobViewSet, RepositoryViewSet
+from trust.api.root import RootKeyPinViewSet, TrustRootExportView, TrustRootView
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -42,10 +38,16 @@ urlpatterns = [
     ),
     path("bundles/", BundleView.as_view(), name="api-bundles"),
     path("bundles/ca.pem", ClientCAView.as_view(), name="api-client-ca"),
+    path("keys/challenge/", KeyChallengeView.as_view(), name="api-key-challenge"),
     path("policy/content-trust/", ContentTrustPolicyView.as_view(), name="api-policy"),
     path("policy/evaluate/", EvaluateView.as_view(), name="api-evaluate"),
     path("admission/validate/", AdmissionValidateView.as_view(), name="api-admission-validate"),
     path("admission/mutate/", AdmissionMutateView.as_view(), name="api-admission-mutate"),
+    path(
+        "admission/decisions/",
+        AdmissionDecisionListView.as_view(),
+        name="api-admission-decisions",
+    ),
     path(
         "admission/webhook-configuration/",
         WebhookConfigurationView.as_view(),

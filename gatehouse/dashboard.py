@@ -1,16 +1,17 @@
 """The dashboard: the console's start page, which reads from the apps below it."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from accounts import selectors
+from accounts.typing import AuthenticatedHttpRequest
 
 
 @require_safe
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     teams = selectors.team_list(viewer=request.user)
     my_teams = selectors.team_list(viewer=request.user, member=request.user)
     return render(

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 
 
 class ServiceForm(forms.Form):
@@ -15,6 +16,22 @@ class ServiceForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+    def full_clean(self) -> None:
+        """Django's cleaning, then a NUL refused in any text a field let through (the items of
+        a list too, such as team names a service looks up): PostgreSQL stores no NUL, and a
+        query holding one is a 500, not a message on the field."""
+        super().full_clean()
+        for name, value in list(getattr(self, "cleaned_data", {}).items()):
+            values = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(item, str) and "\x00" in item for item in values):
+                field = name if name in self.fields else None
+                self.add_error(field, ProhibitNullCharactersValidator.message)
+
+    def clean(self) -> dict[str, Any]:
+        """Django's own: the cleaned data. Typed as never ``None``, which the stubs allow
+        for a form whose ``clean`` returns nothing, so subclasses can use what it returns."""
+        return self.cleaned_data
 
     def add_service_error(self, error: ValidationError) -> None:
         """Put each error on the field it names, or on the whole form if there is no such field.

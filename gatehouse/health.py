@@ -43,7 +43,7 @@ def _broker() -> None:
     url = settings.CELERY_BROKER_URL
     if url.startswith("filesystem://"):
         options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
-        folders = [options.get(name) for name in ("data_folder_in", "data_folder_out")]
+        folders = [options.get(name) or "" for name in ("data_folder_in", "data_folder_out")]
         if not all(folders) or not all(Path(folder).is_dir() for folder in folders):
             raise CheckFailed("the filesystem broker's queue folder does not exist")
         return

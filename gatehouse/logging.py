@@ -29,11 +29,11 @@ class ContextFilter(logging.Filter):
     """Adds ``request_id``, ``job_id`` and ``context`` (for text: ``request_id=…``, or ``-``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
-        record.job_id = job_id.get()
+        record.request_id = current_request_id = request_id.get()
+        record.job_id = current_job_id = job_id.get()
         parts = [
             f"{name}={value}"
-            for name, value in (("request_id", record.request_id), ("job_id", record.job_id))
+            for name, value in (("request_id", current_request_id), ("job_id", current_job_id))
             if value
         ]
         record.context = " ".join(parts) or "-"

@@ -98,6 +98,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "gatehouse.security.ContentSecurityPolicyMiddleware",
+    "gatehouse.security.NoStoreMiddleware",
+    # Inside the middleware that add headers, so its answers get them too; those above it
+    # read nothing from the database until a view or a template asks.
+    "gatehouse.middleware.NulCharacterMiddleware",
     "gatehouse.middleware.DatabaseUnavailableMiddleware",
 ]
 
@@ -146,6 +150,11 @@ GATEHOUSE_TOKENS_PER_HOUR = int(os.environ.get("GATEHOUSE_TOKENS_PER_HOUR", "120
 GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE = int(
     os.environ.get("GATEHOUSE_PASSWORD_CHECKS_PER_MINUTE", "30")
 )
+# Audit entries anyone can cause at will (denied evaluations): identical ones within this
+# window are one entry with a count, and one actor and address write at most this many
+# distinct ones per window before the rest fold into one more (0: no limit).
+GATEHOUSE_AUDIT_FOLD_SECONDS = int(os.environ.get("GATEHOUSE_AUDIT_FOLD_SECONDS", "600"))
+GATEHOUSE_AUDIT_FOLD_DISTINCT = int(os.environ.get("GATEHOUSE_AUDIT_FOLD_DISTINCT", "100"))
 # The cache holds the password-check counts: set a Redis URL so every web process shares
 # them (the default cache is per process).
 CACHES = {
@@ -211,7 +220,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gatehouse.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "gatehouse.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

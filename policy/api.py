@@ -6,6 +6,7 @@ import urllib.parse
 import yaml
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -14,15 +15,17 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import exceptions, permissions, serializers
+from rest_framework import exceptions, generics, permissions, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.typing import AuthenticatedRequest
 from gatehouse.api import IsAdmin
 from policy import admission, evaluation, selectors, services
-from policy.models import ContentTrustPolicy
+from policy.models import AdmissionDecision, ContentTrustPolicy
+from policy.redaction import explanation_json
 from trust.notary.errors import NotaryUnavailable
 
 
@@ -39,7 +42,9 @@ class PolicySerializer(serializers.Serializer):
         child=serializers.CharField(max_length=64), max_length=100
     )
     allow_repos = serializers.ListField(
-        child=serializers.CharField(max_length=255), max_length=services.MAX_ALLOW_REPOS
+        # The service checks each pattern (its length too), in the console's words.
+        child=serializers.CharField(),
+        max_length=services.MAX_ALLOW_REPOS,
     )
     exempt_namespaces = serializers.ListField(
         child=serializers.CharField(max_length=63),
@@ -77,7 +82,7 @@ class ContentTrustPolicyView(APIView):
         return Response(policy_data(selectors.policy_get()))
 
     @extend_schema(request=PolicySerializer, responses=PolicyReadSerializer)
-    def put(self, request: Request) -> Response:
+    def put(self, request: AuthenticatedRequest) -> Response:
         data = PolicySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         policy, changed = services.policy_update(
@@ -92,7 +97,8 @@ class ContentTrustPolicyView(APIView):
 
 
 class EvaluateRequestSerializer(serializers.Serializer):
-    image = serializers.CharField(max_length=512)
+    # Whitespace around the image is dropped by the parser, as admission's images are.
+    image = serializers.CharField(max_length=512, trim_whitespace=False)
 
 
 class SignerSerializer(serializers.Serializer):
@@ -125,7 +131,7 @@ class NotCountedSerializer(serializers.Serializer):
 
 
 class TeamResultSerializer(serializers.Serializer):
-    team = serializers.CharField()
+    team = serializers.CharField(allow_null=True, help_text="null when the answer is redacted.")
     satisfied = serializers.BooleanField()
     signers = SignerSerializer(many=True)
     not_counted = NotCountedSerializer(many=True)
@@ -142,6 +148,11 @@ class EvaluationSerializer(serializers.Serializer):
     root_pinned = serializers.BooleanField()
     reasons = serializers.ListField(child=serializers.CharField())
     teams = TeamResultSerializer(many=True)
+    redacted = serializers.BooleanField(
+        help_text="The caller may not see the repository (only admins and members of its "
+        "signer teams may): the decision, digest and reason codes are given, but no "
+        "username, role, key or team name."
+    )
 
 
 class EvaluateView(APIView):
@@ -159,7 +170,7 @@ class EvaluateView(APIView):
             ),
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = EvaluateRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -168,7 +179,8 @@ class EvaluateView(APIView):
             raise ServiceUnavailable(
                 f"Notary cannot be reached, so nothing is verified: {error}"
             ) from error
-        return Response(evaluation.to_json())
+        evaluation, redacted = selectors.evaluation_for(viewer=request.user, evaluation=evaluation)
+        return Response(explanation_json(evaluation, redacted=redacted))
 
 
 # --- Kubernetes admission ----------------------------------------------------------------
@@ -226,6 +238,37 @@ class AdmissionMutateView(_AdmissionView):
     mutate = True
 
 
+class AdmissionDecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AdmissionDecision
+        fields = [
+            "id",
+            "created_at",
+            "uid",
+            "webhook",
+            "operation",
+            "namespace",
+            "kind",
+            "name",
+            "allowed",
+            "failing",
+            "message",
+            "pinned",
+        ]
+        read_only_fields = fields
+
+
+class AdmissionDecisionListView(generics.ListAPIView):
+    """The admission decision log, newest first; admins only (it names namespaces,
+    workloads and why they failed)."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = AdmissionDecisionSerializer
+
+    def get_queryset(self) -> QuerySet[AdmissionDecision]:
+        return selectors.admission_decisions()
+
+
 class ConfigurationError(exceptions.APIException):
     status_code = 500
     default_detail = "Gatehouse is misconfigured."
@@ -237,6 +280,16 @@ class WebhookConfigurationQuerySerializer(serializers.Serializer):
     url = serializers.URLField(
         max_length=2000, help_text="Gatehouse's https base URL as the API server reaches it."
     )
+    resource = serializers.ListField(
+        child=serializers.CharField(max_length=400),
+        max_length=admission.MAX_CUSTOM_RESOURCES,
+        required=False,
+        default=list,
+        help_text=(
+            "A custom kind to register too, as <API group>/<version>/<resource> "
+            "(argoproj.io/v1alpha1/rollouts); repeat for more."
+        ),
+    )
 
     def validate_url(self, value: str) -> str:
         parts = urllib.parse.urlsplit(value)
@@ -247,6 +300,12 @@ class WebhookConfigurationQuerySerializer(serializers.Serializer):
                 "A webhook URL has no user, query or fragment: give Gatehouse's base URL."
             )
         return value
+
+    def validate_resource(self, value: list[str]) -> list[tuple[str, str, str]]:
+        try:
+            return [admission.parse_custom_resource(text) for text in value]
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from error
 
 
 def _ca_bundle() -> bytes | None:
@@ -271,12 +330,25 @@ class WebhookConfigurationView(APIView):
         parameters=[
             OpenApiParameter("mode", str, enum=list(admission.WEBHOOK_MODES), required=True),
             OpenApiParameter("url", str, required=True, description="Gatehouse's https base URL."),
+            OpenApiParameter(
+                "resource",
+                str,
+                many=True,
+                description=(
+                    "A custom kind whose objects carry a pod template at spec.template.spec "
+                    "or spec.jobTemplate.spec.template.spec, to register too: "
+                    "<API group>/<version>/<resource>, e.g. argoproj.io/v1alpha1/rollouts. "
+                    "Repeatable."
+                ),
+            ),
         ],
         responses={
             (200, "application/yaml"): OpenApiResponse(
                 OpenApiTypes.STR, description="The webhook configuration, ready to apply."
             ),
-            400: OpenApiResponse(description="A bad mode or a URL that is not https."),
+            400: OpenApiResponse(
+                description="A bad mode, a URL that is not https or a resource not understood."
+            ),
         },
     )
     def get(self, request: Request) -> HttpResponse:
@@ -284,7 +356,10 @@ class WebhookConfigurationView(APIView):
         query.is_valid(raise_exception=True)
         mode, url = query.validated_data["mode"], query.validated_data["url"]
         configuration = admission.webhook_configuration(
-            mode=mode, base_url=url, ca_bundle=_ca_bundle()
+            mode=mode,
+            base_url=url,
+            ca_bundle=_ca_bundle(),
+            custom_resources=query.validated_data["resource"],
         )
         text = (
             f"# Gatehouse content trust: {mode} admission webhook.\n"

@@ -16,19 +16,18 @@ Docker UCP's content-trust policy, made exact (docs/threat-model.md):
 
 import base64
 import datetime as dt
-import fnmatch
-import functools
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from trust.notary import name_patterns, references
 from trust.notary.metadata import RELEASES, TARGETS
-from trust.notary.reader import VerifiedRepository
+from trust.notary.references import InvalidReference as InvalidReference
+from trust.notary.verified import VerifiedRepository
 
-DEFAULT_REGISTRY = "docker.io"
-DEFAULT_TAG = "latest"
-NAME_MAX = 255  # Docker's limit on the whole name, registry included
+DEFAULT_REGISTRY = references.DEFAULT_DOMAIN
+DEFAULT_TAG = references.DEFAULT_TAG
+NAME_MAX = references.NAME_MAX  # Docker's limit on the whole name, registry included
 
 ALLOWED = "allowed"
 DENIED = "denied"
@@ -38,18 +37,6 @@ ENFORCED = "enforced"
 MODES = (PERMISSIVE, ENFORCED)
 
 POLICY_FAILED = "image did not meet required signing policy"
-
-_SPACE = re.compile(r"\s")
-_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-_REGISTRY = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]+)?")
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_HEX = re.compile(r"[0-9a-f]*")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-class InvalidReference(ValueError):
-    """The text is not an image reference Docker would accept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,93 +60,18 @@ class ImageReference:
 def parse_image_reference(text: str) -> ImageReference:
     """Parse ``text`` with Docker's normalisation (``nginx`` → ``docker.io/library/nginx:latest``).
 
-    Invalid input raises ``InvalidReference`` saying what is wrong, so the explain API can
-    show it as is.
+    The grammar is the one every GUN in Gatehouse follows (``trust.notary.references``);
+    whitespace around the image is dropped, as everywhere an image is read. Invalid input
+    raises ``InvalidReference`` saying what is wrong, so the explain API can show it as is.
     """
-
-    def invalid(why: str) -> InvalidReference:
-        return InvalidReference(f"{text!r} is not a valid image reference: {why}")
-
-    if not text or text.isspace():
-        raise invalid("it is empty")
-    if _SPACE.search(text):
-        raise invalid("it contains whitespace")
-    if "://" in text:
-        raise invalid("drop the scheme; a reference starts with the registry host")
-    name, at, digest_text = text.partition("@")
-    digest = None
-    if at:
-        digest = _parse_digest(digest_text, invalid)
-    tag = None
-    colon = name.rfind(":")
-    if colon > name.rfind("/"):
-        name, tag = name[:colon], name[colon + 1 :]
-        if not tag:
-            raise invalid("the tag after ':' is empty")
-        if not _TAG.fullmatch(tag):
-            raise invalid(
-                f"tag {tag!r} must be at most 128 letters, digits, '_', '.' or '-', "
-                "not starting with '.' or '-'"
-            )
-    if not name:
-        raise invalid("the repository name is missing")
-    if _HEX64.fullmatch(name):
-        raise invalid("a 64-hex-digit name is an image ID, not a repository")
-    registry, path = _split_registry(name)
-    if not _REGISTRY.fullmatch(registry):
-        if _REGISTRY.fullmatch(registry.lower()):
-            raise invalid(f"registry host {registry!r} must be lowercase")
-        raise invalid(f"registry {registry!r} is not a valid host[:port]")
-    for component in path.split("/"):
-        if not component:
-            raise invalid("the repository path has an empty component")
-        if not _COMPONENT.fullmatch(component):
-            if _COMPONENT.fullmatch(component.lower()):
-                raise invalid("repository name must be lowercase")
-            raise invalid(
-                f"path component {component!r} must be lowercase letters and digits "
-                "separated by '.', '_', '__' or dashes"
-            )
-    gun = f"{registry}/{path}"
-    if len(gun) > NAME_MAX:
-        raise invalid(f"the name is longer than {NAME_MAX} characters")
+    reference = references.parse_reference(text)
+    gun, tag, digest = reference.gun, reference.tag, reference.digest
     if digest is None:
         tag = tag or DEFAULT_TAG
         image = f"{gun}:{tag}"
     else:
         image = f"{gun}:{tag}@{digest}" if tag else f"{gun}@{digest}"
     return ImageReference(image=image, gun=gun, tag=tag, digest=digest)
-
-
-def _split_registry(name: str) -> tuple[str, str]:
-    """Registry and path as Docker splits them: a first component is a registry only when
-    it has a ``.`` or ``:`` or is ``localhost``; Docker Hub's single names are ``library/``.
-    """
-    first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        registry, path = first, rest
-    else:
-        registry, path = DEFAULT_REGISTRY, name
-    if registry == "index.docker.io":
-        registry = DEFAULT_REGISTRY
-    if registry == DEFAULT_REGISTRY and "/" not in path:
-        path = f"library/{path}"
-    return registry, path
-
-
-def _parse_digest(text: str, invalid: Callable[[str], InvalidReference]) -> str:
-    """``sha256:<64 hex>``, lowercased: Notary records only sha256 for image targets."""
-    algorithm, colon, hex_digits = text.partition(":")
-    if not colon or not algorithm:
-        raise invalid("the digest must look like sha256:<64 hex digits>")
-    if algorithm != "sha256":
-        raise invalid(f"only sha256 digests are supported, not {algorithm!r}")
-    hex_digits = hex_digits.lower()
-    if not _HEX.fullmatch(hex_digits):
-        raise invalid("the digest must be hexadecimal")
-    if len(hex_digits) != 64:
-        raise invalid(f"a sha256 digest has 64 hex digits, not {len(hex_digits)}")
-    return f"sha256:{hex_digits}"
 
 
 # --- Inputs -----------------------------------------------------------------------------
@@ -438,13 +350,15 @@ def is_exempt(gun: str, rules: PolicyRules) -> bool:
 
 
 def exempting_pattern(gun: str, patterns: tuple[str, ...]) -> str | None:
-    """The first ``allow_repos`` pattern matching the GUN, as written or normalised.
+    """The first ``allow_repos`` pattern matching the GUN, named as it is stored.
 
-    Patterns are ``fnmatch`` globs, so ``*`` also matches ``/``; short forms such as
-    ``nginx`` or ``team/*`` are matched as Docker normalises them (on docker.io).
+    Patterns match component by component (``trust.notary.references``): ``*`` and ``?``
+    stay within one component, ``**`` spans any number of them, and short forms such as
+    ``nginx`` or ``team/*`` are read as Docker normalises them (on docker.io). A stored
+    pattern the grammar refuses matches nothing.
     """
     for pattern in patterns:
-        if fnmatch.fnmatchcase(gun, pattern) or fnmatch.fnmatchcase(gun, _full_pattern(pattern)):
+        if name_patterns.pattern_matches(pattern, gun):
             return pattern
     return None
 
@@ -455,12 +369,6 @@ def _unique(teams: tuple[str, ...]) -> tuple[str, ...]:
 
 def _day(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d")
-
-
-@functools.lru_cache(maxsize=1024)
-def _full_pattern(pattern: str) -> str:
-    """A short-form pattern as Docker would normalise it (``nginx``, ``ci/*`` on docker.io)."""
-    return "/".join(_split_registry(pattern))
 
 
 def _is_listing(role: str) -> bool:

@@ -4,7 +4,7 @@ They parse input only: ``policy.services`` validates teams, mode, patterns and r
 and its errors land on these forms (``ServiceForm.add_service_error``).
 """
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -40,19 +40,23 @@ class PolicyForm(ServiceForm):
         label="Exemptions",
         required=False,
         help_text="Repositories the policy does not apply to: one GUN pattern a line, such as "
-        "registry.example.com/sandbox/*. * also matches /.",
+        "registry.example.com/sandbox/**. * and ? stay within one part between slashes; ** "
+        "spans any number of parts. Short names are Docker Hub's (nginx is "
+        "docker.io/library/nginx). A pattern that would exempt every registry is refused.",
         widget=forms.Textarea(
             attrs={
                 "rows": 4,
                 "spellcheck": "false",
-                "placeholder": "registry.example.com/sandbox/*",
+                "placeholder": "registry.example.com/sandbox/**",
             }
         ),
     )
 
     def __init__(self, *args: Any, teams: QuerySet[Team], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["signing_teams"].choices = [(team.name, team.name) for team in teams]
+        cast(TeamNamesField, self.fields["signing_teams"]).choices = [
+            (team.name, team.name) for team in teams
+        ]
 
     def clean_allow_repos(self) -> list[str]:
         patterns = [line.strip() for line in self.cleaned_data["allow_repos"].splitlines()]

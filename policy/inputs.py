@@ -13,6 +13,7 @@ evaluation.
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import cast
 
 from django.db import connection
 from django.db.models import F
@@ -53,7 +54,7 @@ def evaluation_context() -> EvaluationContext:
     """The policy and everyone who may have signed, as of now."""
     generation = _generation()
     if _context_cache.get("generation") == generation:
-        return _context_cache["context"]
+        return cast(EvaluationContext, _context_cache["context"])  # as stored below
     rules, exempt_namespaces = policy_admission()
     context = EvaluationContext(rules, exempt_namespaces, _identities())
     _context_cache.update(generation=generation, context=context)

@@ -3,8 +3,11 @@
 from django.conf import settings
 from django.db.models import QuerySet
 
-from policy.evaluation import PolicyRules
+from accounts.models import User
+from policy.evaluation import Evaluation, PolicyRules
 from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
+from policy.redaction import redact
+from trust.selectors import repository_list
 
 
 def policy_get() -> ContentTrustPolicy:
@@ -40,5 +43,26 @@ def policy_admission() -> tuple[PolicyRules, tuple[str, ...]]:
 
 
 def admission_decisions_latest(limit: int = 20) -> QuerySet[AdmissionDecision]:
-    """The latest admission decisions, newest first, for the console."""
-    return AdmissionDecision.objects.order_by("-created_at", "-id")[:limit]
+    """The latest admission decisions, newest first."""
+    return admission_decisions()[:limit]
+
+
+def admission_decisions() -> QuerySet[AdmissionDecision]:
+    """The admission decision log, newest first. Admins' alone (the API and the console
+    check): it names namespaces, workloads and why they failed."""
+    return AdmissionDecision.objects.order_by("-created_at", "-id")
+
+
+def explanation_visible(*, viewer: User, gun: str) -> bool:
+    """Whether ``viewer`` may learn who signs ``gun``: admins, and whoever may see its
+    repository (``trust.selectors.repository_list``: the members of its signer teams). A
+    GUN Gatehouse does not manage is nobody's but the admins'."""
+    return viewer.is_admin or repository_list(viewer=viewer).filter(gun=gun).exists()
+
+
+def evaluation_for(*, viewer: User, evaluation: Evaluation) -> tuple[Evaluation, bool]:
+    """The evaluation as ``viewer`` may read it, and whether names were left out
+    (``policy.redaction``): the decision is everyone's, the signers are not."""
+    if explanation_visible(viewer=viewer, gun=evaluation.gun):
+        return evaluation, False
+    return redact(evaluation), True

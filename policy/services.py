@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Team, User
 from accounts.services import api_token_create, api_tokens_revoke
-from audit.services import audit_record, request_actor
+from audit.services import audit_record, audit_record_folded, request_actor
 from policy import admission
 from policy.evaluation import (
     Evaluation,
@@ -36,14 +36,13 @@ from policy.selectors import (
     policy_get,
     policy_settings,
 )
+from trust.notary import name_patterns, references
 from trust.notary.errors import InvalidMetadata, NotaryUnavailable, NotFound
 from trust.replays import replays_found
 from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
 
-# GUN characters plus the glob characters fnmatch understands.
-ALLOW_REPO_PATTERN = re.compile(r"\A[a-z0-9._/*?\[\]-]{1,255}\Z")
 MAX_ALLOW_REPOS = 200
 # A Kubernetes namespace name: an RFC 1123 label.
 NAMESPACE_PATTERN = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -51,20 +50,19 @@ MAX_EXEMPT_NAMESPACES = 200
 
 
 def _clean_allow_repos(patterns: list[str]) -> list[str]:
-    bad = [p for p in patterns if not ALLOW_REPO_PATTERN.match(p)]
-    if bad:
-        raise ValidationError(
-            {
-                "allow_repos": [
-                    f"{p!r} is not a GUN pattern (lowercase letters, digits, . _ / - and the "
-                    "wildcards * ? [ ])."
-                    for p in bad
-                ]
-            }
-        )
+    """The patterns as Docker normalises them (``nginx`` → ``docker.io/library/nginx``),
+    each once; every bad one named with the reason (``trust.notary.references``)."""
     if len(patterns) > MAX_ALLOW_REPOS:
         raise ValidationError({"allow_repos": [f"At most {MAX_ALLOW_REPOS} patterns."]})
-    return list(dict.fromkeys(patterns))
+    cleaned, errors = [], []
+    for pattern in patterns:
+        try:
+            cleaned.append(name_patterns.parse_pattern(pattern.strip()))
+        except references.InvalidPattern as error:
+            errors.append(f"{references.shown(pattern.strip())}: {error}.")
+    if errors:
+        raise ValidationError({"allow_repos": errors})
+    return list(dict.fromkeys(cleaned))
 
 
 def _clean_exempt_namespaces(namespaces: list[str]) -> list[str]:
@@ -157,13 +155,18 @@ def image_evaluate(*, image: str) -> Evaluation:
     repositories Gatehouse manages, and cached for a few seconds (``trust.trust_data``).
     A malformed reference is a ``ValidationError``; an unreachable Notary raises
     ``NotaryUnavailable`` for the caller to answer 503.
+
+    A denial is audited, folded (``audit_record_folded``): anyone may ask again and again,
+    so identical denials within ``GATEHOUSE_AUDIT_FOLD_SECONDS`` are one entry that counts
+    them, and one caller's distinct denials beyond ``GATEHOUSE_AUDIT_FOLD_DISTINCT`` in that
+    window fold into one more.
     """
     context = evaluation_context()
     evaluation = image_evaluate_under(
         image=image, rules=context.rules, identities=context.identities
     )
     if not evaluation.allowed:
-        audit_record(
+        audit_record_folded(
             action="policy.evaluation_denied",
             actor=request_actor(),
             target_type="repository",
@@ -243,19 +246,27 @@ def _verdicts(
 def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
     """Answer a Kubernetes ``AdmissionReview`` with the content-trust policy.
 
-    Every image of a workload's pod template (containers, init and ephemeral containers)
-    is evaluated once. Enforced mode denies when any fails, naming each and why; permissive
-    mode allows with one warning per failing image; exempt namespaces and ``allow_repos``
-    pass and say so. With ``mutate`` each verified tag is pinned to its signed digest by a
-    JSON Patch. Errors fail closed: an unreachable Notary denies when enforced.
-    ``admission.MalformedReview`` when the body is not a review to answer. The decision is
-    recorded, except for dry runs (the webhook declares ``sideEffects: None``).
+    Every image of the object's pod specs (``admission.find_images``: containers, init and
+    ephemeral containers, image volumes; the pod template of every workload kind, and of
+    any kind at ``spec.template.spec`` or ``spec.jobTemplate.spec.template.spec``) is
+    evaluated once. Enforced mode denies when any fails, naming each, what uses it and why;
+    permissive mode allows with one warning per failing image; exempt namespaces and
+    ``allow_repos`` pass and say so. With ``mutate`` each verified tag is pinned to its
+    signed digest by a JSON Patch. Errors fail closed: an unreachable Notary denies when
+    enforced, and so does an object whose images cannot be found (not of a kind known to
+    carry none, and no pod spec). ``admission.MalformedReview`` when the body is not a
+    review to answer. The decision is recorded, except for dry runs (the webhook declares
+    ``sideEffects: None``).
     """
     review = admission.parse_review(body)
-    containers: list[admission.ContainerImage] = []
-    if review.operation not in admission.CHECKED_OPERATIONS:
+    workload = (
+        admission.find_images(review.group, review.kind, review.object)
+        if review.operation in admission.CHECKED_OPERATIONS
+        else None
+    )
+    if workload is None:
         decision = admission.allow(f"Gatehouse content trust: {review.operation} is not checked")
-    elif not (containers := admission.container_images(review.kind, review.object)):
+    elif workload.unrecognised is None and not workload.images:
         decision = admission.allow(
             f"Gatehouse content trust: a {review.kind or 'object'} without container images"
         )
@@ -267,11 +278,13 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
                 f"Gatehouse content trust: namespace {review.namespace} is exempt "
                 "(exempt_namespaces); no image was checked"
             )
+        elif workload.unrecognised is not None:
+            decision = admission.decide_unrecognised(rules=rules, reason=workload.unrecognised)
         else:
-            images = admission.distinct_images(containers)
+            images = admission.distinct_images(workload.images)
             decision = admission.decide(
                 rules=rules,
-                containers=containers,
+                uses=workload.images,
                 verdicts=_verdicts(images, rules, context.identities),
                 mutate=mutate,
             )
@@ -347,7 +360,7 @@ def admission_service_account(
         raise ValidationError(
             {"days": [f"The token lifetime is 1 to {SERVICE_ACCOUNT_TOKEN_MAX_DAYS} days."]}
         )
-    user = User.objects.select_for_update().filter(username=username).first()
+    user = User.objects.with_username(username).select_for_update().first()
     created = user is None
     if user is None:
         user = User(username=username, full_name="Kubernetes admission webhook")

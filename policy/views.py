@@ -8,11 +8,14 @@ that fails renders the page again with the errors in place; nothing has changed.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
 from accounts import selectors as accounts_selectors
+from accounts.typing import AuthenticatedHttpRequest
+from gatehouse.views import admin_required
 from policy import selectors, services
 from policy.evaluation import is_exempt
 from policy.forms import ImageCheckForm, PolicyForm
@@ -20,6 +23,7 @@ from policy.inputs import evaluation_context
 from trust.notary.errors import NotaryUnavailable
 
 HISTORY = 10
+DECISIONS_PER_PAGE = 50
 
 # How the console names the policy's fields, in messages and in the history.
 FIELD_NAMES = {
@@ -42,7 +46,7 @@ def plain_reason(reason: str) -> str:
 
 
 def _policy_page(
-    request: HttpRequest, *, form: PolicyForm | None = None, status: int = 200
+    request: AuthenticatedHttpRequest, *, form: PolicyForm | None = None, status: int = 200
 ) -> HttpResponse:
     policy = selectors.policy_get()
     current = selectors.policy_settings(policy)
@@ -55,8 +59,6 @@ def _policy_page(
         "current": current,
         "history": history,
         "check_form": ImageCheckForm(),
-        "admission_decisions": selectors.admission_decisions_latest(limit=20),
-        "webhook_base": request.build_absolute_uri("/").rstrip("/"),
     }
     if request.user.is_admin:
         context["policy_form"] = form or PolicyForm(
@@ -68,7 +70,7 @@ def _policy_page(
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
-def content_trust(request: HttpRequest) -> HttpResponse:
+def content_trust(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The policy: read-only for everyone signed in; admins change it with a POST here."""
     if request.method != "POST":
         return _policy_page(request)
@@ -97,15 +99,30 @@ def content_trust(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@admin_required
+def admission_decisions(request: HttpRequest) -> HttpResponse:
+    """The Kubernetes admission webhook: how to connect it, and every decision it recorded,
+    newest first. Admins only: the log names namespaces, workloads and why they failed."""
+    page = Paginator(selectors.admission_decisions(), DECISIONS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "policy/admission.html",
+        {"page": page, "webhook_base": request.build_absolute_uri("/").rstrip("/")},
+    )
+
+
+@require_safe
 @login_required
-def image_check(request: HttpRequest) -> HttpResponse:
+def image_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     """``?image=`` evaluated against the policy: the decision, the digest, who signed, why.
 
     A check changes nothing, so it is a GET: its address can be shared. An unreachable
     Notary is an error message (503), not a decision.
     """
     form = ImageCheckForm(request.GET if "image" in request.GET else None)
-    evaluation, status, trust_read, reasons = None, 200, False, []
+    evaluation, status, trust_read, reasons, redacted = None, 200, False, [], False
     if form.is_valid():
         try:
             evaluation = services.image_evaluate(image=form.cleaned_data["image"])
@@ -115,6 +132,10 @@ def image_check(request: HttpRequest) -> HttpResponse:
             status = 503
             messages.error(request, f"Notary cannot be reached, so nothing is verified: {error}")
         else:
+            # Who signed is for those who may see the repository; the decision is anyone's.
+            evaluation, redacted = selectors.evaluation_for(
+                viewer=request.user, evaluation=evaluation
+            )
             rules = evaluation_context().rules
             trust_read = rules.enabled and not is_exempt(evaluation.gun, rules)
             reasons = [plain_reason(reason) for reason in evaluation.reasons]
@@ -124,6 +145,7 @@ def image_check(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "evaluation": evaluation,
+            "redacted": redacted,
             "trust_read": trust_read,
             "reasons": reasons,
             "policy": selectors.policy_settings(selectors.policy_get()),

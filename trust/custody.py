@@ -42,7 +42,7 @@ def _new_key(kind: str, state: str = CustodyKey.State.CURRENT) -> CustodyKey:
     der = private_key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    certificate = ""
+    certificate = b""
     if kind == CustodyKey.Kind.TOKEN:
         certificate = _token_certificate(private_key).public_bytes(serialization.Encoding.PEM)
     current = kind == CustodyKey.Kind.TOKEN and state == CustodyKey.State.CURRENT

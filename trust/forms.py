@@ -6,7 +6,7 @@ filter sets narrow a list a selector has already scoped to the viewer.
 """
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django import forms
@@ -48,7 +48,7 @@ class SignerTeamsForm(ServiceForm):
     def __init__(self, *args: Any, teams: QuerySet[Team], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [(team.name, team.name) for team in teams]
-        self.fields["signer_teams"].choices = choices
+        cast(TeamNamesField, self.fields["signer_teams"]).choices = choices
         self.fields["signer_teams"].widget.attrs["size"] = max(3, min(len(choices), 8))
 
     @property
@@ -61,7 +61,8 @@ class RepositoryCreateForm(SignerTeamsForm):
     gun = forms.CharField(
         label="GUN",
         max_length=GUN_MAX,
-        help_text="The image name as Docker sees it, such as registry.example.com/ci/app.",
+        help_text="The image name as Docker sees it, such as registry.example.com/ci/app or "
+        "localhost:5000/ci/app; a short name is Docker Hub's (ci/app is docker.io/ci/app).",
         widget=forms.TextInput(attrs={"placeholder": "registry.example.com/team/app"}),
     )
     signer_teams = signer_teams_field(
@@ -125,7 +126,8 @@ class RootKeyPinForm(ServiceForm):
 
     pattern = forms.CharField(
         help_text="A GUN, such as registry.example.com/ci/app, or a prefix ending in *, such "
-        "as registry.example.com/ci/*. The exact GUN wins, then the longest prefix.",
+        "as registry.example.com/ci/*. The exact GUN wins, then the longest prefix. A short "
+        "name is Docker Hub's: ci/* is kept as docker.io/ci/*.",
         widget=forms.TextInput(
             attrs={
                 "placeholder": "registry.example.com/team/*",

@@ -2,19 +2,31 @@
 bring Notary in step with identity."""
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from accounts.models import Team
+from trust.notary import references
 
-gun_syntax = RegexValidator(
-    regex=r"\A[a-z0-9._-]+(/[a-z0-9._-]+)*\Z",
-    message=(
-        "A GUN is lowercase letters, digits, '.', '_', '-' and '/' between non-empty "
-        "segments, such as registry.example.com/ci/app."
-    ),
-)
+
+def gun_syntax(value: str) -> None:
+    """A GUN as Docker normalises it (``trust.notary.references``): a full name such as
+    registry.example.com/ci/app, never a short one (the services normalise those)."""
+    try:
+        gun = references.parse_name(value)
+    except references.InvalidName as error:
+        raise ValidationError(
+            "%(gun)s is not a repository name Docker accepts: %(why)s.",
+            code="invalid",
+            params={"gun": references.shown(value), "why": error},
+        ) from error
+    if gun != value:
+        raise ValidationError(
+            "Docker reads this name as %(gun)s: give it in full.",
+            code="not_normalised",
+            params={"gun": gun},
+        )
 
 
 class CustodyKey(models.Model):

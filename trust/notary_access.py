@@ -4,9 +4,10 @@ from functools import cache
 
 from django.conf import settings
 
+from trust.notary.auth import Challenge, TokenMinter
 from trust.notary.client import NotaryClient
 from trust.notary.errors import NotaryRejected
-from trust.notary.transport import Challenge, HttpTransport, TokenMinter
+from trust.notary.http_transport import HttpTransport
 from trust.token_service.tokens import TokenRequestInvalid, service_token, token_realm
 
 

@@ -15,7 +15,7 @@ exact GUNs and beat an admin's pin of the same GUN.
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -24,25 +24,22 @@ from django.db.models import QuerySet, Subquery
 from accounts.models import User
 from audit.services import audit_record
 from trust.models import CustodyKey, Repository, RootKeyPin
+from trust.notary import name_patterns, references
 from trust.signals import trust_inputs_changed
 
 logger = logging.getLogger(__name__)
 
 WILDCARD = "*"
-PATTERN_MAX = RootKeyPin._meta.get_field("pattern").max_length
+PATTERN_MAX = cast(int, RootKeyPin._meta.get_field("pattern").max_length)  # the field sets one
 MAX_KEY_IDS = 20
 SHOWN_MAX = 20  # characters of a bad key ID repeated in its error message
 
-# A GUN: lowercase segments separated by single slashes. A prefix may also stop after a
-# slash or in the middle of a segment (``registry.example.com/ci/app-*``).
-_GUN = re.compile(r"\A[a-z0-9._:-]+(?:/[a-z0-9._:-]+)*\Z")
-_PREFIX = re.compile(r"\A[a-z0-9._:-]+(?:/[a-z0-9._:-]+)*/?\Z")
 _KEY_ID = re.compile(r"\A[0-9a-f]{64}\Z")
 
 PATTERN_SYNTAX = (
-    "A pattern is a GUN such as registry.example.com/ci/app (lowercase letters, digits, "
-    "'.', '_', ':', '-' and '/' between non-empty segments), or a prefix of one ending in *, "
-    "such as registry.example.com/ci/*."
+    "A pattern is a GUN such as registry.example.com/ci/app (Docker's repository names; "
+    "a short name such as ci/app is read as docker.io/ci/app), or a prefix of one ending "
+    "in *, such as registry.example.com/ci/*."
 )
 
 
@@ -145,30 +142,35 @@ def root_key_pin_list() -> QuerySet[RootKeyPin]:
 # --- Writes ---------------------------------------------------------------------------------
 
 
-def _pattern_errors(pattern: Any) -> list[str]:
+def _normalised_pattern(pattern: Any) -> tuple[str, list[str]]:
+    """The pattern with its GUN part as Docker normalises it (``trust.notary.references``:
+    ``app`` → ``docker.io/library/app``, ``ci/*`` → ``docker.io/ci/*``; a prefix without a
+    ``/`` is a prefix of registry hosts, kept as it is), and what is wrong with it."""
     if not isinstance(pattern, str) or not pattern:
-        return ["Give a GUN, or a GUN prefix ending in *. " + PATTERN_SYNTAX]
+        return "", ["Give a GUN, or a GUN prefix ending in *. " + PATTERN_SYNTAX]
     if len(pattern) > PATTERN_MAX:
-        return [f"The pattern is too long: at most {PATTERN_MAX} characters."]
+        return "", [f"The pattern is too long: at most {PATTERN_MAX} characters."]
     if pattern == WILDCARD:
-        return [
+        return "", [
             "A bare * would pin every repository to these keys; give a prefix such as "
             "registry.example.com/*."
         ]
     body, wildcard = (pattern[:-1], True) if pattern.endswith(WILDCARD) else (pattern, False)
     if WILDCARD in body:
-        return ["* may only end a pattern, once, as in registry.example.com/ci/*."]
-    if not (_PREFIX if wildcard else _GUN).match(body):
-        return [PATTERN_SYNTAX]
-    return []
+        return "", ["* may only end a pattern, once, as in registry.example.com/ci/*."]
+    try:
+        if wildcard:
+            return name_patterns.parse_gun_prefix(body) + WILDCARD, []
+        return references.parse_name(body), []
+    except references.InvalidName as error:
+        return "", [f"Not a GUN: {error}. {PATTERN_SYNTAX}"]
 
 
 _DUPLICATE = "This pattern is pinned already; change the key IDs of its pin instead."
 
 
 def _validated_pattern(pattern: Any) -> str:
-    pattern = pattern.strip() if isinstance(pattern, str) else pattern
-    errors = _pattern_errors(pattern)
+    pattern, errors = _normalised_pattern(pattern.strip() if isinstance(pattern, str) else pattern)
     if not errors and Repository.objects.filter(gun=pattern).exists():
         errors = [
             "Gatehouse manages this repository, so its root is pinned already: by "

@@ -75,12 +75,12 @@ def role_files_seen(*, gun: str, files: Iterable[tuple[str, str]]) -> Seen:
             ignore_conflicts=True,
         )
         everywhere: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
-        for fingerprint, g, r, replayed in (
+        for fingerprint, g, r, flag in (
             RoleFileSighting.objects.filter(fingerprint__in={fp for _, fp in new})
             .order_by("first_seen_at", "id")
             .values_list("fingerprint", "gun", "role", "replayed")
         ):
-            everywhere[fingerprint].append((g, r, replayed))
+            everywhere[fingerprint].append((g, r, flag))
         replayed = {
             fingerprint: where
             for fingerprint, where in everywhere.items()

@@ -9,7 +9,7 @@ from functools import lru_cache
 from cryptography import x509
 from django.conf import settings
 from django.db import connection
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Membership, Team, User
@@ -59,7 +59,8 @@ def desired_delegations(repository: Repository) -> dict[str, list[PublicKey]]:
     desired: dict[str, list[PublicKey]] = {}
     releases: dict[str, PublicKey] = {}
     for key in keys:
-        desired.setdefault(f"targets/{key.role_name}", []).append(key)
+        # role_name is a column of the query (r.name AS role_name), not a field of the model.
+        desired.setdefault(f"targets/{key.role_name}", []).append(key)  # type: ignore[attr-defined]
         releases[key.id] = key
     if releases:
         desired[RELEASES] = [releases[k] for k in sorted(releases)]
@@ -136,7 +137,8 @@ def repository_details(repositories: Sequence[Repository]) -> RepositoryDetails:
             r.pk: _described(r, known, custodian.key_id if custodian else None)
             for r in repositories
         },
-        latest_jobs={job.repository_id: job for job in jobs},
+        # Each the newest job of one of the repositories, so none is without one.
+        latest_jobs={job.repository_id: job for job in jobs if job.repository_id is not None},
         gatehouse_root_key_id=root_key_id(),
     )
 
@@ -150,7 +152,7 @@ def _described(
     published_keys = published.get("keys") or {}
     described = []
     for entry in repository.delegations:
-        keys = []
+        keys: list[dict[str, str | None]] = []
         for key_id in entry["key_ids"]:
             key = known.get(key_id)
             if key is not None:
@@ -183,12 +185,23 @@ def _shown_id(key_id: str, published_keys: dict) -> str:
 
 
 def root_key_id() -> str | None:
-    key = CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT).first()
+    key = CustodyKey.objects.filter(
+        kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT
+    ).first()
     return key.key_id if key else None
 
 
 def root_key_exported() -> bool:
     return RootKeyExport.objects.exists()
+
+
+def root_key_awaits_export() -> bool:
+    """The root key exists and has never been exported, in one query."""
+    return (
+        CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
+        .filter(~Exists(RootKeyExport.objects.all()))
+        .exists()
+    )
 
 
 def token_keys() -> QuerySet[CustodyKey]:

@@ -16,8 +16,9 @@ from django.conf import settings
 
 from trust import pins
 from trust.notary.errors import InvalidMetadata
-from trust.notary.reader import Reader, ReaderLimits, RootPin, VerifiedRepository
+from trust.notary.reader import Reader
 from trust.notary.transport import repository_scope, trust_path
+from trust.notary.verified import ReaderLimits, RootPin, VerifiedRepository
 from trust.notary_access import notary_client
 from trust.replays import history_seen, role_files_seen, signers_histories_seen
 
@@ -72,11 +73,17 @@ def verified_repository(gun: str) -> VerifiedRepository:
     with _lock:
         cached = _cache.get(gun)
     fresh = cached is not None and now - cached.read_at < FULL_READ_EVERY
-    if fresh and now - cached.checked_at < settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS:
+    # ``fresh`` implies ``cached``; the tests of ``cached is not None`` say so to mypy.
+    if (
+        fresh
+        and cached is not None
+        and now - cached.checked_at < settings.GATEHOUSE_TRUST_REVALIDATE_SECONDS
+    ):
         return cached.repository  # no query at all: the pin was checked when this was read
     pin = root_pin(gun)
     if (
         fresh
+        and cached is not None
         and cached.pin == pin
         and _timestamp_version(gun) == cached.repository.versions.get("timestamp")
     ):

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from accounts import selectors as accounts_selectors
 from accounts.models import Team
+from accounts.typing import AuthenticatedHttpRequest
 from gatehouse.forms import ActionForm
 from gatehouse.views import admin_required
 from trust import custody, pins, selectors
@@ -39,12 +40,12 @@ JOBS_PER_PAGE = 25
 LATEST_JOBS = 10
 
 
-def _visible_repository(request: HttpRequest, pk: int) -> Repository:
+def _visible_repository(request: AuthenticatedHttpRequest, pk: int) -> Repository:
     """A repository the viewer may see; any other is a 404, as if it did not exist."""
     return get_object_or_404(selectors.repository_list(viewer=request.user), pk=pk)
 
 
-def _all_teams(request: HttpRequest) -> QuerySet[Team]:
+def _all_teams(request: AuthenticatedHttpRequest) -> QuerySet[Team]:
     """The teams the viewer may see, for the signer-team choices and the team filter."""
     return accounts_selectors.team_list(viewer=request.user).order_by("name")
 
@@ -57,7 +58,7 @@ def _filtered(request: HttpRequest, filters: RepositoryFilter | JobFilter) -> bo
 
 
 def _repository_list_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     *,
     create_form: RepositoryCreateForm | None = None,
     bulk_form: RepositoryBulkForm | None = None,
@@ -77,13 +78,13 @@ def _repository_list_page(
 
 @require_safe
 @login_required
-def repository_list(request: HttpRequest) -> HttpResponse:
+def repository_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _repository_list_page(request)
 
 
 @require_POST
 @admin_required
-def repository_create(request: HttpRequest) -> HttpResponse:
+def repository_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = RepositoryCreateForm(request.POST, teams=_all_teams(request))
     if form.is_valid():
         try:
@@ -104,7 +105,7 @@ def repository_create(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @admin_required
-def repository_bulk(request: HttpRequest) -> HttpResponse:
+def repository_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = RepositoryBulkForm(request.POST, teams=_all_teams(request))
     if form.is_valid():
         try:
@@ -126,7 +127,7 @@ def repository_bulk(request: HttpRequest) -> HttpResponse:
 
 
 def _repository_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     repository: Repository,
     *,
     teams_form: SignerTeamsUpdateForm | None = None,
@@ -152,13 +153,13 @@ def _repository_page(
 
 @require_safe
 @login_required
-def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def repository_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _repository_page(request, _visible_repository(request, pk))
 
 
 @require_POST
 @admin_required
-def repository_signers(request: HttpRequest, pk: int) -> HttpResponse:
+def repository_signers(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     repository = _visible_repository(request, pk)
     form = SignerTeamsUpdateForm(request.POST, teams=_all_teams(request))
     if form.is_valid():
@@ -180,7 +181,7 @@ def repository_signers(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @admin_required
-def repository_sync(request: HttpRequest, pk: int) -> HttpResponse:
+def repository_sync(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     repository = _visible_repository(request, pk)
     sync_requests.repository_sync_request(
         repository=repository, actor=request.user, cause="sync asked for", delay=0
@@ -190,7 +191,7 @@ def repository_sync(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-def repository_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def repository_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """GET asks for confirmation, POST queues the deletion: the page works with JavaScript off."""
     repository = _visible_repository(request, pk)
     if request.method == "POST":
@@ -209,7 +210,7 @@ def repository_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_safe
 @admin_required
-def job_list(request: HttpRequest) -> HttpResponse:
+def job_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = JobFilter(request.GET, queryset=selectors.job_list(viewer=request.user))
     page = Paginator(filters.qs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
@@ -255,7 +256,7 @@ def trust_root(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @admin_required
-def trust_root_export(request: HttpRequest) -> HttpResponse:
+def trust_root_export(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The root key as an encrypted PEM download; a failed export shows the page again."""
     form = RootKeyExportForm(request.POST)
     if form.is_valid():
@@ -283,7 +284,7 @@ def trust_root_export(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @admin_required
-def root_pin_create(request: HttpRequest) -> HttpResponse:
+def root_pin_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = RootKeyPinForm(request.POST)
     if form.is_valid():
         try:
@@ -302,7 +303,7 @@ def root_pin_create(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @admin_required
-def root_pin_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def root_pin_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     pin = get_object_or_404(pins.root_key_pin_list(), pk=pk)
     pins.root_key_pin_delete(actor=request.user, pin=pin)
     messages.success(request, f"Root key pin {pin.pattern} deleted.")

@@ -25,9 +25,11 @@ def key_card(context: template.Context, owner: User, register_url: str) -> dict[
     return {
         **_page(context),
         "keys": selectors.public_key_list(viewer=context["request"].user, owner=owner),
-        "key_register_form": KeyRegisterForm(),
+        # The nonce is the viewer's: whoever registers proves they hold the key.
+        "key_register_form": KeyRegisterForm(
+            nonce=services.registration_challenge_issue(user=context["request"].user).nonce
+        ),
         "key_register_url": register_url,
-        "label_max": services.LABEL_MAX,
         "signing_role": selectors.signing_role_of(owner),
         # Expiry is judged against one instant, so every row of the page agrees.
         "now": timezone.now(),

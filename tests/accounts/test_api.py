@@ -141,6 +141,7 @@ def test_user_fields_and_password_never_shown(api, world):
         "is_active": True,
         "teams": ["ci"],
         "date_joined": response.json()["date_joined"],
+        "locked_until": None,
     }
     created = api(world["admin"]).post(
         "/api/v1/users/", {"username": "carol", "password": NEW_PASSWORD}, format="json"

@@ -2,7 +2,9 @@
 checks are limited per address and minute; token creation is limited per user."""
 
 import base64
+import datetime as dt
 import ipaddress
+import json
 import time
 from types import SimpleNamespace
 
@@ -36,7 +38,10 @@ def test_an_account_locks_after_repeated_failures_even_for_the_right_password(al
         assert login("alice", "wrong").status_code == 401
     locked = login("alice", PASSWORD)
     assert locked.status_code == 429
-    assert "try again later" in locked.json()["detail"]
+    assert locked.json()["detail"] == (
+        "Too many failed logins for this account or address. Try again in 15 minutes."
+    )
+    assert 840 < int(locked["Retry-After"]) <= 900
     assert login("alice", PASSWORD, address="198.51.100.1").status_code == 429
     entry = AuditEntry.objects.get(action="login.locked_out")
     assert (entry.target_type, entry.target_id) == ("user", "alice")
@@ -206,3 +211,156 @@ def test_notary_token_service_passwords_are_throttled_api_tokens_are_not(client,
     assert throttled.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
     assert int(throttled["Retry-After"]) >= 1
     assert notary_token(api_token).status_code == 200
+
+
+# --- Changing one's own password proves a password: it counts as a login ----------------
+
+
+def test_a_wrong_old_password_is_a_failed_login_that_locks_out(api, alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 3
+    client = api(alice)
+    wrong = {"old_password": "Not-It-0ld-secret", "new_password": "a-Brand-new-passw0rd"}
+    for _ in range(3):
+        response = client.post("/api/v1/users/alice/password/", wrong, format="json")
+        assert response.status_code == 400
+        assert "old_password" in response.json()
+    right = {"old_password": PASSWORD, "new_password": "a-Brand-new-passw0rd"}
+    locked = client.post("/api/v1/users/alice/password/", right, format="json")
+    assert locked.status_code == 429
+    assert "Too many failed logins" in locked.json()["detail"]
+    assert int(locked["Retry-After"]) > 0
+    assert login("alice", PASSWORD).status_code == 429  # the account is locked everywhere
+    failed = AuditEntry.objects.filter(action="login.failed", target_id="alice")
+    assert [(e.actor_name, e.after) for e in failed] == [("alice", {"via": "password_change"})] * 3
+    assert AuditEntry.objects.filter(action="login.locked_out", target_id="alice").count() == 1
+    recorded = json.dumps(list(AuditEntry.objects.values("before", "after")))
+    assert "Not-It-0ld-secret" not in recorded
+    assert "a-Brand-new-passw0rd" not in recorded
+
+
+def test_failed_logins_and_wrong_old_passwords_count_together(api, alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 2
+    login("alice", "wrong")
+    wrong = {"old_password": "not-it", "new_password": "a-Brand-new-passw0rd"}
+    assert api(alice).post("/api/v1/users/alice/password/", wrong, format="json").status_code == 400
+    assert login("alice", PASSWORD).status_code == 429
+
+
+def test_the_right_old_password_clears_the_failures(api, alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 2
+    login("alice", "wrong")
+    right = {"old_password": PASSWORD, "new_password": "a-Brand-new-passw0rd"}
+    assert api(alice).post("/api/v1/users/alice/password/", right, format="json").status_code == 204
+    login("alice", "wrong")
+    assert login("alice", "a-Brand-new-passw0rd").status_code == 200
+
+
+def test_the_console_password_form_counts_and_says_when_locked(client, alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 2
+    client.force_login(alice)
+    form = {
+        "old_password": "not-it",
+        "new_password": "a-Brand-new-passw0rd",
+        "new_password_confirm": "a-Brand-new-passw0rd",
+    }
+    for _ in range(2):
+        assert "The current password is not correct." in client.post("/profile/", form).text
+    page = client.post("/profile/", {**form, "old_password": PASSWORD})
+    assert "Too many failed logins for this account or address. Try again in 15 minutes." in (
+        page.text
+    )
+    alice.refresh_from_db()
+    assert alice.check_password(PASSWORD)
+    assert AuditEntry.objects.filter(action="login.failed", target_id="alice").count() == 2
+
+
+def test_an_admin_setting_a_password_proves_nothing_and_counts_nothing(api, admin, alice):
+    body = {"new_password": "a-Brand-new-passw0rd"}
+    assert api(admin).post("/api/v1/users/alice/password/", body, format="json").status_code == 204
+    assert not AuditEntry.objects.filter(action="login.failed").exists()
+
+
+# --- How long, who is locked, and unlocking ------------------------------------------------
+
+
+def test_the_lockout_says_in_how_many_minutes(alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 1
+    settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS = 61
+    login("alice", "wrong")
+    locked = login("alice", PASSWORD)
+    assert locked.json()["detail"].endswith("Try again in 2 minutes.")
+    assert 1 <= int(locked["Retry-After"]) <= 61
+
+
+def test_the_console_login_says_for_how_long(client, alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 1
+    settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS = 60
+    client.post("/login/", {"username": "alice", "password": "wrong"})
+    page = client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert "Try again in 1 minute." in page.text
+
+
+@pytest.fixture
+def alice_locked(alice, settings):
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 2
+    for _ in range(2):
+        login("alice", "wrong")
+    return alice
+
+
+def test_admins_see_which_accounts_are_locked_and_until_when(api, admin, alice_locked):
+    make_user("bob")
+    client = api(admin)
+    users = {u["username"]: u for u in client.get("/api/v1/users/").json()["results"]}
+    assert users["bob"]["locked_until"] is None
+    until = dt.datetime.fromisoformat(users["alice"]["locked_until"])
+    assert dt.timedelta(minutes=14) < until - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=15)
+    locked = client.get("/api/v1/users/", {"locked": "true"}).json()["results"]
+    assert [u["username"] for u in locked] == ["alice"]
+    others = client.get("/api/v1/users/", {"locked": "false"}).json()["results"]
+    assert sorted(u["username"] for u in others) == ["bob", "root"]
+    assert (
+        client.get("/api/v1/users/alice/").json()["locked_until"]
+        == (users["alice"]["locked_until"])
+    )
+
+
+def test_only_admins_unlock_and_it_is_audited(api, admin, alice_locked):
+    assert api(make_user("bob")).post("/api/v1/users/alice/unlock/").status_code == 403
+    assert api(alice_locked).post("/api/v1/users/alice/unlock/").status_code == 403
+    assert login("alice", PASSWORD).status_code == 429
+
+    response = api(admin).post("/api/v1/users/alice/unlock/")
+    assert response.status_code == 200
+    assert response.json()["locked_until"] is None
+    entry = AuditEntry.objects.get(action="user.unlocked")
+    assert (entry.actor_name, entry.target_type, entry.target_id) == ("root", "user", "alice")
+    assert entry.after == {"failures_cleared": 2}
+    assert login("alice", PASSWORD).status_code == 200
+
+    assert api(admin).post("/api/v1/users/alice/unlock/").status_code == 200  # not locked
+    assert AuditEntry.objects.filter(action="user.unlocked").count() == 1
+    assert api(admin).post("/api/v1/users/nobody/unlock/").status_code == 404
+
+
+def test_the_console_shows_the_lock_and_unlocks(client, admin, alice_locked):
+    client.force_login(admin)
+    listing = client.get("/users/").text
+    assert listing.count('class="badge badge-locked"') == 1
+    page = client.get("/users/alice/").text
+    assert "Locked until" in page
+    assert 'action="/users/alice/unlock/"' in page
+
+    response = client.post("/users/alice/unlock/")
+    assert response.status_code == 302
+    assert AuditEntry.objects.filter(action="user.unlocked", target_id="alice").exists()
+    page = client.get("/users/alice/").text
+    assert "Locked until" not in page
+    assert "badge-locked" not in page
+    assert login("alice", PASSWORD).status_code == 200
+
+
+def test_the_console_unlock_is_for_admins_only(client, alice_locked):
+    client.force_login(make_user("bob"))
+    assert client.post("/users/alice/unlock/").status_code == 403
+    assert not AuditEntry.objects.filter(action="user.unlocked").exists()

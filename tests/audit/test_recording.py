@@ -13,7 +13,7 @@ from audit.models import AuditEntry
 from bundles import services as bundles
 from bundles.models import PublicKey
 from policy import services as policy
-from tests.bundles.helpers import certificate_pem
+from tests.bundles.helpers import registration
 from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import runner_replace
 from trust import custody
@@ -169,7 +169,7 @@ def test_keys(admin, alice):
     assert entry.after["revoked_at"] is not None
 
     key = bundles.public_key_register(
-        actor=admin, user=alice, certificate=certificate_pem(), label="yubikey", signing=False
+        actor=admin, user=alice, **registration(admin), label="yubikey", signing=False
     )
     entry = only("key.registered")
     assert (entry.actor_name, entry.target_id, entry.after["owner"]) == ("root", key.id, "alice")
@@ -251,7 +251,7 @@ def test_root_key_export(admin):
     root_key.root_key_export(actor=admin, passphrase="a long passphrase")
     entry = only("root_key.exported")
     assert (entry.actor_name, entry.target_type) == ("root", "root_key")
-    assert entry.target_id == root_key.root_key_ensure()
+    assert entry.target_id == root_key.root_key_ensure()[0]
     assert "passphrase" not in json.dumps([entry.before, entry.after])
 
 

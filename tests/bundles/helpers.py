@@ -1,13 +1,36 @@
 """Open client bundles and make certificates for registration tests."""
 
+import base64
 import datetime as dt
 import io
 import zipfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+
+
+def _key_usage(**flags: bool) -> x509.KeyUsage:
+    names = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
+    return x509.KeyUsage(**{name: flags.get(name, False) for name in names})
+
+
+KEY_USAGES = {
+    "sign": _key_usage(digital_signature=True),
+    "encipher": _key_usage(key_encipherment=True),
+    "ca": _key_usage(key_cert_sign=True, crl_sign=True),
+}
 
 
 def open_bundle(archive: bytes) -> dict[str, bytes]:
@@ -27,8 +50,11 @@ def certificate_pem(
     days: int = 30,
     starts_days_ago: int = 1,
     is_ca: bool = False,
+    key_usage: str | None = None,
 ) -> str:
-    """A self-signed certificate, as a user would bring from another tool."""
+    """A self-signed certificate, as a user would bring from another tool. ``key_usage``:
+    none (no extension), ``sign`` (digitalSignature), ``encipher`` (keyEncipherment only),
+    ``ca`` (keyCertSign and cRLSign only)."""
     key = key or ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
@@ -43,8 +69,35 @@ def certificate_pem(
     )
     if is_ca:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+    if key_usage is not None:
+        builder = builder.add_extension(KEY_USAGES[key_usage], critical=True)
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
 
 def rsa_key(bits: int):
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def signed_nonce(key, nonce: str) -> str:
+    """What ``printf %s "$NONCE" | openssl dgst -sha256 -sign key.pem | base64 -w0`` prints."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        raw = key.sign(nonce.encode(), padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raw = key.sign(nonce.encode(), ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(raw).decode()
+
+
+def proof(actor, key) -> dict[str, str]:
+    """A nonce given to ``actor`` and ``key``'s signature of it: the proof of possession a
+    registration by ``actor`` needs."""
+    from bundles.services import registration_challenge_issue
+
+    nonce = registration_challenge_issue(user=actor).nonce
+    return {"nonce": nonce, "signature": signed_nonce(key, nonce)}
+
+
+def registration(actor, *, key=None, **certificate) -> dict[str, str]:
+    """A fresh certificate (``certificate_pem`` options) and ``actor``'s proof that they hold
+    its key: the ``certificate``, ``nonce`` and ``signature`` of a registration."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    return {"certificate": certificate_pem(key=key, **certificate), **proof(actor, key)}

@@ -1,13 +1,22 @@
 """Client bundles and public keys in the console: My profile, and a user's page for admins."""
 
 import datetime as dt
+import re
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
 from bundles.models import PublicKey
 from bundles.services import bundle_issue, public_key_revoke
-from tests.bundles.helpers import certificate_pem, open_bundle
+from tests.bundles.helpers import (
+    certificate_pem,
+    open_bundle,
+    proof,
+    registration,
+    signed_nonce,
+)
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -182,12 +191,28 @@ def test_over_long_label_is_an_error_and_changes_nothing(as_alice, alice):
     assert snapshot() == before
 
 
+def shown_nonce(response) -> str:
+    """The nonce a page shows to sign (and posts back in a hidden field)."""
+    hidden = re.findall(r'<input type="hidden" name="nonce" value="([^"]+)"', response.text)
+    assert len(set(hidden)) == 1, hidden
+    assert f"printf %s '{hidden[0]}' | openssl dgst -sha256 -sign key.pem" in response.text
+    return hidden[0]
+
+
 def test_profile_registers_a_certificate(as_alice, alice):
-    pem = certificate_pem()
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = certificate_pem(key=key)
+    nonce = shown_nonce(as_alice.get("/profile/"))
 
     response = as_alice.post(
         "/profile/keys/register/",
-        {"certificate": pem, "label": "yubikey", "signing": "on"},
+        {
+            "certificate": pem,
+            "nonce": nonce,
+            "signature": signed_nonce(key, nonce),
+            "label": "yubikey",
+            "signing": "on",
+        },
         follow=True,
     )
 
@@ -203,7 +228,77 @@ def test_register_page_works_on_its_own(as_alice):
 
     assert response.status_code == 200
     assert 'name="certificate"' in response.text
+    assert 'name="signature"' in response.text
+    assert shown_nonce(response)
     assert 'href="/profile/"' in response.text
+
+
+def test_registering_without_the_keys_signature_is_refused(as_alice):
+    """A certificate is public; the private key is its holder's: no signature of the nonce
+    by that key, no registration (a colleague's certificate, Gatehouse's token certificate)."""
+    theirs = ec.generate_private_key(ec.SECP256R1())
+    page = as_alice.get("/profile/keys/register/")
+    nonce = shown_nonce(page)
+    forged = signed_nonce(ec.generate_private_key(ec.SECP256R1()), nonce)
+
+    response = as_alice.post(
+        "/profile/keys/register/",
+        {"certificate": certificate_pem(key=theirs), "nonce": nonce, "signature": forged},
+    )
+
+    assert response.status_code == 200
+    assert 'id="register_signature_error"' in response.text
+    assert "does not verify with the certificate&#x27;s key" in response.text
+    assert shown_nonce(response) == nonce  # still usable: sign it again
+    assert not PublicKey.objects.exists()
+
+
+def test_a_used_nonce_is_replaced_by_a_new_one(as_alice, alice):
+    key = ec.generate_private_key(ec.SECP256R1())
+    used = registration(alice, key=key)
+    as_alice.post("/profile/keys/register/", used)
+    assert PublicKey.objects.count() == 1
+    other = ec.generate_private_key(ec.SECP256R1())
+
+    response = as_alice.post(
+        "/profile/keys/register/",
+        {
+            "certificate": certificate_pem(key=other),
+            "nonce": used["nonce"],
+            "signature": signed_nonce(other, used["nonce"]),
+        },
+    )
+
+    assert "This nonce has been used already" in response.text
+    assert shown_nonce(response) != used["nonce"]
+    assert PublicKey.objects.count() == 1
+
+
+PRIVATE_KEY_MESSAGE = (
+    "This is a private key; paste the certificate (e.g. cert.pem), never the private key."
+)
+
+
+@pytest.mark.parametrize("field", ["certificate", "signature", "label"])
+def test_a_pasted_private_key_is_refused_and_never_shown_again(as_alice, alice, field):
+    key = ec.generate_private_key(ec.SECP256R1())
+    pasted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    body = {**registration(alice, key=key), field: pasted}
+
+    response = as_alice.post("/profile/keys/register/", body)
+
+    assert response.status_code == 200
+    assert f'id="register_{field}_error"' in response.text
+    assert PRIVATE_KEY_MESSAGE in response.text
+    secret = "".join(pasted.splitlines()[1:-1])
+    for piece in (secret[i : i + 16] for i in range(0, len(secret) - 16, 16)):
+        assert piece not in response.text
+    assert "PRIVATE KEY-----" not in response.text
+    assert not PublicKey.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -212,10 +307,14 @@ def test_register_page_works_on_its_own(as_alice):
         ("garbage", "This is not a PEM-encoded X.509 certificate."),
         (certificate_pem(days=-1, starts_days_ago=5), "The certificate expired on"),
         (certificate_pem(is_ca=True), "The certificate is a CA certificate"),
+        (certificate_pem(key_usage="ca"), "does not include digitalSignature"),
     ],
 )
-def test_bad_certificate_is_an_error_on_its_field(as_alice, certificate, error):
-    response = as_alice.post("/profile/keys/register/", {"certificate": certificate})
+def test_bad_certificate_is_an_error_on_its_field(as_alice, alice, certificate, error):
+    response = as_alice.post(
+        "/profile/keys/register/",
+        {"certificate": certificate, **proof(alice, ec.generate_private_key(ec.SECP256R1()))},
+    )
 
     assert response.status_code == 200
     assert 'id="register_certificate_error"' in response.text
@@ -225,30 +324,54 @@ def test_bad_certificate_is_an_error_on_its_field(as_alice, certificate, error):
 
 
 def test_duplicate_certificate_says_it_is_registered_already(as_alice, admin, alice):
-    pem = certificate_pem()
-    bundle_key = bundle_issue(user=admin).key
-    as_alice.post("/profile/keys/register/", {"certificate": pem})
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = certificate_pem(key=key)
+    as_alice.post("/profile/keys/register/", {"certificate": pem, **proof(alice, key)})
     before = snapshot()
 
-    again = as_alice.post("/profile/keys/register/", {"certificate": pem})
-    issued = as_alice.post("/profile/keys/register/", {"certificate": bundle_key.certificate})
+    again = as_alice.post("/profile/keys/register/", {"certificate": pem, **proof(alice, key)})
 
-    for response in (again, issued):
-        assert 'id="register_certificate_error"' in response.text
-        assert "is registered already." in response.text
+    assert 'id="register_certificate_error"' in again.text
+    assert "is registered already." in again.text
     assert snapshot() == before
 
 
-def test_over_long_label_on_registration_is_a_form_error(as_alice):
-    response = as_alice.post(
-        "/profile/keys/register/", {"certificate": certificate_pem(), "label": "z" * 101}
-    )
+def test_over_long_label_on_registration_is_a_form_error(as_alice, alice):
+    response = as_alice.post("/profile/keys/register/", {**registration(alice), "label": "z" * 101})
 
     assert 'id="register_label_error"' in response.text
+    assert "at most 100 characters" in response.text
     assert not PublicKey.objects.exists()
 
 
-def test_non_admin_cannot_reach_another_users_keys(as_alice):
+def test_label_inputs_have_no_maxlength_that_would_cut_a_label(as_alice, alice):
+    """A browser cuts text longer than ``maxlength`` without a word; the service says so."""
+    bundle_issue(user=alice, label="laptop")
+
+    page = as_alice.get("/profile/").text
+
+    labels = re.findall(r'<input type="text" name="label"[^>]*>', page)
+    assert len(labels) == 3  # the bundle's, the key's, the registration's
+    assert not [tag for tag in labels if "maxlength" in tag]
+
+
+def test_a_cleared_label_stays_empty_and_the_key_shows_by_its_id(as_alice, alice):
+    key = bundle_issue(user=alice, label="laptop").key
+
+    response = as_alice.post(
+        f"/keys/{key.id}/label/", {"label": "", "next": "/profile/"}, follow=True
+    )
+
+    key.refresh_from_db()
+    assert key.label == ""
+    assert messages_of(response) == [f"Key {key.id[:12]} no longer has a label."]
+    row = key_rows(response)[key.id]
+    assert 'value=""' in row
+    assert f'placeholder="{key.id[:12]}"' in row
+    assert "Generated on" not in response.text
+
+
+def test_non_admin_cannot_reach_another_users_keys(as_alice, alice):
     bob = make_user("bob")
     key = bundle_issue(user=bob, label="bobs").key
     before = snapshot()
@@ -258,7 +381,7 @@ def test_non_admin_cannot_reach_another_users_keys(as_alice):
         as_alice.post(f"/keys/{key.id}/signing/", {"is_signing_key": "true"}),
         as_alice.post(f"/keys/{key.id}/revoke/"),
         as_alice.get("/users/bob/keys/register/"),
-        as_alice.post("/users/bob/keys/register/", {"certificate": certificate_pem()}),
+        as_alice.post("/users/bob/keys/register/", registration(alice)),
     ]
 
     assert [response.status_code for response in responses] == [404] * 5
@@ -271,7 +394,7 @@ def test_unknown_key_is_404(as_admin):
         assert as_admin.post(f"/keys/{key_id}/revoke/").status_code == 404
 
 
-def test_admin_manages_a_users_keys_from_the_user_page(as_admin, alice):
+def test_admin_manages_a_users_keys_from_the_user_page(as_admin, admin, alice):
     key = bundle_issue(user=alice, label="laptop").key
     page = as_admin.get("/users/alice/")
     assert key.id in key_rows(page)
@@ -281,9 +404,7 @@ def test_admin_manages_a_users_keys_from_the_user_page(as_admin, alice):
 
     label = as_admin.post(f"/keys/{key.id}/label/", {"label": "ci", **back}, follow=True)
     signing = as_admin.post(f"/keys/{key.id}/signing/", {"is_signing_key": "true", **back})
-    register = as_admin.post(
-        "/users/alice/keys/register/", {"certificate": certificate_pem(), "label": "hsm"}
-    )
+    register = as_admin.post("/users/alice/keys/register/", {**registration(admin), "label": "hsm"})
     revoke = as_admin.post(f"/keys/{key.id}/revoke/", back)
 
     assert label.redirect_chain == [("/users/alice/", 302)]

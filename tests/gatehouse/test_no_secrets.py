@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_token_create
 from gatehouse.logging import ContextFilter, JsonFormatter
-from tests.bundles.helpers import certificate_pem, open_bundle
+from tests.bundles.helpers import certificate_pem, open_bundle, signed_nonce
 from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import run_jobs
 from trust import custody
@@ -195,14 +195,39 @@ def scenario(capture: Capture, *, notary_gun: str | None = None) -> dict:
     files = open_bundle(archive)
     key_pem = files["key.pem"].decode()
     assert "PRIVATE KEY" in key_pem
+    response, _ = capture.call("challenge", alice_api, "post", "/api/v1/keys/challenge/")
+    nonce = response.json()["nonce"]
+    registered = ec.generate_private_key(ec.SECP256R1())
     response, _ = capture.call(
         "register key",
         alice_api,
         "post",
         "/api/v1/users/alice/keys/",
-        {"certificate": certificate_pem(), "label": "ci"},
+        {
+            "certificate": certificate_pem(key=registered),
+            "nonce": nonce,
+            "signature": signed_nonce(registered, nonce),
+            "label": "ci",
+        },
     )
     assert response.status_code == 201
+    # The bundle's private key pasted where the certificate goes: refused, never repeated.
+    pasted = {"certificate": key_pem, "nonce": nonce, "signature": "AAAA", "label": "x"}
+    response, _ = capture.call(
+        "register a private key", alice_api, "post", "/api/v1/users/alice/keys/", pasted
+    )
+    assert response.status_code == 400
+    alice_browser = Client()
+    alice_browser.force_login(alice)
+    response, _ = capture.call(
+        "console register a private key",
+        alice_browser,
+        "post",
+        "/profile/keys/register/",
+        pasted,
+    )
+    assert response.status_code == 200
+    assert "This is a private key" in response.content.decode()
     capture.call("keys", alice_api, "get", "/api/v1/users/alice/keys/")
 
     # The root key, made as `manage.py root_key` does, exported with a passphrase.

@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from audit.models import AuditEntry
 from bundles.services import bundle_issue
-from tests.bundles.helpers import certificate_pem
+from tests.bundles.helpers import certificate_pem, registration
 from tests.factories import PASSWORD, make_team, make_user
 from trust import custody
 from trust.models import Job
@@ -68,8 +68,11 @@ def page(method, path, body, anonymous, bob, alice, admin) -> Case:
     return Case(method, path, body, expected, console=True)
 
 
-def cert() -> dict:
-    return {"certificate": certificate_pem(), "label": "registered"}
+def cert(user) -> dict:
+    """A registration by ``user``: a certificate and their proof that they hold its key."""
+    if user is None:
+        return {"certificate": certificate_pem(), "label": "registered"}
+    return {**registration(user), "label": "registered"}
 
 
 # pattern name -> cases; statuses are for (anonymous, bob, alice, admin).
@@ -111,6 +114,7 @@ TABLE: dict[str, list[Case]] = {
             204,
         ),
     ],
+    "user-unlock": [api("post", "users/alice/unlock/", None, 401, 403, 403, 200)],
     "team-list": [
         api("get", "teams/", None, 401, 200, 200, 200),
         api("post", "teams/", {"name": "dev"}, 401, 403, 403, 201),
@@ -133,6 +137,7 @@ TABLE: dict[str, list[Case]] = {
     # --- API: bundles and keys ---------------------------------------------------------
     "api-bundles": [api("post", "bundles/", {"label": "laptop"}, 401, 200, 200, 200)],
     "api-client-ca": [api("get", "bundles/ca.pem", None, 401, 200, 200, 200)],
+    "api-key-challenge": [api("post", "keys/challenge/", None, 401, 200, 200, 200)],
     "user-key-list": [
         api("get", "users/alice/keys/", None, 401, 404, 200, 200),
         api("get", "users/bob/keys/", None, 401, 200, 404, 200),
@@ -218,6 +223,7 @@ TABLE: dict[str, list[Case]] = {
     "api-admission-mutate": [
         api("post", "admission/mutate/", {"kind": "nope"}, 401, 403, 403, 400),
     ],
+    "api-admission-decisions": [api("get", "admission/decisions/", None, 401, 403, 403, 200)],
     "api-admission-webhook-configuration": [
         api(
             "get",
@@ -278,6 +284,7 @@ TABLE: dict[str, list[Case]] = {
     ],
     "users:deactivate": [page("post", "/users/bob/deactivate/", None, 302, 403, 403, 302)],
     "users:reactivate": [page("post", "/users/bob/reactivate/", None, 302, 403, 403, 302)],
+    "users:unlock": [page("post", "/users/bob/unlock/", None, 302, 403, 403, 302)],
     "teams:list": [page("get", "/teams/", None, 302, 200, 200, 200)],
     "teams:create": [
         page("get", "/teams/new/", None, 302, 403, 403, 200),
@@ -384,6 +391,7 @@ TABLE: dict[str, list[Case]] = {
         page("post", "/content-trust/", {"mode": "permissive"}, 302, 403, 403, 302),
     ],
     "content_trust_check": [page("get", "/content-trust/check/", None, 302, 200, 200, 200)],
+    "admission_decisions": [page("get", "/content-trust/admission/", None, 302, 403, 403, 200)],
 }
 
 
@@ -458,8 +466,8 @@ CASES = [
 def test_permission(api, world, name, case, caller):
     path = case.path.format(**world["ids"])
     assert resolve(path.split("?")[0]).view_name == name, f"{path} is not {name}"
-    body = {**cert()} if case.body == "certificate" else case.body
     user = world["users"][caller]
+    body = cert(user) if case.body == "certificate" else case.body
     if case.console:
         client = Client()
         if user is not None:

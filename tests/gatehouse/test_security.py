@@ -66,3 +66,54 @@ def test_no_page_has_inline_script(client, admin):
     script = client.get("/api/v1/docs/?script=")
     assert script.status_code == 200
     assert "SwaggerUIBundle" in script.content.decode()
+
+
+# --- Cache-Control: no-store for whatever answers a signed-in user ----------------------
+
+
+@pytest.mark.django_db
+def test_console_pages_of_a_session_are_no_store(client, admin):
+    client.force_login(admin)
+    for path in ("/", "/users/", "/profile/", "/content-trust/", "/repositories/", "/audit/"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response["Cache-Control"] == "no-store", path
+    response = client.get("/login/")  # signed in already: sent on, never cached (Django's)
+    assert response.status_code == 302
+    assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_api_answers_are_no_store_with_a_session_and_with_a_bearer_token(client, api, admin):
+    client.force_login(admin)
+    assert client.get("/api/v1/users/")["Cache-Control"] == "no-store"
+    assert api(admin).get("/api/v1/users/")["Cache-Control"] == "no-store"
+    assert api(admin).get("/api/v1/teams/")["Cache-Control"] == "no-store"
+    # Errors answered to someone signed in too.
+    assert api(admin).get("/api/v1/users/ghost/")["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+def test_a_stricter_cache_control_of_the_answer_is_kept(api, admin):
+    response = api(admin).get("/api/v1/bundles/ca.pem")
+    assert response["Cache-Control"] == "no-store"
+    bundle = api(admin).post("/api/v1/bundles/")
+    assert bundle["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+def test_anonymous_answers_keep_their_own_cache_headers(client):
+    assert "Cache-Control" not in client.get("/api/v1/schema/")
+    assert "Cache-Control" not in client.get("/api/v1/docs/")
+    login = client.get("/login/")  # Django's own, kept as it is
+    assert login["Cache-Control"] == "max-age=0, no-cache, no-store, must-revalidate, private"
+    health = client.get("/healthz")
+    assert health["Cache-Control"] == "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
+@pytest.mark.django_db
+def test_healthz_is_answered_as_it_was_to_a_signed_in_browser(client, admin):
+    client.force_login(admin)
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health["Cache-Control"] == "max-age=0, no-cache, no-store, must-revalidate, private"

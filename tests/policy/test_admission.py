@@ -1,6 +1,7 @@
 """The Kubernetes admission webhook without Notary: recorded ``AdmissionReview`` documents of
-every workload kind, answered with real evaluations (policy disabled, exempt, or Notary out
-of reach), authentication, the service account and the webhook configuration."""
+every workload kind (image volumes, custom resources with a pod template, and kinds whose
+images cannot be found), answered with real evaluations (policy disabled, exempt, or Notary
+out of reach), authentication, the service account and the webhook configuration."""
 
 import base64
 import datetime as dt
@@ -81,7 +82,30 @@ EXPECTED_IMAGES = {
             "registry.example.com/shop/report:5.0",
         ),
     ],
+    "replicationcontroller.json": [
+        ("/spec/template/spec/containers/0/image", "registry.example.com/shop/legacy-web:0.8"),
+        ("/spec/template/spec/initContainers/0/image", "busybox:1.36"),
+    ],
+    "podtemplate.json": [
+        ("/template/spec/containers/0/image", "registry.example.com/shop/worker:4.2"),
+    ],
+    "pod-image-volume.json": [
+        ("/spec/containers/0/image", "registry.example.com/shop/web:1.4.2"),
+        ("/spec/volumes/0/image/reference", "registry.example.com/shop/dataset:2024.06"),
+        ("/spec/volumes/2/image/reference", "registry.example.com/ml/models@sha256:" + "d" * 64),
+    ],
+    "rollout.json": [
+        ("/spec/template/spec/containers/0/image", "registry.example.com/shop/storefront:3.3"),
+        ("/spec/template/spec/volumes/0/image/reference", "registry.example.com/shop/assets:3.3"),
+    ],
     "configmap.json": [],
+}
+# What each image of an object is used by, as a denial names it.
+EXPECTED_USED_BY = {
+    "pod.json": ["container web", "container proxy", "initContainer migrate"],
+    "pod-ephemeral.json": ["container web", "ephemeralContainer debugger-x7k2p"],
+    "pod-image-volume.json": ["container web", "volume data", "volume models"],
+    "rollout.json": ["container storefront", "volume assets"],
 }
 
 
@@ -147,11 +171,96 @@ def notary_down(settings):
 def test_every_image_of_every_workload_kind_with_its_json_pointer(name):
     document = load(name)
     review = admission.parse_review(json.dumps(document))
-    found = admission.container_images(review.kind, review.object)
-    assert [(c.pointer, c.image) for c in found] == EXPECTED_IMAGES[name]
-    for container in found:
-        assert resolve(review.object, container.pointer) == container.image
+    workload = admission.find_images(review.group, review.kind, review.object)
+    assert workload.unrecognised is None
+    assert [(use.pointer, use.image) for use in workload.images] == EXPECTED_IMAGES[name]
+    for use in workload.images:
+        assert resolve(review.object, use.pointer) == use.image
+    if name in EXPECTED_USED_BY:
+        assert [use.used_by for use in workload.images] == EXPECTED_USED_BY[name]
     assert review.uid == document["request"]["uid"]
+    assert review.group == document["request"]["kind"]["group"]
+
+
+def test_each_kind_maps_to_where_it_keeps_its_pod_spec():
+    def pod_specs(name: str) -> tuple[str, ...]:
+        review = admission.parse_review(json.dumps(load(name)))
+        return admission.find_images(review.group, review.kind, review.object).pod_specs
+
+    assert pod_specs("pod.json") == ("/spec",)
+    assert pod_specs("replicationcontroller.json") == ("/spec/template/spec",)
+    assert pod_specs("podtemplate.json") == ("/template/spec",)
+    for name in ("deployment.json", "replicaset.json", "statefulset.json", "daemonset.json"):
+        assert pod_specs(name) == ("/spec/template/spec",)
+    assert pod_specs("job.json") == ("/spec/template/spec",)
+    assert pod_specs("cronjob.json") == ("/spec/jobTemplate/spec/template/spec",)
+    assert pod_specs("rollout.json") == ("/spec/template/spec",)  # any kind, by its shape
+    assert pod_specs("configmap.json") == ()
+
+
+def test_a_custom_kind_with_a_job_template_is_read_there():
+    document = load("cronjob.json")
+    document["request"]["kind"] = {"group": "ops.example.com", "version": "v1", "kind": "Nightly"}
+    review = admission.parse_review(json.dumps(document))
+    workload = admission.find_images(review.group, review.kind, review.object)
+    assert workload.pod_specs == ("/spec/jobTemplate/spec/template/spec",)
+    assert [(u.pointer, u.image) for u in workload.images] == EXPECTED_IMAGES["cronjob.json"]
+
+
+def test_the_group_comes_from_the_object_when_the_request_has_no_kind():
+    document = load("rollout.json")
+    del document["request"]["kind"]
+    review = admission.parse_review(json.dumps(document))
+    assert (review.group, review.kind) == ("argoproj.io", "Rollout")
+    document = load("pod.json")
+    del document["request"]["kind"]
+    review = admission.parse_review(json.dumps(document))
+    assert (review.group, review.kind) == ("", "Pod")
+
+
+@pytest.mark.parametrize(
+    ("group", "kind", "obj", "why"),
+    [
+        (
+            "argoproj.io",
+            "Workflow",
+            load("workflow.json")["request"]["object"],
+            "a Workflow (argoproj.io) whose images cannot be found: it is not a kind known to "
+            "carry none, and it has no pod spec (an object with a containers list) at "
+            "/spec/template/spec or /spec/jobTemplate/spec/template/spec",
+        ),
+        (
+            "apps",
+            "Deployment",
+            {"spec": {"replicas": 1}},
+            "a Deployment (apps) whose images cannot be found: it has no pod spec (an object "
+            "with a containers list) at /spec/template/spec",
+        ),
+        (
+            "",
+            "PodTemplate",
+            {"spec": {"template": load("podtemplate.json")["request"]["object"]["template"]}},
+            "a PodTemplate whose images cannot be found: it has no pod spec (an object with a "
+            "containers list) at /template/spec",
+        ),
+        # Not a pod spec: no containers list where a pod template would be.
+        ("ops.example.com", "Thing", {"spec": {"template": {"spec": {"image": "x"}}}}, "Thing"),
+        ("ops.example.com", "Thing", {"spec": {"template": {"spec": "x"}}}, "Thing"),
+        # A built-in kind's name in another API group is not that kind.
+        ("ops.example.com", "ConfigMap", {"data": {"image": "x"}}, "ConfigMap"),
+        ("", "", {}, "an object of no kind whose images cannot be found"),
+    ],
+)
+def test_an_object_whose_images_cannot_be_found_is_unrecognised(group, kind, obj, why):
+    workload = admission.find_images(group, kind, obj)
+    assert workload.images == ()
+    assert workload.unrecognised is not None
+    assert why in workload.unrecognised
+
+
+def test_kinds_known_to_carry_no_image_have_none():
+    for group, kind in [("", "ConfigMap"), ("policy", "Eviction"), ("autoscaling", "Scale")]:
+        assert admission.find_images(group, kind, {"metadata": {}}) == admission.Workload()
 
 
 def test_json_pointers_escape_and_pins_keep_the_name_as_written():
@@ -168,7 +277,7 @@ def test_json_pointers_escape_and_pins_keep_the_name_as_written():
 def test_the_patch_replaces_each_container_of_a_pinned_image_and_only_those():
     rules = PolicyRules(enabled=True, mode="enforced", signing_teams=("ci",), allow_repos=())
     review = admission.parse_review((FIXTURES / "cronjob.json").read_text())
-    containers = admission.container_images(review.kind, review.object)
+    containers = admission.find_images(review.group, review.kind, review.object).images
     digest = "sha256:" + "2" * 64
     verdicts = {
         "registry.example.com/shop/report:5.0": admission.Verdict(
@@ -184,7 +293,7 @@ def test_the_patch_replaces_each_container_of_a_pinned_image_and_only_those():
             note="exempt: registry.example.com/shop/uploader is in allow_repos",
         ),
     }
-    decision = admission.decide(rules=rules, containers=containers, verdicts=verdicts, mutate=True)
+    decision = admission.decide(rules=rules, uses=containers, verdicts=verdicts, mutate=True)
     prefix = "/spec/jobTemplate/spec/template/spec"
     assert decision.patch == (
         {
@@ -202,8 +311,60 @@ def test_the_patch_replaces_each_container_of_a_pinned_image_and_only_those():
     answer = admission.response_json("u", decision)["response"]
     assert answer["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(answer["patch"])) == list(decision.patch)
-    validate = admission.decide(rules=rules, containers=containers, verdicts=verdicts, mutate=False)
+    validate = admission.decide(rules=rules, uses=containers, verdicts=verdicts, mutate=False)
     assert "patch" not in admission.response_json("u", validate)["response"]
+
+
+def test_the_patch_pins_image_volumes_as_it_pins_containers():
+    rules = PolicyRules(enabled=True, mode="enforced", signing_teams=("ci",), allow_repos=())
+    document = load("pod-image-volume.json")
+    review = admission.parse_review(json.dumps(document))
+    uses = admission.find_images(review.group, review.kind, review.object).images
+    digest = "sha256:" + "3" * 64
+    models = "registry.example.com/ml/models@sha256:" + "d" * 64
+    signed = ("team ci: signed",)
+    verdicts = {
+        "registry.example.com/shop/web:1.4.2": admission.Verdict(
+            "registry.example.com/shop/web:1.4.2",
+            admission.PASSED,
+            signed,
+            pin=f"registry.example.com/shop/web@{digest}",
+        ),
+        "registry.example.com/shop/dataset:2024.06": admission.Verdict(
+            "registry.example.com/shop/dataset:2024.06",
+            admission.PASSED,
+            signed,
+            pin=f"registry.example.com/shop/dataset@{digest}",
+        ),
+        models: admission.Verdict(models, admission.PASSED, signed),  # a digest: nothing to pin
+    }
+    decision = admission.decide(rules=rules, uses=uses, verdicts=verdicts, mutate=True)
+    assert decision.patch == (
+        {
+            "op": "replace",
+            "path": "/spec/containers/0/image",
+            "value": f"registry.example.com/shop/web@{digest}",
+        },
+        {
+            "op": "replace",
+            "path": "/spec/volumes/0/image/reference",
+            "value": f"registry.example.com/shop/dataset@{digest}",
+        },
+    )
+    assert decision.message == (
+        "Gatehouse content trust: 3 images allowed; pinned 2 to the signed digest"
+    )
+    pinned = review.object
+    for operation in decision.patch:
+        *parents, last = operation["path"].lstrip("/").split("/")
+        node = resolve(pinned, "/" + "/".join(parents))
+        assert node[last] != operation["value"]
+        node[last] = operation["value"]
+    assert pinned["spec"]["volumes"][0]["image"] == {
+        "reference": f"registry.example.com/shop/dataset@{digest}",
+        "pullPolicy": "IfNotPresent",
+    }
+    assert pinned["spec"]["volumes"][2]["image"]["reference"] == models
 
 
 # --- Answers -----------------------------------------------------------------------------
@@ -376,7 +537,7 @@ def test_permissive_mode_allows_with_one_warning_per_failing_image(
         assert "Notary cannot be reached" in warning
     assert "2 of 3 images would be denied" in response["status"]["message"]
     assert (
-        "[busybox:1.36] allowed unchecked: exempt: busybox is in allow_repos"
+        "[busybox:1.36] allowed unchecked: exempt: docker.io/library/busybox is in allow_repos"
         in (response["status"]["message"])
     )
 
@@ -444,6 +605,210 @@ def test_a_malformed_pod_spec_is_a_400(review_client):
     document["request"]["object"]["spec"]["template"]["spec"]["containers"] = {"api": {}}
     answer = review_client(MUTATE, document, status=400)
     assert "/spec/template/spec/containers must be a list" in answer["detail"]
+
+
+# --- Image volumes, every kind with a pod template, and failing closed -------------------
+
+
+@pytest.mark.parametrize("path", [VALIDATE, MUTATE])
+def test_an_unsigned_image_volume_denies_the_pod_naming_the_volume(
+    admin, review_client, enforced, notary_down, path
+):
+    policy_update(  # the container passes unchecked: only the image volumes are evaluated
+        actor=admin,
+        enabled=True,
+        mode="enforced",
+        signing_team_names=["ci"],
+        allow_repos=["registry.example.com/shop/web"],
+    )
+    document = load("pod-image-volume.json")
+    response = review_client(path, document)["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert "patch" not in response
+    message = response["status"]["message"]
+    assert message.startswith("Gatehouse content trust (enforced) denied 2 of 3 images: ")
+    dataset, models = (
+        "registry.example.com/shop/dataset:2024.06",
+        "registry.example.com/ml/models@sha256:" + "d" * 64,
+    )
+    body = message.removeprefix("Gatehouse content trust (enforced) denied 2 of 3 images: ")
+    for part, (image, volume) in zip(
+        body.split(" | "), [(dataset, "data"), (models, "models")], strict=True
+    ):
+        assert part.startswith(f"[{image}] Notary cannot be reached, so nothing is verified: ")
+        assert part.endswith(f" (used by volume {volume})")
+    assert "registry.example.com/shop/web" not in message
+    decision = admission_decisions_latest().get()
+    assert decision.allowed is False
+    assert [f["image"] for f in decision.failing] == [dataset, models]
+
+
+def test_permissive_mode_warns_about_an_image_volume_naming_it(
+    admin, review_client, enforced, notary_down
+):
+    policy_update(
+        actor=admin,
+        enabled=True,
+        mode="permissive",
+        signing_team_names=["ci"],
+        allow_repos=["registry.example.com/shop/web", "registry.example.com/ml/*"],
+    )
+    response = review_client(MUTATE, load("pod-image-volume.json"))["response"]
+    assert response["allowed"] is True
+    (warning,) = response["warnings"]
+    assert warning.startswith(
+        "Gatehouse content trust (permissive) would deny "
+        "[registry.example.com/shop/dataset:2024.06] "
+    )
+    assert warning.endswith("(used by volume data)")
+    assert "patch" not in response
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["replicationcontroller.json", "podtemplate.json", "rollout.json", "pod-image-volume.json"],
+)
+@pytest.mark.parametrize("path", [VALIDATE, MUTATE])
+def test_every_kind_with_a_pod_template_is_evaluated(
+    review_client, enforced, notary_down, name, path
+):
+    document = load(name)
+    response = review_client(path, document)["response"]
+    assert response["allowed"] is False
+    images = list(dict.fromkeys(image for _, image in EXPECTED_IMAGES[name]))
+    count = f"{len(images)} of {len(images)} image{'s' if len(images) > 1 else ''}"
+    message = response["status"]["message"]
+    assert message.startswith(f"Gatehouse content trust (enforced) denied {count}: ")
+    for image in images:
+        assert f"[{image}] Notary cannot be reached" in message
+    decision = admission_decisions_latest().get()
+    assert (decision.kind, decision.allowed) == (document["request"]["kind"]["kind"], False)
+    assert [f["image"] for f in decision.failing] == images
+
+
+def test_a_custom_kind_with_a_job_template_is_evaluated(review_client, enforced, notary_down):
+    document = load("cronjob.json")
+    document["request"]["kind"] = {"group": "ops.example.com", "version": "v1", "kind": "Nightly"}
+    document["request"]["object"]["apiVersion"] = "ops.example.com/v1"
+    document["request"]["object"]["kind"] = "Nightly"
+    response = review_client(VALIDATE, document)["response"]
+    assert response["allowed"] is False
+    assert "denied 2 of 2 images" in response["status"]["message"]
+    assert "(used by container report, initContainer fetch)" in (response["status"]["message"])
+
+
+@pytest.mark.parametrize("path", [VALIDATE, MUTATE])
+def test_a_kind_whose_images_cannot_be_found_is_denied_when_enforced(review_client, enforced, path):
+    document = load("workflow.json")
+    response = review_client(path, document)["response"]
+    assert response["uid"] == document["request"]["uid"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert "patch" not in response
+    assert response["status"]["message"] == (
+        "Gatehouse content trust (enforced) denied a Workflow (argoproj.io) whose images "
+        "cannot be found: it is not a kind known to carry none, and it has no pod spec (an "
+        "object with a containers list) at /spec/template/spec or "
+        "/spec/jobTemplate/spec/template/spec; failing closed"
+    )
+    decision = admission_decisions_latest().get()
+    assert (decision.kind, decision.name, decision.allowed) == ("Workflow", "nightly-report", False)
+    assert decision.message == response["status"]["message"]
+
+
+def test_a_workload_without_its_pod_template_is_denied_when_enforced(review_client, enforced):
+    document = load("deployment.json")
+    del document["request"]["object"]["spec"]["template"]
+    response = review_client(MUTATE, document)["response"]
+    assert response["allowed"] is False
+    assert (
+        "a Deployment (apps) whose images cannot be found: it has no pod spec"
+        in (response["status"]["message"])
+    )
+
+
+def test_a_kind_whose_images_cannot_be_found_follows_the_mode(admin, review_client, enforced):
+    policy_update(
+        actor=admin, enabled=True, mode="permissive", signing_team_names=["ci"], allow_repos=[]
+    )
+    response = review_client(VALIDATE, load("workflow.json"))["response"]
+    assert response["allowed"] is True
+    (warning,) = response["warnings"]
+    assert warning.startswith(
+        "Gatehouse content trust (permissive) would deny a Workflow (argoproj.io) whose "
+        "images cannot be found: "
+    )
+    assert response["status"]["message"] == warning
+
+    policy_update(
+        actor=admin, enabled=False, mode="enforced", signing_team_names=["ci"], allow_repos=[]
+    )
+    response = review_client(MUTATE, load("workflow.json"))["response"]
+    assert response["allowed"] is True
+    assert "warnings" not in response
+    assert response["status"]["message"].endswith("; allowed: content trust is disabled")
+
+    policy_update(
+        actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
+    )
+    exempt = load("workflow.json")
+    exempt["request"]["namespace"] = "kube-system"
+    response = review_client(VALIDATE, exempt)["response"]
+    assert response["allowed"] is True
+    assert "namespace kube-system is exempt" in response["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("group", "version", "kind", "operation"),
+    [
+        ("", "v1", "ConfigMap", "CREATE"),
+        ("policy", "v1", "Eviction", "CREATE"),
+        ("autoscaling", "v1", "Scale", "UPDATE"),
+        ("argoproj.io", "v1alpha1", "Workflow", "DELETE"),
+        ("argoproj.io", "v1alpha1", "Workflow", "CONNECT"),
+    ],
+)
+def test_what_legitimately_carries_no_image_is_still_allowed(
+    review_client, enforced, notary_down, group, version, kind, operation
+):
+    document = load("configmap.json")
+    document["request"]["kind"] = {"group": group, "version": version, "kind": kind}
+    document["request"]["operation"] = operation
+    response = review_client(VALIDATE, document)["response"]
+    assert response["allowed"] is True
+    assert "warnings" not in response
+
+
+def test_the_evaluate_api_and_admission_agree_on_an_image_volume(
+    api, admin, review_client, enforced
+):
+    policy_update(
+        actor=admin,
+        enabled=True,
+        mode="enforced",
+        signing_team_names=["ci"],
+        allow_repos=["registry.example.com/shop/*", "registry.example.com/ml/*"],
+    )
+    dataset = "registry.example.com/shop/dataset:2024.06"
+    explained = api(admin).post("/api/v1/policy/evaluate/", {"image": dataset}, format="json")
+    assert explained.status_code == 200, explained.content
+    assert explained.json()["decision"] == "allowed"
+    (reason,) = explained.json()["reasons"]
+    response = review_client(VALIDATE, load("pod-image-volume.json"))["response"]
+    assert response["allowed"] is True
+    assert f"[{dataset}] allowed unchecked: {reason}" in response["status"]["message"]
+
+    # A reference the evaluate API refuses is denied by admission in the same words.
+    bad = "Registry.Example.com/Shop/Dataset:2024.06"
+    refused = api(admin).post("/api/v1/policy/evaluate/", {"image": bad}, format="json")
+    assert refused.status_code == 400
+    (why,) = refused.json()["image"]
+    document = load("pod-image-volume.json")
+    document["request"]["object"]["spec"]["volumes"][0]["image"]["reference"] = bad
+    response = review_client(MUTATE, document)["response"]
+    assert response["allowed"] is False
+    assert f"[{bad}] {why} (used by volume data)" in response["status"]["message"]
 
 
 # --- Who may ask -------------------------------------------------------------------------
@@ -541,19 +906,102 @@ def test_the_webhook_configuration_is_ready_to_apply(api, admin, settings, tmp_p
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}
         ]
     }
-    resources = {resource for rule in webhook["rules"] for resource in rule["resources"]}
-    assert resources == {
-        "pods",
-        "pods/ephemeralcontainers",
-        "deployments",
-        "replicasets",
-        "statefulsets",
-        "daemonsets",
-        "jobs",
-        "cronjobs",
+    registered = {
+        (group, version, resource)
+        for rule in webhook["rules"]
+        for group in rule["apiGroups"]
+        for version in rule["apiVersions"]
+        for resource in rule["resources"]
+    }
+    assert registered == {
+        ("", "v1", "pods"),
+        ("", "v1", "pods/ephemeralcontainers"),
+        ("", "v1", "replicationcontrollers"),
+        ("", "v1", "podtemplates"),
+        ("apps", "v1", "deployments"),
+        ("apps", "v1", "replicasets"),
+        ("apps", "v1", "statefulsets"),
+        ("apps", "v1", "daemonsets"),
+        ("batch", "v1", "jobs"),
+        ("batch", "v1", "cronjobs"),
     }
     assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in webhook["rules"])
+    assert all(rule["scope"] == "Namespaced" for rule in webhook["rules"])
     assert ("reinvocationPolicy" in webhook) == (mode == "mutate")
+
+
+def test_the_configuration_registers_every_kind_admission_reads_a_pod_spec_of():
+    """Each kind of POD_SPEC_PATHS is registered under its group, so none goes unchecked."""
+    plural = {
+        "Pod": "pods",
+        "ReplicationController": "replicationcontrollers",
+        "PodTemplate": "podtemplates",
+        "Deployment": "deployments",
+        "ReplicaSet": "replicasets",
+        "StatefulSet": "statefulsets",
+        "DaemonSet": "daemonsets",
+        "Job": "jobs",
+        "CronJob": "cronjobs",
+    }
+    registered = {
+        (group, resource)
+        for group, _, resources in admission.WORKLOAD_RESOURCES
+        for resource in resources
+    }
+    assert set(plural) == {kind for _, kind in admission.POD_SPEC_PATHS}
+    for group, kind in admission.POD_SPEC_PATHS:
+        assert (group, plural[kind]) in registered
+
+
+def test_a_custom_kind_is_registered_when_asked_for(api, admin):
+    response = api(admin).get(
+        CONFIGURATION
+        + "?mode=mutate&url=https://gatehouse.example.com"
+        + "&resource=argoproj.io/v1alpha1/rollouts&resource=ops.example.com/v1/nightlies"
+        + "&resource=argoproj.io/v1alpha1/rollouts"
+    )
+    assert response.status_code == 200, response.content
+    (webhook,) = yaml.safe_load(response.content)["webhooks"]
+    custom = [rule for rule in webhook["rules"] if rule["scope"] == "*"]
+    assert custom == [
+        {
+            "apiGroups": ["argoproj.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["rollouts"],
+            "scope": "*",
+        },
+        {
+            "apiGroups": ["ops.example.com"],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["nightlies"],
+            "scope": "*",
+        },
+    ]
+    assert len(webhook["rules"]) == len(admission.WORKLOAD_RESOURCES) + 2
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "rollouts",
+        "argoproj.io/rollouts",
+        "apps/v1/deployments",  # a built-in group: registered already, or no pod template
+        "argoproj.io/v1alpha1/rollouts/status",
+        "argoproj.io/V1/rollouts",
+        "Argoproj.io/v1alpha1/rollouts",
+        "argoproj.io/v1alpha1/*",
+        "argoproj.io/v1alpha1/",
+    ],
+)
+def test_a_custom_resource_not_understood_is_a_400(api, admin, resource):
+    response = api(admin).get(
+        CONFIGURATION,
+        {"mode": "validate", "url": "https://g.example.com", "resource": resource},
+    )
+    assert response.status_code == 400
+    assert "is not <API group>/<version>/<resource>" in response.json()["resource"][0]
 
 
 def test_without_a_ca_file_the_configuration_has_no_ca_bundle(api, admin, settings):

@@ -1,5 +1,6 @@
 """The admission webhook end to end: a real notary-server, the real ``notary`` CLI signing with
-a key from a real Gatehouse bundle, and reviews of a three-container Deployment."""
+a key from a real Gatehouse bundle, and reviews of a three-container Deployment and of the
+other kinds with a pod template (image volumes included), checked against the evaluate API."""
 
 import base64
 import copy
@@ -214,3 +215,111 @@ def test_an_admin_token_works_too(signed, notary_gun, admin):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
     answer = client.post("/api/v1/admission/validate/", deployment(notary_gun), format="json")
     assert answer.json()["response"]["allowed"] is True
+
+
+# --- Image volumes and every kind with a pod template, as the evaluate API sees them ------
+
+FIXTURES = FIXTURE.parent
+# Where each recorded object keeps its pod spec.
+POD_SPECS = {
+    "pod-image-volume.json": ("spec",),
+    "replicationcontroller.json": ("spec", "template", "spec"),
+    "podtemplate.json": ("template", "spec"),
+    "rollout.json": ("spec", "template", "spec"),
+}
+
+
+def with_images(name: str, gun: str) -> tuple[dict, dict]:
+    """The recorded object, its pod spec running ``<gun>:api`` and mounting ``<gun>:metrics``
+    (volume ``data``) and ``<gun>:envoy`` (volume ``models``) as image volumes; returns the
+    document and its pod spec."""
+    document = json.loads((FIXTURES / name).read_text())
+    document["request"]["uid"] = str(uuid.uuid4())
+    spec = document["request"]["object"]
+    for key in POD_SPECS[name]:
+        spec = spec[key]
+    spec["containers"] = [{"name": "api", "image": f"{gun}:api"}]
+    spec.pop("initContainers", None)
+    spec["volumes"] = [
+        {"name": "data", "image": {"reference": f"{gun}:metrics", "pullPolicy": "IfNotPresent"}},
+        {"name": "cache", "emptyDir": {}},
+        {"name": "models", "image": {"reference": f"{gun}:envoy", "pullPolicy": "IfNotPresent"}},
+    ]
+    return document, spec
+
+
+@pytest.fixture
+def explain(admin, api):
+    """The evaluate (explain) API's answer for an image."""
+    client = api(admin)
+
+    def post(image: str) -> dict:
+        answer = client.post("/api/v1/policy/evaluate/", {"image": image}, format="json")
+        assert answer.status_code == 200, answer.content
+        return answer.json()
+
+    return post
+
+
+@pytest.mark.parametrize("name", sorted(POD_SPECS))
+def test_admission_and_the_evaluate_api_agree_on_every_image_of_every_kind(
+    signed, review, explain, notary_gun, name
+):
+    signed("api", DIGESTS["api"])
+    signed("metrics", DIGESTS["metrics"])  # envoy, mounted as volume models, is unsigned
+    document, _ = with_images(name, notary_gun)
+    unsigned = explain(f"{notary_gun}:envoy")
+    assert unsigned["decision"] == "denied"
+    assert explain(f"{notary_gun}:metrics")["decision"] == "allowed"
+
+    for webhook in ("validate", "mutate"):
+        response = review(webhook, document)
+        assert response["allowed"] is False
+        message = response["status"]["message"]
+        assert message == (
+            "Gatehouse content trust (enforced) denied 1 of 3 images: "
+            f"[{notary_gun}:envoy] " + "; ".join(unsigned["reasons"]) + " (used by volume models)"
+        )
+        assert "patch" not in response
+
+
+@pytest.mark.parametrize("name", sorted(POD_SPECS))
+def test_mutate_pins_image_volumes_to_the_digest_the_evaluate_api_names(
+    signed, review, explain, notary_gun, name
+):
+    for tag, digest in DIGESTS.items():
+        signed(tag, digest)
+    document, spec = with_images(name, notary_gun)
+    digests = {tag: explain(f"{notary_gun}:{tag}")["digest"] for tag in DIGESTS}
+    assert digests == {tag: f"sha256:{digest}" for tag, digest in DIGESTS.items()}
+
+    assert review("validate", document)["allowed"] is True
+    mutated = review("mutate", document)
+    assert mutated["allowed"] is True
+    patch = json.loads(base64.b64decode(mutated["patch"]))
+    prefix = "".join(f"/{key}" for key in POD_SPECS[name])
+    assert patch == [
+        {
+            "op": "replace",
+            "path": f"{prefix}/containers/0/image",
+            "value": f"{notary_gun}@{digests['api']}",
+        },
+        {
+            "op": "replace",
+            "path": f"{prefix}/volumes/0/image/reference",
+            "value": f"{notary_gun}@{digests['metrics']}",
+        },
+        {
+            "op": "replace",
+            "path": f"{prefix}/volumes/2/image/reference",
+            "value": f"{notary_gun}@{digests['envoy']}",
+        },
+    ]
+    assert "pinned 3 to the signed digest" in mutated["status"]["message"]
+    pinned = apply_patch(document["request"]["object"], patch)
+    again = copy.deepcopy(document)
+    again["request"]["object"] = pinned
+    repeat = review("mutate", again)  # what was pinned passes again by digest, no patch
+    assert repeat["allowed"] is True
+    assert "patch" not in repeat
+    assert spec["volumes"][0]["image"]["reference"] == f"{notary_gun}:metrics"  # a copy

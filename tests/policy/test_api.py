@@ -116,3 +116,32 @@ def test_an_unreachable_notary_is_a_503(api, admin, alice, teams, settings):
     assert (
         api().post("/api/v1/policy/evaluate/", {"image": "nginx"}, format="json").status_code == 401
     )
+
+
+def test_the_admission_decision_log_is_for_admins_only(api, admin, alice):
+    from policy.models import AdmissionDecision
+
+    AdmissionDecision.objects.create(
+        uid="u-1",
+        webhook="validate",
+        namespace="prod",
+        kind="Deployment",
+        name="web",
+        operation="CREATE",
+        allowed=False,
+        failing=[{"image": "registry.example.com/ci/app:2.0", "reasons": ["unsigned"]}],
+    )
+    assert api().get("/api/v1/admission/decisions/").status_code == 401
+    refused = api(alice).get("/api/v1/admission/decisions/")
+    assert refused.status_code == 403
+    assert "prod" not in refused.content.decode()
+    listed = api(admin).get("/api/v1/admission/decisions/")
+    assert listed.status_code == 200
+    assert listed["Cache-Control"] == "no-store"
+    body = listed.json()
+    assert body["count"] == 1
+    decision = body["results"][0]
+    assert (decision["namespace"], decision["name"], decision["allowed"]) == ("prod", "web", False)
+    assert decision["failing"] == [
+        {"image": "registry.example.com/ci/app:2.0", "reasons": ["unsigned"]}
+    ]

@@ -166,7 +166,7 @@ def test_several_teams_patterns_and_the_mode_are_saved(as_admin):
         "enabled": True,
         "mode": "permissive",
         "signing_teams": ["ci", "dev"],
-        "allow_repos": ["registry.example.com/sandbox/*", "nginx"],
+        "allow_repos": ["registry.example.com/sandbox/*", "docker.io/library/nginx"],
     }
 
 
@@ -184,7 +184,11 @@ def test_turning_it_off_keeps_the_rest(as_admin, admin):
     ("change", "field", "error"),
     [
         ({"signing_teams": ["ci", "ghost"]}, "signing_teams", "Unknown team: ghost."),
-        ({"allow_repos": "ok.example/*\nUpper/Case"}, "allow_repos", "'Upper/Case' is not"),
+        (
+            {"allow_repos": "ok.example/*\nUpper/Case"},
+            "allow_repos",
+            "'Upper/Case': registry host 'Upper' must be lowercase",
+        ),
         ({"allow_repos": "x/*\n" * 201}, "allow_repos", "At most 200 patterns."),
         ({"mode": "lenient"}, "mode", "Select a valid choice."),
         ({"mode": ""}, "mode", "This field is required."),
@@ -282,10 +286,10 @@ def test_an_unreachable_notary_is_an_error_message_not_a_500(as_alice, admin, se
     assert 'class="message message-error"' in page.text
 
 
-def test_the_content_trust_page_shows_the_webhook_and_latest_admission_decisions(client, admin):
+def record_decision():
     from policy.models import AdmissionDecision
 
-    AdmissionDecision.objects.create(
+    return AdmissionDecision.objects.create(
         uid="u-1",
         webhook="validate",
         namespace="prod",
@@ -295,10 +299,49 @@ def test_the_content_trust_page_shows_the_webhook_and_latest_admission_decisions
         allowed=False,
         failing=[{"image": "registry.example.com/ci/app:2.0", "reasons": ["team ci unsatisfied"]}],
     )
+
+
+def test_the_admission_page_shows_the_webhook_and_the_decisions_to_admins(client, admin):
+    record_decision()
     client.force_login(admin)
-    page = client.get("/content-trust/").content.decode()
+    page = client.get("/content-trust/admission/").content.decode()
     assert "/api/v1/admission/validate/" in page
     assert "admission_service_account" in page
     assert "prod/web" in page
     assert "registry.example.com/ci/app:2.0" in page
     assert "Denied" in page
+    assert 'href="/content-trust/admission/"' in client.get("/content-trust/").content.decode()
+
+
+def test_a_decision_without_failing_images_shows_its_reason(client, admin):
+    """A fail-closed denial names no image: the log says why instead of a dash."""
+    from policy.models import AdmissionDecision
+
+    AdmissionDecision.objects.create(
+        uid="u-2",
+        webhook="validate",
+        namespace="prod",
+        kind="Workflow",
+        name="build",
+        operation="CREATE",
+        allowed=False,
+        message="a Workflow (argoproj.io) whose images cannot be found; failing closed",
+    )
+    client.force_login(admin)
+    page = client.get("/content-trust/admission/").content.decode()
+    assert "whose images cannot be found; failing closed" in page
+
+
+def test_the_admission_decision_log_is_for_admins_only(client, alice, admin):
+    """Not on the content-trust page everyone reads, not in a non-admin's sidebar, and a 403
+    on its own page."""
+    record_decision()
+    client.force_login(alice)
+    assert client.get("/content-trust/admission/").status_code == 403
+    for path in ("/content-trust/", "/content-trust/check/", "/"):
+        page = client.get(path).content.decode()
+        assert "prod/web" not in page, path
+        assert "/content-trust/admission/" not in page, path
+    client.force_login(admin)
+    sidebar = client.get("/").content.decode().split('<nav aria-label="Console">')[1]
+    assert 'href="/content-trust/admission/"' in sidebar.split("</nav>")[0]

@@ -115,7 +115,8 @@ def test_an_unreserved_old_team_role_becomes_a_users_own_role(world):
 def signer_key(world, name):
     from cryptography import x509
 
-    from trust.notary.keys import SigningKey, certificate_tuf_key, load_private_key_pem
+    from trust.notary.keys import SigningKey, certificate_tuf_key
+    from trust.notary.private_keys import load_private_key_pem
 
     person = world.people[name]
     private = load_private_key_pem((person.trust_dir / "key.pem").read_text(), None)

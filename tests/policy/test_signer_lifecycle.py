@@ -39,6 +39,7 @@ from policy.evaluation import (
     NOT_IN_TEAM,
 )
 from policy.models import EvaluationInputs
+from tests.bundles.helpers import proof
 from tests.conftest import require
 from tests.factories import make_user
 from tests.policy.signing import RELEASES, SigningWorld
@@ -372,7 +373,13 @@ def test_a_certificate_past_its_not_after_never_counts(world, ci):
     team_member_add(actor=world.admin, team=Team.objects.get(name="ci"), user=carol)
     lifetime = dt.timedelta(seconds=15)
     pem, certificate = short_lived_key(lifetime)
-    key = public_key_register(actor=world.admin, user=carol, certificate=certificate, signing=True)
+    key = public_key_register(
+        actor=world.admin,
+        user=carol,
+        certificate=certificate,
+        signing=True,
+        **proof(world.admin, serialization.load_pem_private_key(pem, None)),
+    )
     role = signing_role_of(carol).role
     world.sync()
     assert delegated_key_ids(world, gun)[role] == {key.tuf_key_id}

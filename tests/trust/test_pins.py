@@ -14,7 +14,7 @@ from policy.models import EvaluationInputs
 from trust import pins, selectors, trust_data
 from trust.models import Repository, RootKeyPin
 from trust.notary.errors import InvalidMetadata
-from trust.notary.reader import RootPin
+from trust.notary.verified import RootPin
 from trust.services import repositories, root_key
 
 K1, K2, K3, K4, K5, K6 = (f"{digit}" * 64 for digit in "123456")
@@ -100,7 +100,7 @@ def test_an_exact_entry_always_wins(gun, table, ids):
 
 @pytest.fixture
 def root_key_id(db) -> str:
-    return root_key.root_key_ensure()
+    return root_key.root_key_ensure()[0]
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from audit.models import AuditEntry
 from trust import custody
 from trust.models import CustodyKey
 
@@ -28,6 +29,8 @@ def test_it_makes_the_root_key_once_and_then_changes_nothing():
     second = run()
     assert second == f"Root key {key.key_id} exists already; nothing changed.\n"
     assert list(CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT)) == [key]
+    created = AuditEntry.objects.get(action="root_key.created")  # once, by the system
+    assert (created.actor, created.target_id) == (None, key.key_id)
 
 
 def test_a_root_key_made_otherwise_is_the_one_it_reports():

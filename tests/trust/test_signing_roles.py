@@ -24,6 +24,7 @@ from bundles.services import (
     public_key_update,
     signing_role_ensure,
 )
+from tests.bundles.helpers import registration
 from tests.factories import make_team, make_user
 from trust.models import Job, Repository
 from trust.selectors import RELEASES, desired_delegations
@@ -93,7 +94,7 @@ def test_candidates_suffix_from_two_and_skip_releases():
 
 @pytest.mark.django_db
 def test_colliding_usernames_get_suffixes_in_order():
-    users = [make_user(name) for name in ("Jenkins.CI", "jenkins-ci", "jenkins.ci", "JENKINS_CI")]
+    users = [make_user(name) for name in ("Jenkins.CI", "jenkins-ci", "jenkins+ci", "JENKINS_CI")]
     names = [signing_role_ensure(user).name for user in users]
     assert names == ["jenkins-ci", "jenkins-ci-2", "jenkins-ci-3", "jenkins_ci"]
     assert all(ROLE_SYNTAX.fullmatch(name) for name in names)
@@ -161,9 +162,9 @@ def test_a_signing_bundle_gives_a_role_a_plain_one_does_not():
 @pytest.mark.django_db
 def test_registering_a_signing_key_gives_a_role(admin):
     plain, signing = make_user("plain"), make_user("signer")
-    public_key_register(actor=admin, user=plain, certificate=self_signed(), signing=False)
+    public_key_register(actor=admin, user=plain, **registration(admin), signing=False)
     assert role_name(plain) is None
-    public_key_register(actor=admin, user=signing, certificate=self_signed(), signing=True)
+    public_key_register(actor=admin, user=signing, **registration(admin), signing=True)
     assert role_name(signing) == "signer"
 
 

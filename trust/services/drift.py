@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from trust import custody, selectors
 from trust.models import Repository
-from trust.notary.client import RepositoryState
 from trust.notary.errors import InvalidMetadata, NotaryError
 from trust.notary.keys import tuf_key_canonical_id
+from trust.notary.repository import RepositoryState
 from trust.notary_access import notary_client
 from trust.replays import history_seen, signers_histories_seen
 from trust.services.sync_requests import repository_sync_request

@@ -12,7 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from celery import current_app
 from django.conf import settings
@@ -77,7 +77,9 @@ RunnerClass = TypeVar("RunnerClass", bound=type[JobRunner])
 
 
 def job_runner_register(runner: RunnerClass) -> RunnerClass:
-    """Class decorator: ``runner`` does the jobs of its ``kind``."""
+    """Class decorator: ``runner`` does the jobs of its ``kind``; one runner per kind."""
+    if runner.kind in RUNNERS:
+        raise ValueError(f"A runner for jobs of kind {runner.kind!r} is registered already.")
     RUNNERS[runner.kind] = runner()
     return runner
 
@@ -146,6 +148,12 @@ def jobs_requeue_stale(*, older_than: dt.timedelta | None = None) -> int:
 # --- The lifecycle ------------------------------------------------------------------------
 
 
+def claimed_repository_id(job: Job) -> int:
+    """The repository of a job being claimed, run or released: ``job_run`` fails a job
+    that has none before it claims anything, and ``_finish`` releases only one that has."""
+    return cast(int, job.repository_id)
+
+
 def _claim(job: Job) -> Job | None:
     """Lease the repository and start the job, in one transaction; None if either is taken.
 
@@ -156,7 +164,7 @@ def _claim(job: Job) -> Job | None:
     lease = now + dt.timedelta(seconds=settings.GATEHOUSE_JOB_LEASE_SECONDS)
     with transaction.atomic():
         claimed = (
-            Repository.objects.filter(pk=job.repository_id)
+            Repository.objects.filter(pk=claimed_repository_id(job))
             .filter(Q(lock_job__isnull=True) | Q(lock_job=job) | Q(lock_expires_at__lt=now))
             .update(lock_job=job, lock_expires_at=lease)
         )
@@ -194,11 +202,11 @@ def _release(job: Job, repository_fields: dict[str, Any] | None = None) -> None:
     lease ran out, so that another job holds the repository now, still writes them but
     leaves the other job's claim alone."""
     fields = repository_fields or {}
-    released = Repository.objects.filter(pk=job.repository_id, lock_job=job).update(
+    released = Repository.objects.filter(pk=claimed_repository_id(job), lock_job=job).update(
         **fields, lock_job=None, lock_expires_at=None
     )
     if not released and fields:
-        Repository.objects.filter(pk=job.repository_id).update(**fields)
+        Repository.objects.filter(pk=claimed_repository_id(job)).update(**fields)
 
 
 def _finish(
@@ -210,13 +218,14 @@ def _finish(
     repository_fields: dict[str, Any] | None = None,
 ) -> bool:
     """Unfinished -> finished, by compare-and-set, releasing the repository in the same
-    transaction."""
+    transaction. The repository's row is written before the job's, in the order ``_claim``
+    locks them, so two transactions never wait on each other's rows."""
     with transaction.atomic():
+        if job.repository_id is not None:
+            _release(job, repository_fields)
         finished = Job.objects.filter(
             pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
         ).update(status=status, error=error, result=result, finished_at=timezone.now())
-        if job.repository_id is not None:
-            _release(job, repository_fields)
         if finished:
             audit_record(
                 action="job.finished",
@@ -254,13 +263,13 @@ def _retry_or_fail(runner: JobRunner, job: Job, error: Exception) -> JobOutcome:
         )
         return DONE
     delay = _backoff(job.attempts)
-    with transaction.atomic():
+    with transaction.atomic():  # the repository first, as everywhere (``_finish``)
+        _release(job)
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
             error=f"{runner.service} unavailable (attempt {job.attempts} of {limit}), "
             f"retrying in {delay:.0f} s: {error}",
             enqueued_at=timezone.now(),
         )
-        _release(job)
     logger.warning(
         "job %s on %s: %s unavailable, retry in %.0f s", job.pk, job.gun, runner.service, delay
     )

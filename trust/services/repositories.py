@@ -5,6 +5,7 @@ changing who signs it, deleting it. Each write queues its Notary work as a job a
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ValidationError
@@ -14,15 +15,11 @@ from accounts.models import Team, User
 from audit.services import audit_record
 from trust import custody
 from trust.models import Job, Repository
+from trust.notary import references
 from trust.notary.client import NotaryClient
 from trust.notary.errors import NotFound
-from trust.notary.keys import (
-    NotAPrivateKey,
-    WrongPassphrase,
-    load_private_key_pem,
-    load_public_key,
-    plain_signing_key,
-)
+from trust.notary.keys import load_public_key, plain_signing_key
+from trust.notary.private_keys import NotAPrivateKey, WrongPassphrase, load_private_key_pem
 from trust.notary_access import notary_client
 from trust.services.jobs import job_create
 from trust.services.sync_requests import repository_sync_request
@@ -45,11 +42,22 @@ def default_signer_teams() -> list[Team]:
     receivers of ``default_signer_teams_wanted`` answer (the policy's signing teams)."""
     teams: dict[int, Team] = {}
     for _, answer in default_signer_teams_wanted.send(sender=Repository):
-        teams.update((team.pk, team) for team in answer)
+        # Each answer is the receiver's list of teams (django-stubs types it as ``str | None``).
+        teams.update((team.pk, team) for team in cast(list[Team], answer))
     return list(teams.values())
 
 
+def _gun_error(gun: str, error: references.InvalidName) -> str:
+    return f"{references.shown(gun)} is not a repository name Docker accepts: {error}."
+
+
 def _validated_gun(gun: str) -> str:
+    """The GUN as Docker normalises it (``app`` → ``docker.io/library/app``), not yet
+    managed; else a ``ValidationError`` on ``gun``."""
+    try:
+        gun = references.parse_name(gun)
+    except references.InvalidName as error:
+        raise ValidationError({"gun": [_gun_error(gun, error)]}) from error
     repository = Repository(gun=gun)
     try:
         repository.full_clean(validate_unique=True, exclude=["signer_teams"])
@@ -62,8 +70,9 @@ def _validated_gun(gun: str) -> str:
 def repository_create(
     *, actor: User, gun: str, signer_team_names: list[str] | None = None
 ) -> tuple[Repository, Job]:
-    """A repository to initialise on Notary, with its ``initialize`` job."""
-    _validated_gun(gun)
+    """A repository to initialise on Notary, with its ``initialize`` job. A short name is
+    stored as Docker normalises it (``app`` → ``docker.io/library/app``)."""
+    gun = _validated_gun(gun)
     teams = default_signer_teams() if signer_team_names is None else _teams_named(signer_team_names)
     try:
         with transaction.atomic():
@@ -97,18 +106,18 @@ def repositories_create_bulk(
 ) -> BulkResult:
     """Many repositories at once, for provisioning scripts: all valid or none made.
 
-    GUNs Gatehouse already manages are skipped and reported, so a script can run again.
+    GUNs are normalised as Docker normalises them; those Gatehouse already manages are
+    skipped and reported, so a script can run again.
     """
-    errors = {}
+    errors, normalised = [], []
     for gun in dict.fromkeys(guns):
         try:
-            Repository(gun=gun).full_clean(validate_unique=False, exclude=["signer_teams"])
-        except ValidationError as error:
-            errors[gun] = error.message_dict.get("gun", ["Invalid GUN."])
+            normalised.append(references.parse_name(gun))
+        except references.InvalidName as error:
+            errors.append(_gun_error(gun, error))
     if errors:
-        raise ValidationError(
-            {"guns": [f"{gun}: {' '.join(messages)}" for gun, messages in errors.items()]}
-        )
+        raise ValidationError({"guns": errors})
+    guns = list(dict.fromkeys(normalised))
     teams = default_signer_teams() if signer_team_names is None else _teams_named(signer_team_names)
     existing = set(Repository.objects.filter(gun__in=guns).values_list("gun", flat=True))
     created = []
@@ -192,9 +201,9 @@ def repository_adopt(
 
     Checked against Notary before anything is stored: the key must be the targets key in
     the repository's root, and the snapshot key must be the server's. The root seen now is
-    pinned for later reads.
+    pinned for later reads. A short name is read as Docker normalises it.
     """
-    _validated_gun(gun)
+    gun = _validated_gun(gun)
     teams = default_signer_teams() if signer_team_names is None else _teams_named(signer_team_names)
     private_key = _load_targets_key(targets_key, passphrase)
     client = client or notary_client()

@@ -4,24 +4,44 @@ Notary being unreachable is transient: the engine retries with backoff. A reject
 trust data that does not verify fails the job with Notary's message.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
 
 from trust import custody, selectors
-from trust.models import Job, Repository
-from trust.notary.client import NotaryClient, RepositoryState
-from trust.notary.errors import InvalidMetadata, NotaryRejected, NotaryUnavailable, RepositoryExists
+from trust.models import CustodyKey, Job, Repository
+from trust.notary import references
+from trust.notary.client import NotaryClient
+from trust.notary.errors import (
+    InvalidMetadata,
+    NotaryRejected,
+    NotaryUnavailable,
+    NotFound,
+    RepositoryExists,
+)
+from trust.notary.repository import RepositoryState
 from trust.notary_access import notary_client
 from trust.replays import repository_forgotten, role_files_seen
-from trust.services.jobs import JobRunner, RunResult, job_runner_register
+from trust.services.jobs import JobRunner, RunResult, claimed_repository_id, job_runner_register
 
 
 class NotaryRunner(JobRunner):
     service = "Notary"
     transient_errors = (NotaryUnavailable,)
     permanent_errors = (NotaryRejected, InvalidMetadata)
+
+
+def _claimed(job: Job) -> Repository:
+    """``job.repository``, never None here: the engine runs a job only once it has claimed
+    that repository (``jobs._claim``), and a job whose repository is gone claims nothing."""
+    return cast(Repository, job.repository)
+
+
+def _targets_key(repository: Repository) -> CustodyKey:
+    """The repository's targets key, never None here: an initialisation makes it before it
+    publishes anything, and an adoption brings it, so a repository on Notary has one."""
+    return cast(CustodyKey, repository.targets_key)
 
 
 def _desired_tuf_keys(repository: Repository) -> dict[str, Any]:
@@ -55,7 +75,7 @@ def _sync(repository: Repository) -> RunResult:
     update = client.set_delegations(
         repository.gun,
         _desired_tuf_keys(repository),
-        targets_key=custody.signing_key(repository.targets_key),
+        targets_key=custody.signing_key(_targets_key(repository)),
         custodian=custody.signing_key(custody.custodian_key()),
         state=known,
     )
@@ -72,7 +92,8 @@ def _sync(repository: Repository) -> RunResult:
 
 def _mark_failed(job: Job) -> None:
     """A repository that never became ready says so, for a person to see and delete."""
-    Repository.objects.filter(pk=job.repository_id).update(state=Repository.State.FAILED)
+    # Only a job that ran fails with its runner, and a job runs only once claimed.
+    Repository.objects.filter(pk=claimed_repository_id(job)).update(state=Repository.State.FAILED)
 
 
 @job_runner_register
@@ -80,7 +101,14 @@ class SyncRunner(NotaryRunner):
     kind = Job.Kind.SYNC
 
     def run(self, job: Job) -> RunResult:
-        return _sync(job.repository)
+        repository = _claimed(job)
+        if repository.state != Repository.State.READY and not repository.adopted:
+            # Nothing on Notary to bring in step yet: an initialisation still to run reads
+            # the delegations when it runs, and a failed one leaves the repository to delete.
+            return RunResult(
+                {"published": False, "skipped": f"the repository is {repository.state}"}
+            )
+        return _sync(repository)
 
 
 @job_runner_register
@@ -90,7 +118,7 @@ class AdoptRunner(NotaryRunner):
     kind = Job.Kind.ADOPT
 
     def run(self, job: Job) -> RunResult:
-        return _sync(job.repository)
+        return _sync(_claimed(job))
 
     def failed(self, job: Job) -> None:
         _mark_failed(job)
@@ -101,7 +129,7 @@ class InitializeRunner(NotaryRunner):
     kind = Job.Kind.INITIALIZE
 
     def run(self, job: Job) -> RunResult:
-        repository = job.repository
+        repository = _claimed(job)
         if repository.targets_key is None:
             with transaction.atomic():
                 repository.targets_key = custody.targets_key_create()
@@ -136,22 +164,35 @@ class InitializeRunner(NotaryRunner):
     @staticmethod
     def _initialised_by_us(client: NotaryClient, repository: Repository) -> bool:
         root = client.read_root(repository.gun)
-        return repository.targets_key.key_id in root.roles["targets"].keyids
+        return _targets_key(repository).key_id in root.roles["targets"].keyids
 
 
 @job_runner_register
 class DeleteRunner(NotaryRunner):
-    """Remove the trust data from Notary, then the repository and its targets key."""
+    """Remove the trust data from Notary, then the repository and its targets key.
+
+    A repository can always be deleted: one Notary knows nothing of (never initialised,
+    or deleted there already) is deleted when Notary answers 404, and one whose GUN no
+    request can address (stored before GUNs followed Docker's grammar, such as
+    ``../x``) cannot have trust data on Notary, so only its row goes.
+    """
 
     kind = Job.Kind.DELETE
 
     def run(self, job: Job) -> RunResult:
-        repository = job.repository
-        repository_forgotten(gun=repository.gun, job_id=job.pk)
-        notary_client().delete(repository.gun)
+        repository = _claimed(job)
+        notary = "deleted"
+        if not references.notary_addressable(repository.gun):
+            notary = "skipped: the GUN cannot name trust data on Notary"
+        else:
+            repository_forgotten(gun=repository.gun, job_id=job.pk)
+            try:
+                notary_client().delete(repository.gun)
+            except NotFound:
+                notary = "not found: nothing to delete"
         targets_key = repository.targets_key
         with transaction.atomic():
             repository.delete()
             if targets_key is not None:
                 targets_key.delete()
-        return RunResult({"deleted": True})
+        return RunResult({"deleted": True, "notary": notary})

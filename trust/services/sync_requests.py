@@ -82,9 +82,17 @@ def identity_syncs_request(
     *, actor: User | None, cause: str, teams: Iterable[Team] = (), users: Iterable[User] = ()
 ) -> int:
     """Sync every repository whose desired delegations a change of these teams or users may
-    have changed: those the teams sign, and those the users sign through any team."""
+    have changed: those the teams sign, and those the users sign through any team.
+
+    Failed repositories are left out: their initialisation or adoption failed, so a sync
+    would fail too (a person deletes them, or asks for a sync of an adopted one). Pending
+    ones are kept, so a change made while their initialisation runs still reaches Notary.
+    """
+    failed = Repository.State.FAILED
     team_ids = [team.pk for team in teams]
-    repositories = set(selectors.repositories_of_teams(team_ids)) if team_ids else set()
+    repositories = (
+        set(selectors.repositories_of_teams(team_ids).exclude(state=failed)) if team_ids else set()
+    )
     for user in users:
-        repositories.update(selectors.repositories_of_user(user))
+        repositories.update(selectors.repositories_of_user(user).exclude(state=failed))
     return repositories_sync_request(repositories=repositories, actor=actor, cause=cause)

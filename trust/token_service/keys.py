@@ -17,8 +17,9 @@ from django.utils import timezone
 from audit.services import audit_record
 from trust import custody, selectors
 from trust.models import CustodyKey
+from trust.notary.auth import TokenVerdict
 from trust.notary.errors import NotaryError
-from trust.notary.transport import HttpTransport, TokenVerdict
+from trust.notary.http_transport import HttpTransport
 from trust.token_service.tokens import check_token
 
 logger = logging.getLogger(__name__)

@@ -141,11 +141,12 @@ def user_for_credentials(
     """The active user whose password, or one of whose live API tokens, ``password`` is.
 
     A CI system puts an API token where the password goes. The token is tried first: its
-    lookup is one indexed query, a password check a deliberately slow hash.
+    lookup is one indexed query, a password check a deliberately slow hash. The username's
+    case does not matter, as for every login.
     """
     if password:
         token = api_token_lookup(raw_token=password)
-        if token is not None and token.user.username == username:
+        if token is not None and token.user.username.lower() == username.lower():
             return token.user
     user = authenticate(request, username=username, password=password)
     if isinstance(user, User) and user.is_active:
@@ -213,7 +214,7 @@ def _managed(user: User | None, guns: list[str]) -> dict[str, bool]:
     # Only our own table names are formatted in; every value is a bound parameter.
     if user is None or user.is_admin:
         signs = "0"
-        params: list[object] = list(guns)
+        params: list[str | int] = list(guns)
     else:
         signs = (
             f"EXISTS (SELECT 1 FROM {signer_teams.db_table} s "  # noqa: S608

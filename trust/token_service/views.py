@@ -16,7 +16,7 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.services import LoginThrottled
+from accounts.services import LoginRefused
 from trust.token_service import tokens
 
 logger = logging.getLogger(__name__)
@@ -39,12 +39,12 @@ def notary_token(request: HttpRequest) -> JsonResponse:
         if username:
             try:
                 user = tokens.user_for_credentials(username, password, request=request)
-            except LoginThrottled as error:
+            except LoginRefused as error:  # locked out, or too many password checks
                 response = _error(429, "TOOMANYREQUESTS", str(error))
                 response["Retry-After"] = str(error.retry_after)
                 return response
         account = request.GET.get("account")
-        if user is None or (account and account != user.username):
+        if user is None or (account and account.lower() != user.username.lower()):
             shown = json.dumps(username[:150])
             logger.info("Notary token refused: wrong credentials for %s", shown)
             response = _error(401, "UNAUTHORIZED", "wrong credentials")

@@ -22,7 +22,7 @@ class Command(BaseCommand):
             self.stdout.write("An admin exists already; no admin created.")
             return
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin"
-        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD") or ""
         generated = not password
         if generated:
             password = secrets.token_urlsafe(15)

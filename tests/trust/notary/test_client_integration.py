@@ -20,7 +20,8 @@ from tests.conftest import NOTARY_CLI_PASSPHRASES
 from trust.notary import keys
 from trust.notary.client import NotaryClient
 from trust.notary.errors import NotaryRejected, NotaryUnavailable, RepositoryExists
-from trust.notary.transport import HttpTransport
+from trust.notary.http_transport import HttpTransport
+from trust.notary.private_keys import load_private_key_pem
 
 pytestmark = pytest.mark.notary
 
@@ -67,7 +68,7 @@ def cli_private_key(trust_dir: Path, role: str) -> ec.EllipticCurvePrivateKey:
     for path in sorted((trust_dir / "private").rglob("*.key")):
         pem = path.read_text()
         if re.search(rf"^role: {re.escape(role)}$", pem, re.MULTILINE):
-            return keys.load_private_key_pem(pem, passphrase)
+            return load_private_key_pem(pem, passphrase)
     raise AssertionError(f"no {role} key in {trust_dir}")
 
 

@@ -27,9 +27,11 @@ from devtools.ports import free_port
 from trust.notary import keys
 from trust.notary.client import NotaryClient
 from trust.notary.errors import InvalidMetadata, NotaryUnavailable, NotFound
+from trust.notary.http_transport import HttpTransport
 from trust.notary.metadata import RoleKeys, Root, format_expires, parse_file, sign
-from trust.notary.reader import Reader, RootPin, VerifiedRepository
-from trust.notary.transport import HttpTransport, multipart, repository_scope
+from trust.notary.reader import Reader
+from trust.notary.transport import multipart, repository_scope
+from trust.notary.verified import RootPin, VerifiedRepository
 
 pytestmark = pytest.mark.notary
 

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from trust.custody import TokenSigner
-from trust.notary.transport import Challenge
+from trust.notary.auth import Challenge
 from trust.token_service.tokens import Scope, signed_jwt
 
 SERVICE = "notary-server"

@@ -26,7 +26,8 @@ from tests.trust.helpers import run_jobs, signing_key_of
 from tests.trust.token_service.test_keys import signed_with
 from trust import custody
 from trust.models import CustodyKey, Job
-from trust.notary.transport import HttpTransport, TokenVerdict
+from trust.notary.auth import TokenVerdict
+from trust.notary.http_transport import HttpTransport
 from trust.services import repositories
 from trust.token_service import tokens
 

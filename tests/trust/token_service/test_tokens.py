@@ -19,7 +19,7 @@ from accounts.services import api_token_create, api_token_revoke, user_deactivat
 from tests.factories import PASSWORD, make_team, make_user
 from trust import custody
 from trust.models import CustodyKey, Repository
-from trust.notary.transport import Challenge
+from trust.notary.auth import Challenge
 from trust.notary_access import gatehouse_minter
 from trust.token_service import tokens
 

@@ -3,19 +3,18 @@ pinned) before the first repository; reading the root key never makes it."""
 
 from django.core.management.base import BaseCommand
 
-from trust import custody
+from trust.services.root_key import root_key_ensure
 
 
 class Command(BaseCommand):
     help = "Create Gatehouse's root key if it does not exist, and print its key ID."
 
     def handle(self, *args: object, **options: object) -> None:
-        existing = custody.root_key_if_exists()
-        if existing is not None:
-            self.stdout.write(f"Root key {existing.key_id} exists already; nothing changed.")
+        key_id, created = root_key_ensure()
+        if not created:
+            self.stdout.write(f"Root key {key_id} exists already; nothing changed.")
             return
-        key = custody.root_key()
         self.stdout.write(
-            f"Created root key {key.key_id}. Export it once (the console's Trust root page, or "
+            f"Created root key {key_id}. Export it once (the console's Trust root page, or "
             "POST /api/v1/trust/root/export/) and keep it offline."
         )

@@ -1,16 +1,15 @@
-"""``/api/v1/repositories/``, ``/api/v1/jobs/``, ``/api/v1/trust/root/`` and
-``/api/v1/trust/pins/``.
+"""``/api/v1/repositories/`` and ``/api/v1/jobs/``.
 
 Long work answers 202 with a link to its job, as Pulp does.
 """
 
+from collections.abc import Iterable
+from typing import cast
+
 import django_filters
 from django.db.models import QuerySet
-from django.http import HttpResponse
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
     inline_serializer,
@@ -20,12 +19,13 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from gatehouse.api import Conflict, IsAdmin
-from trust import custody, pins, selectors
-from trust.models import Job, Repository, RootKeyPin
-from trust.services import repositories, root_key, sync_requests
+from accounts.models import Team, User
+from accounts.typing import AuthenticatedRequest
+from gatehouse.api import IsAdmin
+from trust import selectors
+from trust.models import Job, Repository
+from trust.services import repositories, sync_requests
 
 GUN_MAX = 255
 TEAM_NAMES = serializers.ListField(
@@ -38,8 +38,8 @@ def job_link(request: Request, job: Job) -> dict:
 
 
 class JobSerializer(serializers.ModelSerializer):
-    repository = serializers.PrimaryKeyRelatedField(read_only=True)
-    caused_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    repository = serializers.PrimaryKeyRelatedField[Repository](read_only=True)
+    caused_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
     url = serializers.HyperlinkedIdentityField(view_name="job-detail")
 
     class Meta:
@@ -66,7 +66,8 @@ class JobSerializer(serializers.ModelSerializer):
 class DelegationKeySerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The key ID `notary key list` shows.")
     username = serializers.CharField(allow_null=True)
-    label = serializers.CharField()
+    # The stubs take a field named "label" for Field.label (djangorestframework-stubs#78).
+    label = serializers.CharField()  # type: ignore[assignment]
 
 
 class DelegationSerializer(serializers.Serializer):
@@ -75,7 +76,7 @@ class DelegationSerializer(serializers.Serializer):
 
 
 class RepositorySerializer(serializers.ModelSerializer):
-    signer_teams = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    signer_teams = serializers.SlugRelatedField[Team](slug_field="name", many=True, read_only=True)
     delegations = serializers.SerializerMethodField()
     root_key_id = serializers.SerializerMethodField()
     latest_job = serializers.SerializerMethodField()
@@ -103,7 +104,8 @@ class RepositorySerializer(serializers.ModelSerializer):
         details = self.context.get("repository_details")
         if details is None or repository.pk not in details.delegations:
             shown = (
-                self.parent.instance
+                # The list being rendered: the page of repositories, never None.
+                cast(Iterable[Repository], self.parent.instance)
                 if isinstance(self.parent, serializers.ListSerializer)
                 else [repository]
             )
@@ -172,6 +174,8 @@ def accepted(request: Request, repository: Repository, job: Job) -> Response:
 class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Repositories Gatehouse manages on Notary. Writes are for admins."""
 
+    request: AuthenticatedRequest  # every action needs a signed-in user
+
     queryset = Repository.objects.none()  # names the model for the schema; get_queryset scopes
     serializer_class = RepositorySerializer
     filterset_class = RepositoryFilter
@@ -185,7 +189,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return [IsAdmin()]
 
     @extend_schema(request=RepositoryCreateSerializer, responses={202: RepositorySerializer})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         data = RepositoryCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         repository, job = repositories.repository_create(
@@ -196,7 +200,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return accepted(request, repository, job)
 
     @extend_schema(request=RepositoryUpdateSerializer, responses={202: RepositorySerializer})
-    def partial_update(self, request: Request, pk: str) -> Response:
+    def partial_update(self, request: AuthenticatedRequest, pk: str) -> Response:
         repository = self.get_object()
         data = RepositoryUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -208,14 +212,14 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return accepted(request, repository, job)
 
     @extend_schema(responses={202: RepositorySerializer})
-    def destroy(self, request: Request, pk: str) -> Response:
+    def destroy(self, request: AuthenticatedRequest, pk: str) -> Response:
         repository = self.get_object()
         job = repositories.repository_delete(actor=request.user, repository=repository)
         return accepted(request, repository, job)
 
     @extend_schema(request=None, responses={202: RepositorySerializer})
     @action(detail=True, methods=["post"])
-    def sync(self, request: Request, pk: str) -> Response:
+    def sync(self, request: AuthenticatedRequest, pk: str) -> Response:
         repository = self.get_object()
         job = sync_requests.repository_sync_request(
             repository=repository, actor=request.user, cause="sync asked for", delay=0
@@ -224,7 +228,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     @extend_schema(request=RepositoryAdoptSerializer, responses={202: RepositorySerializer})
     @action(detail=False, methods=["post"])
-    def adopt(self, request: Request) -> Response:
+    def adopt(self, request: AuthenticatedRequest) -> Response:
         data = RepositoryAdoptSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         repository, job = repositories.repository_adopt(
@@ -250,7 +254,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         },
     )
     @action(detail=False, methods=["post"])
-    def bulk(self, request: Request) -> Response:
+    def bulk(self, request: AuthenticatedRequest) -> Response:
         data = RepositoryBulkSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = repositories.repositories_create_bulk(
@@ -284,143 +288,11 @@ class JobFilter(django_filters.FilterSet):
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Notary work and how it went. Admins see all jobs; others those of their repositories."""
 
+    request: AuthenticatedRequest  # every action needs a signed-in user
+
     queryset = Job.objects.none()  # names the model for the schema; get_queryset scopes
     serializer_class = JobSerializer
     filterset_class = JobFilter
 
     def get_queryset(self) -> QuerySet[Job]:
         return selectors.job_list(viewer=self.request.user)
-
-
-class RootExportSerializer(serializers.Serializer):
-    passphrase = serializers.CharField(
-        min_length=root_key.ROOT_EXPORT_MIN_PASSPHRASE,
-        max_length=1024,
-        trim_whitespace=False,
-        write_only=True,
-    )
-
-
-class TrustRootView(APIView):
-    """The root key every Gatehouse repository shares, and the ``daemon.json`` section that
-    pins it, the adopted repositories' roots and the admins' pins (``trust.pins``).
-
-    Reading never makes the root key: until something has, ``root_key_id`` is null and
-    ``message`` says how to make it.
-    """
-
-    permission_classes = [IsAdmin]
-
-    @extend_schema(
-        responses=inline_serializer(
-            "TrustRoot",
-            {
-                "root_key_id": serializers.CharField(
-                    allow_null=True, help_text="`null` until the root key is made."
-                ),
-                "message": serializers.CharField(
-                    allow_null=True,
-                    help_text="`null` once the root key exists; until then, how to make it.",
-                ),
-                "exported": serializers.BooleanField(),
-                "daemon_json": serializers.DictField(),
-            },
-        )
-    )
-    def get(self, request: Request) -> Response:
-        key_id = selectors.root_key_id()
-        return Response(
-            {
-                "root_key_id": key_id,
-                "message": None if key_id else custody.ROOT_KEY_MISSING,
-                "exported": selectors.root_key_exported(),
-                "daemon_json": pins.trust_pinning_snippet(),
-            }
-        )
-
-
-class TrustRootExportView(APIView):
-    permission_classes = [IsAdmin]
-
-    @extend_schema(
-        request=RootExportSerializer,
-        responses={
-            (200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.STR),
-            409: OpenApiResponse(
-                description="There is no root key yet; `detail` says how to make it."
-            ),
-        },
-    )
-    def post(self, request: Request) -> HttpResponse:
-        data = RootExportSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            pem = root_key.root_key_export(actor=request.user, **data.validated_data)
-        except custody.RootKeyMissing as error:
-            raise Conflict(str(error)) from error
-        response = HttpResponse(pem, content_type="application/x-pem-file")
-        response["Content-Disposition"] = 'attachment; filename="gatehouse-root-key.pem"'
-        response["Cache-Control"] = "no-store"
-        return response
-
-
-class RootKeyPinSerializer(serializers.ModelSerializer):
-    key_ids = serializers.ListField(child=serializers.CharField())
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
-    class Meta:
-        model = RootKeyPin
-        fields = ["id", "pattern", "key_ids", "created_by", "created_at", "updated_at"]
-        read_only_fields = fields
-
-
-# Shape only: ``trust.pins`` validates patterns and key IDs, in the console's words too.
-KEY_IDS = serializers.ListField(child=serializers.CharField(trim_whitespace=False), max_length=100)
-
-
-class RootKeyPinCreateSerializer(serializers.Serializer):
-    pattern = serializers.CharField(trim_whitespace=False)
-    key_ids = KEY_IDS
-
-
-class RootKeyPinUpdateSerializer(serializers.Serializer):
-    key_ids = KEY_IDS
-    pattern = serializers.CharField(required=False, trim_whitespace=False)
-
-
-class RootKeyPinViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Admins' pins of the roots of repositories Gatehouse neither made nor adopted: a GUN,
-    or a GUN prefix ending in ``*``, to root key IDs. Admins only."""
-
-    queryset = RootKeyPin.objects.none()  # names the model for the schema
-    serializer_class = RootKeyPinSerializer
-    permission_classes = [IsAdmin]
-
-    def get_queryset(self) -> QuerySet[RootKeyPin]:
-        return pins.root_key_pin_list()
-
-    @extend_schema(request=RootKeyPinCreateSerializer, responses={201: RootKeyPinSerializer})
-    def create(self, request: Request) -> Response:
-        data = RootKeyPinCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        pin = pins.root_key_pin_create(actor=request.user, **data.validated_data)
-        return Response(RootKeyPinSerializer(pin).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=RootKeyPinUpdateSerializer, responses={200: RootKeyPinSerializer})
-    def partial_update(self, request: Request, pk: str) -> Response:
-        pin = self.get_object()
-        data = RootKeyPinUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        if data.validated_data.get("pattern", pin.pattern) != pin.pattern:
-            raise serializers.ValidationError(
-                {"pattern": ["A pin's pattern cannot be changed: delete the pin and add another."]}
-            )
-        pin = pins.root_key_pin_update(
-            actor=request.user, pin=pin, key_ids=data.validated_data["key_ids"]
-        )
-        return Response(RootKeyPinSerializer(pin).data)
-
-    @extend_schema(responses={204: None})
-    def destroy(self, request: Request, pk: str) -> Response:
-        pins.root_key_pin_delete(actor=request.user, pin=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,14 +1,14 @@
-"""``NotaryClient`` without a server: what it refuses before trusting bytes
-(docs/notary-protocol.md, "Reading")."""
+"""``RepositoryFiles`` without a server: what the writer's reads refuse before trusting
+bytes (docs/notary-protocol.md, "Reading")."""
 
 import base64
 import hashlib
 
 import pytest
 
-from trust.notary.client import NotaryClient
 from trust.notary.errors import InvalidMetadata
 from trust.notary.metadata import FileMeta, file_hashes
+from trust.notary.repository import RepositoryFiles
 from trust.notary.transport import Transport
 
 GUN = "example.com/app"
@@ -41,7 +41,7 @@ def test_a_file_named_without_a_valid_sha256_is_refused_unfetched(hashes):
     transport = ServeAnything()
 
     with pytest.raises(InvalidMetadata, match="no valid sha256"):
-        NotaryClient(transport)._by_hash(GUN, "snapshot", FileMeta(len(FILE), hashes))
+        RepositoryFiles(transport).by_hash(GUN, "snapshot", FileMeta(len(FILE), hashes))
     assert transport.paths == []
 
 
@@ -50,7 +50,7 @@ def test_a_file_is_fetched_by_its_sha256_and_checked_against_it():
     meta = FileMeta(len(FILE), {"sha256": base64.b64encode(digest).decode()})
     transport = ServeAnything()
 
-    assert NotaryClient(transport)._by_hash(GUN, "snapshot", meta).raw == FILE
+    assert RepositoryFiles(transport).by_hash(GUN, "snapshot", meta).raw == FILE
     assert transport.paths == [f"/v2/{GUN}/_trust/tuf/snapshot.{digest.hex()}.json"]
 
 
@@ -62,4 +62,4 @@ def test_bytes_of_the_right_length_but_another_hash_are_refused(bad):
     transport = ServeAnything(other if bad == "sha256" else FILE)
 
     with pytest.raises(InvalidMetadata, match="does not match"):
-        NotaryClient(transport)._by_hash(GUN, "snapshot", FileMeta(len(FILE), hashes))
+        RepositoryFiles(transport).by_hash(GUN, "snapshot", FileMeta(len(FILE), hashes))
