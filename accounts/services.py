@@ -437,6 +437,14 @@ def login_account_key(username: str) -> str:
     return username.lower()[:150]
 
 
+def _attempted_account(username: str) -> str:
+    """The failure key of the account a login will reach: found as the login finds it (the
+    database's lowering), so a spelling that lowers differently in Python (``alİce``) still
+    counts against ``alice``; an unknown name counts against itself."""
+    account = User.objects.with_username(username).values_list("username", flat=True).first()
+    return login_account_key(account if account is not None else username)
+
+
 def lockout_end(failures: QuerySet[LoginFailure], *, limit: int) -> dt.datetime | None:
     """When the lockout made by ``failures`` (one account's or address's recent failures)
     lifts: when the ``limit``-th most recent leaves the window. ``None``: not locked."""
@@ -502,7 +510,7 @@ def login_attempt_begin(*, username: str, address: str) -> LoginAttempt:
     others wait for the lock and then count the reservations of those before them. The
     address is its /64 for IPv6 (``gatehouse.addresses.address_group``).
     """
-    account, address = login_account_key(username), address_group(address)
+    account, address = _attempted_account(username), address_group(address)
     scopes = [("user", account, settings.GATEHOUSE_LOGIN_MAX_FAILURES, Q(username=account))]
     if address:
         scopes.append(

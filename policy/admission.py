@@ -194,7 +194,9 @@ def parse_review(body: bytes | str) -> Review:
         uid=uid,
         group=_text(group),
         kind=kind if isinstance(kind, str) else "",
-        namespace=_text(request.get("namespace")) or _text(metadata.get("namespace")),
+        # The API server's word only: an object's own metadata.namespace is what its author
+        # wrote (a cluster-scoped object may carry any), so it must never earn an exemption.
+        namespace=_text(request.get("namespace")),
         name=(
             _text(request.get("name"))
             or _text(metadata.get("name"))

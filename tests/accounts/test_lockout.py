@@ -47,6 +47,16 @@ def test_an_account_locks_after_repeated_failures_even_for_the_right_password(al
     assert (entry.target_type, entry.target_id) == ("user", "alice")
 
 
+def test_a_spelling_that_lowers_differently_is_locked_out_with_the_account(alice, settings):
+    """Python lowers ``İ`` to ``i`` plus a combining dot, PostgreSQL to ``i``: the lookup
+    finds alice either way, so the lock must hold either way."""
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        assert login("alice", "wrong").status_code == 401
+    assert login("al\u0130ce", PASSWORD, address="198.51.100.2").status_code != 200
+    assert login("alice", PASSWORD, address="198.51.100.3").status_code == 429
+
+
 def test_an_address_locks_after_failures_across_accounts(alice, settings):
     settings.GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS = 4
     for name in ("a", "b", "c", "d"):

@@ -758,6 +758,14 @@ def test_a_kind_whose_images_cannot_be_found_follows_the_mode(admin, review_clie
     assert response["allowed"] is True
     assert "namespace kube-system is exempt" in response["status"]["message"]
 
+    # The object's own namespace is its author's word: it earns no exemption.
+    claimed = load("workflow.json")
+    claimed["request"].pop("namespace", None)
+    claimed["request"]["object"]["metadata"]["namespace"] = "kube-system"
+    response = review_client(VALIDATE, claimed)["response"]
+    assert response["allowed"] is False
+    assert "exempt" not in response["status"]["message"]
+
 
 @pytest.mark.parametrize(
     ("group", "version", "kind", "operation"),
