@@ -437,12 +437,11 @@ def login_account_key(username: str) -> str:
     return username.lower()[:150]
 
 
-def _attempted_account(username: str) -> str:
-    """The failure key of the account a login will reach: found as the login finds it (the
-    database's lowering), so a spelling that lowers differently in Python (``alİce``) still
-    counts against ``alice``; an unknown name counts against itself."""
-    account = User.objects.with_username(username).values_list("username", flat=True).first()
-    return login_account_key(account if account is not None else username)
+def _attempted_account(username: str) -> str | None:
+    """The username of the account a login will reach, found as the login finds it (the
+    database's lowering), so a spelling that lowers differently in Python (``alİce``) is
+    ``alice``; ``None`` for a name no account has."""
+    return User.objects.with_username(username).values_list("username", flat=True).first()
 
 
 def lockout_end(failures: QuerySet[LoginFailure], *, limit: int) -> dt.datetime | None:
@@ -492,8 +491,8 @@ class LoginAttempt:
     as a failure until ``login_attempt_succeeded``."""
 
     failure_id: int
-    username: str  # as typed
-    account: str  # login_account_key(username)
+    account: str  # the failure key: login_account_key of the account's username, or as typed
+    target: str  # what a lockout names: the account's username, else ``account``
     address: str  # address_group(address)
     locks_account: bool  # failing, this attempt reaches the account's limit
     locks_address: bool  # ... or the address's
@@ -510,7 +509,8 @@ def login_attempt_begin(*, username: str, address: str) -> LoginAttempt:
     others wait for the lock and then count the reservations of those before them. The
     address is its /64 for IPv6 (``gatehouse.addresses.address_group``).
     """
-    account, address = _attempted_account(username), address_group(address)
+    found = _attempted_account(username)
+    account, address = login_account_key(found or username), address_group(address)
     scopes = [("user", account, settings.GATEHOUSE_LOGIN_MAX_FAILURES, Q(username=account))]
     if address:
         scopes.append(
@@ -544,8 +544,8 @@ def login_attempt_begin(*, username: str, address: str) -> LoginAttempt:
         failure = LoginFailure.objects.create(username=account, address=address)
     return LoginAttempt(
         failure_id=failure.pk,
-        username=username,
         account=account,
+        target=found or account,
         address=address,
         locks_account=counts["user"] + 1 == settings.GATEHOUSE_LOGIN_MAX_FAILURES,
         locks_address=bool(address)
@@ -562,13 +562,7 @@ def login_attempt_failed(attempt: LoginAttempt) -> None:
     ):
         if not locks:
             continue
-        if scope == "user":
-            existing = User.objects.with_username(attempt.username).values_list(
-                "username", flat=True
-            )
-            target = existing.first() or attempt.account
-        else:
-            target = attempt.address
+        target = attempt.target if scope == "user" else attempt.address
         audit_record(
             action="login.locked_out",
             actor=None,
