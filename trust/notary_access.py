@@ -4,6 +4,7 @@ from functools import cache
 
 from django.conf import settings
 
+from trust.metrics import notary_request_observed
 from trust.notary.auth import Challenge, TokenMinter
 from trust.notary.client import NotaryClient
 from trust.notary.errors import NotaryRejected
@@ -35,6 +36,7 @@ def _client(url: str, ca_bundle: str, username: str, password: str, realm: str) 
         password=password or None,
         timeout=settings.NOTARY_TIMEOUT,
         token_minter=gatehouse_minter(realm),
+        observer=notary_request_observed,
     )
     return NotaryClient(transport)
 

@@ -21,7 +21,7 @@ from trust.notary.connections import (
     origin,
 )
 from trust.notary.errors import NotaryRejected, NotaryUnavailable, NotFound, VersionConflict
-from trust.notary.transport import Transport, notary_errors_only
+from trust.notary.transport import RequestObserver, Transport, notary_errors_only
 
 CONNECT_TIMEOUT_CAP = 5.0
 # Needs registry:catalog:* under token auth, answers {} ("Token authentication").
@@ -39,7 +39,8 @@ class HttpTransport(Transport):
     HTTPS always verifies the server's certificate and name, against ``ca_bundle`` when
     given, else the system's CAs. ``timeout`` bounds each read; connecting gets at most 5 s.
     Thread-safe: threads share the pool, which keeps up to ``pool_size`` idle connections
-    per origin (more may be open at once; the extra ones are closed after use).
+    per origin (more may be open at once; the extra ones are closed after use). ``observer``
+    is told of every request (``Transport``).
     """
 
     def __init__(
@@ -52,7 +53,9 @@ class HttpTransport(Transport):
         password: str | None = None,
         token_minter: TokenMinter | None = None,
         pool_size: int = 8,
+        observer: RequestObserver | None = None,
     ) -> None:
+        self.observer = observer
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -11,8 +11,9 @@ or fake, to the failure contract of ``errors.py``. The real one, over HTTP(S), i
 import contextlib
 import http.client
 import secrets
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 from urllib.parse import urlencode
 
@@ -24,6 +25,11 @@ DEFAULT_LIMIT = 100 * 1024 * 1024
 # broken HTTP stream, or an answer that makes no sense (ValueError). Worth retrying.
 EXCHANGE_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
+# Told of every request a transport sent: its method, how long it took in seconds, and the
+# error it raised (None when it answered). The library keeps no metrics itself; whoever
+# builds the transport may (trust.notary_access, to Prometheus).
+RequestObserver = Callable[[str, float, NotaryError | None], None]
+
 
 class Transport(ABC):
     """Sends one request to notary-server; every transport, real or fake, derives from it.
@@ -33,8 +39,11 @@ class Transport(ABC):
     ``NotaryError``. A ``NotaryError`` from ``_request`` passes through; a failed exchange
     (``EXCHANGE_ERRORS``) becomes ``NotaryUnavailable``, to retry; any other exception is a
     bug, not an outage, and becomes a plain ``NotaryError`` that no caller retries. A 2xx
-    body over ``limit`` is ``NotaryRejected`` ``TOO_LARGE``, whoever read it.
+    body over ``limit`` is ``NotaryRejected`` ``TOO_LARGE``, whoever read it. ``observer``,
+    when set, is told of every request's duration and outcome.
     """
+
+    observer: RequestObserver | None = None
 
     def request(
         self,
@@ -49,21 +58,29 @@ class Transport(ABC):
         limit: int = DEFAULT_LIMIT,
     ) -> bytes:
         """Send one request; answer the body of a 2xx, or raise the matching NotaryError."""
-        with notary_errors_only(gun=gun, role=role):
-            answer = self._request(
-                method,
-                path,
-                scope=scope,
-                gun=gun,
-                role=role,
-                body=body,
-                content_type=content_type,
-                limit=limit,
-            )
-        if len(answer) > limit:
-            raise NotaryRejected(
-                f"response larger than {limit} bytes", gun=gun, role=role, code="TOO_LARGE"
-            )
+        started = time.perf_counter()
+        try:
+            with notary_errors_only(gun=gun, role=role):
+                answer = self._request(
+                    method,
+                    path,
+                    scope=scope,
+                    gun=gun,
+                    role=role,
+                    body=body,
+                    content_type=content_type,
+                    limit=limit,
+                )
+            if len(answer) > limit:
+                raise NotaryRejected(
+                    f"response larger than {limit} bytes", gun=gun, role=role, code="TOO_LARGE"
+                )
+        except NotaryError as error:
+            if self.observer is not None:
+                self.observer(method, time.perf_counter() - started, error)
+            raise
+        if self.observer is not None:
+            self.observer(method, time.perf_counter() - started, None)
         return answer
 
     @abstractmethod

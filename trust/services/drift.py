@@ -12,6 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from trust import custody, selectors
+from trust.metrics import DRIFT_FOUND
 from trust.models import Repository
 from trust.notary.errors import InvalidMetadata, NotaryError
 from trust.notary.keys import tuf_key_canonical_id
@@ -74,6 +75,7 @@ def drift_check(*, repository: Repository) -> dict[str, Any] | None:
         drift=drift, drift_checked_at=timezone.now(), notary_state=state.to_json()
     )
     if drift is not None:
+        DRIFT_FOUND.inc()
         repository_sync_request(repository=repository, actor=None, cause="drift found", delay=0)
     elif any(custody.custodian_key().key_id in keys for keys in state.delegations().values()):
         # Not drift: the custodian keeps signers in. A sync lets it go once a remaining

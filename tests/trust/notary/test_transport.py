@@ -147,3 +147,30 @@ def test_every_transports_answer_is_held_to_the_limit():
         get(Raising(body=b"x" * 11), "/x", role="root", limit=10)
     assert caught.value.code == "TOO_LARGE"
     assert (caught.value.gun, caught.value.role) == (GUN, "root")
+
+
+def test_the_observer_is_told_of_each_request_its_time_and_its_error():
+    seen: list[tuple[str, float, NotaryError | None]] = []
+    transports = [
+        Raising(body=b"{}"),
+        Raising(ConnectionRefusedError(111, "Connection refused")),
+        Raising(body=b"x" * 11),
+        Raising(KeyboardInterrupt()),
+    ]
+    for transport in transports:
+        transport.observer = lambda *observed: seen.append(observed)
+
+    assert get(transports[0], "/x") == b"{}"
+    with pytest.raises(NotaryUnavailable):
+        get(transports[1], "/x")
+    with pytest.raises(NotaryRejected):
+        get(transports[2], "/x", limit=10)
+    with pytest.raises(KeyboardInterrupt):  # not a request that failed: nothing to tell
+        get(transports[3], "/x")
+
+    assert [(method, type(error)) for method, _, error in seen] == [
+        ("GET", type(None)),
+        ("GET", NotaryUnavailable),
+        ("GET", NotaryRejected),
+    ]
+    assert all(seconds >= 0 for _, seconds, _ in seen)

@@ -1,6 +1,7 @@
 """The drift check: what Notary holds that it should not, and what it lacks, repaired by a sync."""
 
 import pytest
+from prometheus_client import REGISTRY
 
 from accounts.services import team_member_remove
 from tests.factories import make_team, make_user
@@ -29,9 +30,11 @@ def test_drift_is_reported_and_repaired(on_notary, notary_cli, notary_gun, admin
         custodian=custody.signing_key(custody.custodian_key()),
     )
 
+    found = REGISTRY.get_sample_value("gatehouse_drift_found_total")
     drift = drift_check(repository=repository)
 
     assert drift == {"missing": {"targets/jenkins": [key.id]}, "unexpected": {}}
+    assert REGISTRY.get_sample_value("gatehouse_drift_found_total") == found + 1
     shown = api(admin).get(f"/api/v1/repositories/{repository.pk}/").json()
     assert shown["drift"] == drift
     assert Job.objects.filter(repository=repository, kind="sync", status="queued").exists()
@@ -41,6 +44,7 @@ def test_drift_is_reported_and_repaired(on_notary, notary_cli, notary_gun, admin
         "targets/jenkins": {key.id},
     }
     assert drift_check(repository=repository) is None
+    assert REGISTRY.get_sample_value("gatehouse_drift_found_total") == found + 1
 
 
 def test_the_drift_check_lets_the_custodian_go_once_a_remaining_signer_publishes(
