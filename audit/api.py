@@ -12,6 +12,12 @@ from gatehouse.api import IsAdmin
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
+    actor_name = serializers.CharField(
+        read_only=True,
+        help_text="Who acted, by username, kept if the user is deleted; for `login.failed` "
+        "the account that was tried, or the name as typed when no account has it; empty "
+        "for Gatehouse itself.",
+    )
     occurrences = serializers.IntegerField(
         read_only=True,
         help_text="How many identical events the entry stands for: 1, or more when repeats "

@@ -14,6 +14,7 @@ import logging
 from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import CharField, F
 from django.urls import reverse
@@ -86,9 +87,11 @@ def audit_record(
     target_id: Any,
     before: Any = None,
     after: Any = None,
+    actor_name: str = "",
 ) -> AuditEntry | None:
     """Record one change. ``actor`` is a user, or ``None`` for Gatehouse itself or an
-    anonymous caller; the client address comes from the current request, if any.
+    anonymous caller, whom ``actor_name`` may name (the account a failed login tried, when
+    there is none); the client address comes from the current request, if any.
 
     For an update give both ``before`` and ``after``: only the fields that differ are kept,
     and an update that changed nothing records nothing (returns ``None``).
@@ -103,7 +106,9 @@ def audit_record(
     user = actor if getattr(actor, "pk", None) and hasattr(actor, "get_username") else None
     return AuditEntry.objects.create(
         actor=user,
-        actor_name=(user.get_username() if user is not None else "")[: MAX["actor_name"]],
+        actor_name=(user.get_username() if user is not None else str(actor_name))[
+            : MAX["actor_name"]
+        ],
         address=_address(),
         action=str(action)[: MAX["action"]],
         target_type=str(target_type)[: MAX["target_type"]],
@@ -223,11 +228,30 @@ def record_failed_login(
 ) -> None:
     if _from_api(request):
         return
-    username = str((credentials or {}).get("username") or "")
-    audit_record(
+    login_failure_record(username=str((credentials or {}).get("username") or ""), via=_via(request))
+
+
+def login_failure_record(*, username: str, via: str) -> AuditEntry | None:
+    """A failed login, attributed to the account that was tried: the one the login reaches
+    (in any case), or, when no account has that name, the name as typed (``actor_name``
+    without ``actor``)."""
+    account = _account_named(username)
+    name = account.get_username() if account is not None else username
+    return audit_record(
         action="login.failed",
-        actor=None,
+        actor=account,
+        actor_name=name,
         target_type="user",
-        target_id=username,
-        after={"via": _via(request)},
+        target_id=name,
+        after={"via": via},
     )
+
+
+def _account_named(username: str) -> Any:
+    """The user a login with ``username`` reaches, found as the login finds it, or ``None``.
+    The audit log is below the accounts app, so it asks the configured user model."""
+    users = get_user_model()._default_manager
+    try:
+        return users.get_by_natural_key(username)
+    except users.model.DoesNotExist:
+        return None

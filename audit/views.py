@@ -68,6 +68,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     filters = AuditPageFilter(request.GET, queryset=selectors.audit_entries(viewer=request.user))
     page = Paginator(filters.qs, ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
     filtered = any(request.GET.get(name) for name in filters.filters)
+    rows = [(entry, selectors.audit_changes(entry.before, entry.after)) for entry in page]
     return render(
-        request, "audit/list.html", {"filters": filters, "page": page, "filtered": filtered}
+        request,
+        "audit/list.html",
+        {"filters": filters, "page": page, "rows": rows, "filtered": filtered},
     )

@@ -288,7 +288,7 @@ def test_notary_tokens_with_push_or_star_are_recorded(admin, alice):
 
 
 def test_api_logins_and_failed_logins():
-    make_user("dave")
+    dave = make_user("dave")
     client = APIClient()
     ok = client.post(
         "/api/v1/auth/login/", {"username": "dave", "password": PASSWORD}, format="json"
@@ -307,8 +307,8 @@ def test_api_logins_and_failed_logins():
     )
     entry = only("login.failed")
     assert (entry.actor, entry.actor_name, entry.target_id, entry.after) == (
-        None,
-        "",
+        dave,
+        "dave",
         "dave",
         {"via": "api"},
     )
@@ -316,11 +316,16 @@ def test_api_logins_and_failed_logins():
 
 
 def test_console_logins_and_failed_logins(client):
-    make_user("erin")
+    erin = make_user("erin")
     client.post("/login/", {"username": "erin", "password": "wrong"})
     client.post("/login/", {"username": "erin", "password": PASSWORD}, REMOTE_ADDR="10.1.2.3")
     entry = only("login.failed")
-    assert (entry.actor, entry.target_id, entry.after) == (None, "erin", {"via": "console"})
+    assert (entry.actor, entry.actor_name, entry.target_id, entry.after) == (
+        erin,
+        "erin",
+        "erin",
+        {"via": "console"},
+    )
     entry = only("login.succeeded")
     assert (entry.actor_name, entry.target_id, entry.after, entry.address) == (
         "erin",
@@ -328,6 +333,37 @@ def test_console_logins_and_failed_logins(client):
         {"via": "console"},
         "10.1.2.3",
     )
+
+
+def test_a_failed_login_is_attributed_to_the_account_tried_in_any_case(client, api, admin):
+    frank = make_user("frank")
+    client.post("/login/", {"username": "FRANK", "password": "wrong"})
+    api().post("/api/v1/auth/login/", {"username": "Frank", "password": "wrong"}, format="json")
+    entries = AuditEntry.objects.filter(action="login.failed").order_by("id")
+    assert [(e.actor, e.actor_name, e.target_id, e.after["via"]) for e in entries] == [
+        (frank, "frank", "frank", "console"),
+        (frank, "frank", "frank", "api"),
+    ]
+    listed = api(admin).get("/api/v1/audit/", {"action": "login.failed"}).json()["results"]
+    assert [entry["actor_name"] for entry in listed] == ["frank", "frank"]
+    assert api(admin).get("/api/v1/audit/", {"actor": "FRANK"}).json()["count"] == 2
+
+
+def test_a_failed_login_of_no_account_names_what_was_typed(client, api, admin):
+    typed = ("<b>Gatehouse</b>\u202eevil" + "x" * 200)[:150]
+    client.post("/login/", {"username": typed, "password": "wrong"})
+    api().post("/api/v1/auth/login/", {"username": "ghost", "password": "wrong"}, format="json")
+    console, via_api = AuditEntry.objects.filter(action="login.failed").order_by("id")
+    assert (console.actor, console.actor_name, console.target_id) == (None, typed, typed)
+    assert (via_api.actor, via_api.actor_name, via_api.target_id) == (None, "ghost", "ghost")
+    listed = api(admin).get("/api/v1/audit/", {"action": "login.failed"}).json()["results"]
+    assert [entry["actor_name"] for entry in listed] == ["ghost", typed]
+
+    client.force_login(admin)
+    page = client.get("/audit/", {"action": "login.failed"}).content.decode()
+    assert '<bdi class="mono">ghost</bdi> <span class="muted-text">(no such account)</span>' in page
+    assert "<b>Gatehouse</b>" not in page
+    assert '<bdi class="mono">&lt;b&gt;Gatehouse&lt;/b&gt;\u202eevil' in page
 
 
 def test_the_address_of_an_api_change_is_recorded(api, admin):

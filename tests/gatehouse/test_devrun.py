@@ -1,6 +1,7 @@
 """``make run``'s launcher: console and Celery worker up, admin printed once, root key made,
 Ctrl-C stops all."""
 
+import json
 import os
 import signal
 import subprocess
@@ -86,20 +87,62 @@ def test_make_run_serves_the_console_with_a_worker_and_stops_on_ctrl_c(tmp_path)
     first_log = tmp_path / "first.log"
     process = launch(tmp_path / "var", port, first_log)
     try:
-        wait_for(lambda: console_answers(port), "the console answering", process, first_log)
-        wait_for(lambda: "ready." in first_log.read_text(), "the worker", process, first_log)
+        wait_for(lambda: SUMMARY_END in first_log.read_text(), "the summary", process, first_log)
+        first = closing_summary(first_log.read_text(), port)
+        assert console_answers(port)
     finally:
         ctrl_c(process)
     output = first_log.read_text()
-    assert "Created admin 'admin' with password: " in output
     assert "Created root key " in output
+    username, rest = first["Log in as"].split(" / ")
+    password, note = rest.split(maxsplit=1)
+    assert (username, note) == ("admin", "(shown only now: change it under My profile)")
+    assert output.count(password) == 1  # shown once, in the summary
 
     second_log = tmp_path / "second.log"
     process = launch(tmp_path / "var", port, second_log)
     try:
-        wait_for(lambda: console_answers(port), "the console answering", process, second_log)
+        wait_for(lambda: SUMMARY_END in second_log.read_text(), "the summary", process, second_log)
+        second = closing_summary(second_log.read_text(), port)
+        assert api_login(port, "admin", password) == 200
     finally:
         ctrl_c(process)
-    assert "An admin exists already" in second_log.read_text()
-    assert "exists already; nothing changed." in second_log.read_text()
-    assert "with password" not in second_log.read_text()
+    output = second_log.read_text()
+    assert "exists already; nothing changed." in output
+    assert password not in output
+    assert second["Log in as"] == (
+        "an existing admin (its password was shown when make run created it)"
+    )
+
+
+SUMMARY_END = "Ctrl-C stops everything."
+
+
+def api_login(port: int, username: str, password: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/auth/login/",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return response.status
+
+
+def closing_summary(output: str, port: int) -> dict[str, str]:
+    """The block ``make run`` ends its start-up with: after every start-up line (the worker
+    is ready, the console answers), it names the console, the login, the API docs and
+    Notary."""
+    lines = output.splitlines()
+    start = lines.index("Gatehouse is running.")
+    end = lines.index(SUMMARY_END, start)
+    assert lines[start - 1] == lines[end + 1] == "=" * 72
+    before = "\n".join(lines[:start])
+    assert " ready." in before  # the worker
+    assert "Starting development server" in before  # the console
+    fields = dict(map(str.strip, line.split(": ", 1)) for line in lines[start + 1 : end])
+    assert fields["Console"] == f"http://127.0.0.1:{port}/"
+    assert fields["API docs"] == f"http://127.0.0.1:{port}/api/v1/docs/"
+    assert fields["Notary"] == "http://127.0.0.1:9"
+    with urllib.request.urlopen(fields["API docs"], timeout=5) as response:  # noqa: S310
+        assert response.status == 200
+    return fields

@@ -18,3 +18,11 @@ def test_the_interactive_docs_are_served_without_internet(client, alice):
     page = client.get("/api/v1/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
+
+
+@pytest.mark.django_db
+def test_every_console_page_links_the_api_docs(client, alice):
+    client.force_login(alice)
+    page = client.get("/profile/").content.decode()
+    assert '<a href="/api/v1/docs/">API docs</a>' in page
+    assert client.get("/api/v1/docs/").status_code == 200
