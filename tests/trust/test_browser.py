@@ -1,6 +1,8 @@
 """The content-trust console in a real browser, on a real notary-server: a repository is
 created from the console, its job runs, and the page follows the job live."""
 
+import datetime as dt
+import re
 import tempfile
 from pathlib import Path
 
@@ -12,12 +14,15 @@ from tests.factories import PASSWORD, make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
 from trust import custody
 from trust.models import CustodyKey, Job, Repository, RootKeyExport
+from trust.services.jobs import jobs_requeue_stale
 
 pytestmark = pytest.mark.browser
 
 # Written for a person to look at after a run; nothing compares them.
 REPOSITORY_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-repository.png"
 ROOT_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-root.png"
+BULK_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-bulk.png"
+JOB_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-job.png"
 PASSPHRASE = "a-long-export-passphrase"
 
 
@@ -101,3 +106,44 @@ def test_admin_exports_the_root_key_and_the_warning_goes(transactional_db, admin
     expect(page.get_by_role("status")).to_contain_text("Root key exported")
     expect(banner).to_have_count(0)
     expect(page.locator(".facts .badge")).to_have_text("Exported")
+
+
+@pytest.mark.notary
+def test_admin_bulk_creates_repositories_and_watches_them_become_ready(
+    request, transactional_db, admin, notary_gun, browser_page
+):
+    """The counter and the rows follow the real worker's jobs on a real Notary; the page is
+    loaded once."""
+    custody.root_key()
+    guns = [f"{notary_gun}-{n}" for n in range(4)]
+    page = browser_page
+    log_in(page)
+    page.get_by_role("link", name="Repositories", exact=True).click()
+    bulk = page.locator("#bulk")
+    bulk.get_by_label("GUNs").fill("\n".join(guns))
+    bulk.get_by_role("button", name="Create repositories").click()
+
+    expect(page.get_by_role("status")).to_have_text("4 repositories created.")
+    counter = page.locator("#batch-counter")
+    expect(counter).to_have_text("0 of 4 ready, 0 failed")  # no worker runs yet
+    expect(page.locator("#batch-pending")).to_have_text("· 4 pending")
+    page.evaluate("window.loadedOnce = true")
+
+    # The worker starts now, purging its queue first: send the jobs again, as the beat would.
+    request.getfixturevalue("celery_worker")
+    assert jobs_requeue_stale(older_than=dt.timedelta(0)) == 4
+
+    expect(counter).to_have_text("4 of 4 ready, 0 failed", timeout=30_000)
+    expect(page.locator("#batch-pending")).to_be_hidden()
+    expect(page.locator("#batch-failures")).to_be_hidden()
+    rows = page.locator("table.repositories [data-repository-state]")
+    expect(rows).to_have_text(["Ready"] * 4)
+    assert page.evaluate("window.loadedOnce === true")  # never reloaded
+    assert set(Repository.objects.values_list("state", flat=True)) == {"ready"}
+    page.screenshot(path=BULK_SCREENSHOT, full_page=True)
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    expect(page.locator("table.jobs [data-job-field=status]")).to_have_text(["Succeeded"] * 4)
+    page.locator("table.jobs").get_by_role("link", name="initialize").first.click()
+    expect(page.get_by_role("heading", name=re.compile(r"^Job \d+: initialize"))).to_be_visible()
+    expect(page.locator("#job-history")).to_contain_text("Succeeded")
+    page.screenshot(path=JOB_SCREENSHOT, full_page=True)

@@ -202,7 +202,9 @@ def test_admin_sees_detail_with_jobs_delegations_and_actions(as_admin, repositor
     assert "<code>targets/ci</code>" in text
     assert "bbbbbbbbbbbb" in text
     (job,) = response.context["jobs"]
-    assert f'data-job-url="/api/v1/jobs/{job.pk}/"' in text
+    assert 'data-live-jobs="/api/v1/jobs/"' in text
+    assert f'data-job-id="{job.pk}"' in text
+    assert f'href="/jobs/{job.pk}/"' in text
     assert 'data-job-status="queued"' in text
 
 
@@ -278,10 +280,12 @@ def test_bulk_creates_and_reports_created_and_skipped(as_admin, repositories):
         "/repositories/bulk/", {"guns": guns, "signer_teams": ["ops"]}, follow=True
     )
 
-    assert response.redirect_chain[-1][0] == "/repositories/"
+    new = Repository.objects.filter(gun__startswith="registry.example.com/new/").order_by("pk")
+    first, second = new
+    assert second.pk == first.pk + 1
+    assert response.redirect_chain[-1][0] == f"/repositories/?batch={first.pk}-{second.pk}"
     assert messages_of(response) == [f"2 repositories created; skipped, managed already: {GUN}."]
-    new = Repository.objects.filter(gun__startswith="registry.example.com/new/")
-    assert new.count() == 2
+    assert '<strong id="batch-counter">0 of 2 ready, 0 failed</strong>' in response.text
     assert {team for r in new for team in r.signer_teams.values_list("name", flat=True)} == {"ops"}
     assert Job.objects.filter(cause="bulk creation").count() == 2
 

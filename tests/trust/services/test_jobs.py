@@ -2,13 +2,17 @@
 and a finished job that records what its runner did and releases its repository in one
 step, never disturbing a claim another job took over."""
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from tests.trust.helpers import runner_replace
 from trust.models import Job, Repository
 from trust.services import jobs
 from trust.services.jobs import LOCK_RETRY_SECONDS, JobRunner, RunResult
 from trust.services.repositories import repository_create
+from trust.services.sync_requests import repositories_sync_request
 
 pytestmark = pytest.mark.django_db
 
@@ -175,3 +179,90 @@ def test_a_failed_initialisation_marks_its_repository_failed(queued, settings):
     assert queued.status == "failed"
     assert queued.error.startswith("Notary stayed unavailable after 1 attempts")
     assert Repository.objects.get(pk=queued.repository_id).state == "failed"
+
+
+def history(job: Job) -> list[tuple[str, int, str]]:
+    return [(event.status, event.attempt, event.detail) for event in job.events.all()]
+
+
+def test_the_history_records_each_step_of_a_retried_success(queued, scripted, settings):
+    settings.GATEHOUSE_JOB_BACKOFF_SECONDS = 2
+    settings.GATEHOUSE_JOB_MAX_ATTEMPTS = 5
+    scripted(ConnectionError("refused"), RunResult({}))
+
+    jobs.job_run(job_id=queued.pk)
+    jobs.job_run(job_id=queued.pk)
+
+    queued.refresh_from_db()
+    retry = "The test service unavailable (attempt 1 of 5), retrying in 2 s: refused"
+    assert history(queued) == [
+        ("queued", 0, ""),
+        ("started", 1, ""),
+        ("retrying", 1, retry),
+        ("started", 2, ""),
+        ("succeeded", 2, ""),
+    ]
+    queued_at, *_, finished_at = (event.at for event in queued.events.all())
+    assert (queued_at, finished_at) == (queued.created_at, queued.finished_at)
+    assert queued.events.get(status="started", attempt=1).at == queued.started_at
+
+
+def test_the_history_records_the_failure_with_its_error(queued, scripted, settings):
+    settings.GATEHOUSE_JOB_MAX_ATTEMPTS = 2
+    scripted(ConnectionError("refused"), ConnectionError("still refused"))
+
+    jobs.job_run(job_id=queued.pk)
+    jobs.job_run(job_id=queued.pk)
+
+    failure = "The test service stayed unavailable after 2 attempts: still refused"
+    assert [step[:2] for step in history(queued)] == [
+        ("queued", 0),
+        ("started", 1),
+        ("retrying", 1),
+        ("started", 2),
+        ("failed", 2),
+    ]
+    assert history(queued)[-1] == ("failed", 2, failure)
+
+
+def test_a_permanent_failure_and_a_duplicate_message_add_no_more_steps(queued, scripted):
+    scripted(LookupError("no such thing"))
+
+    jobs.job_run(job_id=queued.pk)
+    jobs.job_run(job_id=queued.pk)  # a duplicate message: the job is finished
+
+    assert history(queued) == [
+        ("queued", 0, ""),
+        ("started", 1, ""),
+        ("failed", 1, "no such thing"),
+    ]
+
+
+def test_a_job_waiting_for_its_repository_records_no_step(queued, scripted):
+    scripted(RunResult({}))
+    holder = Job.objects.create(kind="sync", repository_id=queued.repository_id, gun=queued.gun)
+    Repository.objects.filter(pk=queued.repository_id).update(lock_job=holder)
+
+    jobs.job_run(job_id=queued.pk)
+
+    assert history(queued) == [("queued", 0, "")]
+
+
+def test_a_job_sent_again_by_the_sweep_says_so(queued):
+    Job.objects.filter(pk=queued.pk).update(enqueued_at=timezone.now() - dt.timedelta(hours=1))
+
+    assert jobs.jobs_requeue_stale(older_than=dt.timedelta(minutes=5)) == 1
+
+    assert history(queued) == [("queued", 0, ""), ("requeued", 0, "")]
+
+
+def test_syncs_asked_for_in_bulk_are_queued_once_each(admin):
+    made = [
+        repository_create(actor=admin, gun=f"registry.example.com/ci/app{n}")[0] for n in range(3)
+    ]
+
+    assert repositories_sync_request(repositories=made, actor=admin, cause="team changed") == 3
+    assert repositories_sync_request(repositories=made, actor=admin, cause="again") == 0
+
+    syncs = Job.objects.filter(kind="sync")
+    assert [history(job) for job in syncs] == [[("queued", 0, "")]] * 3
