@@ -8,6 +8,7 @@ import zlib
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
 SCRIPT_MODE = 0o755
+NOTARY_CA_NAME = "notary-ca.pem"  # the CA of Notary's certificate, for signers' tools
 
 README = """\
 Gatehouse client bundle for {username}
@@ -21,26 +22,13 @@ Its key ID, as `notary key list` shows it, is {key_id}.
 {signing}"""
 
 SIGNING = """
-Signing images
---------------
+Sign images
+-----------
 Every repository your teams sign delegates two roles to your signing keys: your own role,
 {role}, and targets/releases. A signature counts for your teams only in your own role:
 nobody else's key is ever in it, so it says that you, and nobody else, signed.
 
-With Docker (it signs targets/releases and every role of yours it has a key for):
-    docker trust key load key.pem --name {role_name}
-    export DOCKER_CONTENT_TRUST=1 DOCKER_CONTENT_TRUST_SERVER=<your Notary URL>
-    docker push <registry>/<repository>:<tag>
-
-With the notary CLI:
-    notary key import key.pem
-    notary -s <your Notary URL> add <registry>/<repository> <tag> <file> \\
-        --roles targets/releases --roles {role}
-    notary -s <your Notary URL> publish <registry>/<repository>
-
-Check the result in Gatehouse: Content Trust, "Check an image", or
-POST /api/v1/policy/evaluate/ with {{"image": "<registry>/<repository>:<tag>"}}.
-
+{guide}
 Rotating your key: download a new signing bundle, sign again with its key, then revoke this
 key in Gatehouse. Nobody else's tags change at any step.
 """
@@ -59,19 +47,19 @@ if [ -n "${{BASH_SOURCE:-}}" ]; then _gatehouse_dir=$(dirname "${{BASH_SOURCE[0]
 else _gatehouse_dir=$(dirname "$0"); fi
 export DOCKER_CERT_PATH="$(cd "$_gatehouse_dir" && pwd)"
 export DOCKER_TLS_VERIFY=1
-{host_line}unset _gatehouse_dir
+{host_line}{trust_line}unset _gatehouse_dir
 """
 
 ENV_PS1 = """\
 $env:DOCKER_CERT_PATH = Split-Path -Parent $MyInvocation.MyCommand.Path
 $env:DOCKER_TLS_VERIFY = "1"
-{host_line}"""
+{host_line}{trust_line}"""
 
 ENV_CMD = """\
 @echo off
 set DOCKER_CERT_PATH=%~dp0
 set DOCKER_TLS_VERIFY=1
-{host_line}"""
+{host_line}{trust_line}"""
 
 
 class StoredZip:
@@ -161,10 +149,16 @@ def client_bundle_zip(
     key_pem: str,
     public_pem: str,
     docker_host: str,
+    notary_url: str = "",
+    notary_ca_pem: str | None = None,
     signing_role: str | None = None,
+    signing_guide: str = "",
 ) -> bytes:
     """The zip's bytes. ``key.pem`` is recorded with mode 0600; nothing here is kept.
-    ``signing_role`` (``targets/<name>``) is the user's own role when the key signs."""
+    ``signing_role`` (``targets/<name>``) is the user's own role when the key signs, and
+    ``signing_guide`` the commands that sign in it (``bundles.signing_guide``). The scripts
+    point Docker's content trust at ``notary_url``; ``notary_ca_pem`` is the CA that signed
+    its certificate, as ``notary-ca.pem``."""
     context = {
         "Name": f"gatehouse-{username}",
         "Metadata": {"Description": f"Gatehouse client bundle for {username}"},
@@ -175,25 +169,36 @@ def client_bundle_zip(
     archive.add("cert.pem", cert_pem, PUBLIC_MODE)
     archive.add("key.pem", key_pem, PRIVATE_MODE)
     archive.add("cert.pub", public_pem, PUBLIC_MODE)
-    host = docker_host
+    if notary_ca_pem is not None:
+        archive.add(NOTARY_CA_NAME, notary_ca_pem, PUBLIC_MODE)
+    host, trust = docker_host, notary_url
     archive.add(
         "env.sh",
-        ENV_SH.format(host_line=f'export DOCKER_HOST="{host}"\n' if host else ""),
+        ENV_SH.format(
+            host_line=f'export DOCKER_HOST="{host}"\n' if host else "",
+            trust_line=f'export DOCKER_CONTENT_TRUST_SERVER="{trust}"\n' if trust else "",
+        ),
         SCRIPT_MODE,
     )
     archive.add(
         "env.ps1",
-        ENV_PS1.format(host_line=f'$env:DOCKER_HOST = "{host}"\n' if host else ""),
+        ENV_PS1.format(
+            host_line=f'$env:DOCKER_HOST = "{host}"\n' if host else "",
+            trust_line=f'$env:DOCKER_CONTENT_TRUST_SERVER = "{trust}"\n' if trust else "",
+        ),
         PUBLIC_MODE,
     )
     archive.add(
         "env.cmd",
-        ENV_CMD.format(host_line=f"set DOCKER_HOST={host}\n" if host else ""),
+        ENV_CMD.format(
+            host_line=f"set DOCKER_HOST={host}\n" if host else "",
+            trust_line=f"set DOCKER_CONTENT_TRUST_SERVER={trust}\n" if trust else "",
+        ),
         PUBLIC_MODE,
     )
     archive.add("meta.json", json.dumps(context, indent=2) + "\n", PUBLIC_MODE)
     signing = (
-        SIGNING.format(role=signing_role, role_name=signing_role.removeprefix("targets/"))
+        SIGNING.format(role=signing_role, guide=signing_guide)
         if signing_role
         else NOT_SIGNING.format(username=username)
     )

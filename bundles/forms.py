@@ -24,17 +24,18 @@ def label_field(blank: str) -> forms.CharField:
     )
 
 
-def signing_field() -> forms.BooleanField:
+def signing_field(*, initial: bool = False) -> forms.BooleanField:
     return forms.BooleanField(
         label="Use as signing key",
         required=False,
+        initial=initial,
         help_text="Add it to the delegations of the repositories your teams sign.",
     )
 
 
 class BundleForm(ServiceForm):
     label = label_field("Blank: today's date.")
-    signing = signing_field()
+    signing = signing_field(initial=True)  # a bundle is downloaded to sign, as in UCP
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Its own ids: it shares My profile with the registration form, whose fields match.

@@ -1,6 +1,7 @@
 """Reads of public keys, scoped to what the viewer may see: their own, or anyone's for admins."""
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.models import User
 from bundles.models import PublicKey, SigningRole
@@ -15,3 +16,15 @@ def public_key_list(*, viewer: User, owner: User) -> QuerySet[PublicKey]:
 def signing_role_of(user: User) -> SigningRole | None:
     """The user's role if they have been given one (when they first had a signing key)."""
     return SigningRole.objects.filter(user=user).first()
+
+
+def signing_keys_current(*, owner: User | None = None) -> QuerySet[PublicKey]:
+    """The keys that sign now (marked signing, not revoked, not expired: those a repository
+    delegates), of active users; with ``owner``, that user's alone."""
+    keys = PublicKey.objects.filter(
+        is_signing_key=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+        user__is_active=True,
+    )
+    return keys if owner is None else keys.filter(user=owner)

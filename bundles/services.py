@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.signals import identity_change_announce
 from audit.services import audit_record
+from bundles import signing_guide
 from bundles.archive import client_bundle_zip
 from bundles.certificates import (
     CertificateRejected,
@@ -182,6 +183,7 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
     key_id = canonical_key_id(certificate)
     certificate_pem = _pem(certificate)
     role = signing_role_ensure(user).role if signing else None
+    site = signing_guide.installation()
     archive = client_bundle_zip(
         username=user.username,
         key_id=key_id,
@@ -196,7 +198,14 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode("ascii"),
         docker_host=settings.GATEHOUSE_DOCKER_HOST,
+        notary_url=site.notary_url,
+        notary_ca_pem=signing_guide.notary_public_ca(),
         signing_role=role,
+        signing_guide=signing_guide.guide_text(
+            signing_guide.guide_steps(username=user.username, role=role, site=site)
+        )
+        if role
+        else "",
     )
     # A signing key and the identity change it makes commit together (the receivers run in
     # this transaction); a plain key stays one autocommitted INSERT on the hot path.

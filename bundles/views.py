@@ -49,6 +49,15 @@ def _back(request: HttpRequest, key: PublicKey) -> HttpResponse:
     return redirect(target)
 
 
+# The key last marked signing in this session: the page it lands on says where it joined.
+MARKED_SIGNING_KEY = "bundles.marked_signing_key"
+
+
+def _remember_marked(request: HttpRequest, key: PublicKey) -> None:
+    if key.is_signing_key:
+        request.session[MARKED_SIGNING_KEY] = key.id
+
+
 def _short(key: PublicKey) -> str:
     return key.id[:12]
 
@@ -80,6 +89,7 @@ def bundle_download(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_service_error(error)
         else:
             # Shown on the next page the user loads, which then lists the new key.
+            _remember_marked(request, bundle.key)
             messages.success(
                 request,
                 f"Client bundle downloaded with the new key {_short(bundle.key)} "
@@ -112,6 +122,7 @@ def key_register(request: AuthenticatedHttpRequest, username: str | None = None)
             except services.KeyAlreadyRegistered as error:
                 form.add_error("certificate", str(error))
             else:
+                _remember_marked(request, key)
                 messages.success(request, f"Certificate registered as key {_named(key)}.")
                 return redirect(back_url)
         # The nonce shown stays while it can still be used, so a signature made for it holds.
@@ -167,6 +178,7 @@ def key_signing(request: AuthenticatedHttpRequest, key_id: str) -> HttpResponse:
             form.add_service_error(error)
         else:
             state = "now a signing key" if key.is_signing_key else "no longer a signing key"
+            _remember_marked(request, key)
             messages.success(request, f"Key {_short(key)} is {state}.")
             return _back(request, key)
     _report(request, form, f"Key {_short(key)} not changed")

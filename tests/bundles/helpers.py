@@ -3,12 +3,17 @@
 import base64
 import datetime as dt
 import io
+import os
+import subprocess
 import zipfile
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.conftest import NOTARY_CLI_PASSPHRASES
 
 
 def _key_usage(**flags: bool) -> x509.KeyUsage:
@@ -101,3 +106,45 @@ def registration(actor, *, key=None, **certificate) -> dict[str, str]:
     its key: the ``certificate``, ``nonce`` and ``signature`` of a registration."""
     key = key or ec.generate_private_key(ec.SECP256R1())
     return {"certificate": certificate_pem(key=key, **certificate), **proof(actor, key)}
+
+
+def unzip_bundle(archive: bytes, into: Path) -> None:
+    """Unpack a bundle as ``unzip`` does, modes included (zipfile leaves them out, and the
+    CLIs refuse a world-readable ``key.pem``)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
+        bundle.extractall(into)
+        for entry in bundle.infolist():
+            (into / entry.filename).chmod(entry.external_attr >> 16 & 0o777)
+
+
+def run_guide(
+    script: str, *, blanks: dict[str, str], bundle: Path, home: Path, password: str
+) -> subprocess.CompletedProcess[str]:
+    """Run "Sign images" commands in bash where the bundle is unzipped, as its owner would:
+    the blanks filled in, their own ``$HOME``, the password typed at the token step's
+    prompt. Fails the test if a command fails or the password shows in the output."""
+    for blank, value in blanks.items():
+        assert blank in script, blank
+        script = script.replace(blank, value)
+    home.mkdir()
+    env = {
+        **os.environ,
+        **NOTARY_CLI_PASSPHRASES,
+        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE": "a-docker-passphrase",
+        "HOME": str(home),  # ~/.notary, ~/.docker: the test's own
+    }
+    env.pop("NOTARY_AUTH", None)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=bundle,
+        input=f"{password}\n",  # what `read -rsp` asks for
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert password not in output
+    return result

@@ -9,12 +9,16 @@ from playwright.sync_api import expect
 from bundles.models import PublicKey
 from bundles.services import bundle_issue, public_key_revoke
 from tests.bundles.helpers import open_bundle
-from tests.factories import PASSWORD
+from tests.bundles.test_joined_repositories import publish_desired
+from tests.factories import PASSWORD, make_team, make_user
+from tests.trust.helpers import run_jobs, runner_replace
+from trust.models import Job, Repository
 
 pytestmark = pytest.mark.browser
 
 # Written for a person to look at after a run; nothing compares it.
 PROFILE_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-profile.png"
+SIGNING_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-profile-signing.png"
 
 
 def test_user_downloads_a_bundle_and_makes_its_key_a_signing_key(
@@ -31,6 +35,7 @@ def test_user_downloads_a_bundle_and_makes_its_key_a_signing_key(
 
     bundle_form = page.locator("form[data-download]")
     bundle_form.get_by_label("Label").fill("laptop")
+    bundle_form.get_by_label("Use as signing key").uncheck()  # ticked unless unticked
     with page.expect_download() as download_info:
         bundle_form.get_by_role("button", name="Download client bundle").click()
     download = download_info.value
@@ -56,4 +61,42 @@ def test_user_downloads_a_bundle_and_makes_its_key_a_signing_key(
     expect(row.locator(".badge")).to_have_text("Signing")
     key.refresh_from_db()
     assert key.is_signing_key
+    # Alice signs for no team: the page says where the key joined, i.e. nowhere yet.
+    expect(page.locator("#key-repositories")).to_contain_text(
+        f"Key {key.id[:12]} joined no repository: no team of alice signs one yet."
+    )
     page.screenshot(path=PROFILE_SCREENSHOT, full_page=True)
+
+
+def test_a_signing_bundle_shows_its_repositories_join_and_the_guide(
+    transactional_db, admin, browser_page, monkeypatch
+):
+    """The default download signs; the page lists the repositories the key joined as
+    pending, and turns them to "In Notary" by itself once their syncs have run."""
+    jenkins = make_user("jenkins")
+    ci = make_team("ci", members=(jenkins,), actor=admin)
+    Repository.objects.create(gun="registry.example.com/ci/web", state="ready").signer_teams.add(ci)
+    page = browser_page
+    page.goto("/profile/")
+    page.get_by_label("Username").fill("jenkins")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    bundle_form = page.locator("form[data-download]")
+    expect(bundle_form.get_by_label("Use as signing key")).to_be_checked()
+    with page.expect_download():
+        bundle_form.get_by_role("button", name="Download client bundle").click()
+
+    key = PublicKey.objects.get(user=jenkins)
+    joined = page.locator("#key-repositories")
+    expect(joined).to_contain_text(f"Key {key.id[:12]} joined 1 repository:")
+    expect(joined.locator("li")).to_have_text("registry.example.com/ci/web Pending")
+    expect(page.locator("#sign-guide-role")).to_have_text("targets/jenkins")
+    expect(page.locator("#sign-guide-key")).to_contain_text(
+        "notary key import key.pem --role targets/jenkins"
+    )
+
+    runner_replace(monkeypatch, Job.Kind.SYNC, publish_desired)
+    run_jobs()  # the worker's part; the page follows the job, then loads itself again
+    expect(joined.locator("li")).to_have_text("registry.example.com/ci/web In Notary")
+    page.screenshot(path=SIGNING_SCREENSHOT, full_page=True)
