@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from accounts import selectors, services
 from accounts.models import ApiToken, Team, User
 from accounts.typing import AuthenticatedRequest
-from audit.services import audit_record
+from audit.services import audit_record, login_failure_record
 from gatehouse.addresses import client_address
 from gatehouse.api import Conflict, IsAdmin
 
@@ -90,13 +90,7 @@ class LoginView(APIView):
         except services.LoginRefused as error:
             raise login_refused(error) from error
         if user is None:
-            audit_record(
-                action="login.failed",
-                actor=None,
-                target_type="user",
-                target_id=username,
-                after={"via": "api"},
-            )
+            login_failure_record(username=username, via="api")
             raise exceptions.AuthenticationFailed("Invalid username or password.")
         try:
             raw_token, token = services.api_token_create(user=user)

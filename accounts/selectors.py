@@ -16,7 +16,7 @@ from django.db.models.expressions import Col
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.models import ApiToken, LoginFailure, Team, User
+from accounts.models import ApiToken, LoginFailure, Membership, Team, User
 from accounts.services import api_token_digest, login_account_key
 
 
@@ -97,6 +97,16 @@ def team_list(*, viewer: User, member: User | None = None) -> QuerySet[Team]:
     if member is not None:
         teams = teams.filter(memberships__user=member)
     return teams
+
+
+def users_besides_admins_exist() -> bool:
+    """Whether anyone but an admin may sign in: the first step of setting Gatehouse up."""
+    return User.objects.filter(is_active=True, is_admin=False).exists()
+
+
+def team_members_exist() -> bool:
+    """Whether any team has an active member."""
+    return Membership.objects.filter(user__is_active=True).exists()
 
 
 def team_members(*, team: Team) -> QuerySet[User]:

@@ -23,6 +23,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from redis import RedisError
 
+from accounts.metrics import LOGIN_FAILURES, LOGIN_LOCKOUTS
 from accounts.models import ApiToken, LoginFailure, LoginGuard, Membership, Team, User
 from accounts.signals import identity_change_announce, team_delete_blockers
 from audit.services import audit_record
@@ -562,6 +563,7 @@ def login_attempt_failed(attempt: LoginAttempt) -> None:
     ):
         if not locks:
             continue
+        LOGIN_LOCKOUTS.labels(scope=scope).inc()
         target = attempt.target if scope == "user" else attempt.address
         audit_record(
             action="login.locked_out",
@@ -601,6 +603,7 @@ def password_check(*, username: str, address: str, check: Callable[[], _Checked]
     if result:
         login_attempt_succeeded(attempt)
     else:
+        LOGIN_FAILURES.inc()
         login_attempt_failed(attempt)
     return result
 

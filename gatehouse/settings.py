@@ -235,6 +235,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models have a "status" of their own choices; a job's keeps the name it has always had.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "trust.models.Job.Status",
+        "JobEventStatusEnum": "trust.models.JobEvent.Status",
+    },
 }
 
 GATEHOUSE_TOKEN_TTL = timedelta(
@@ -247,6 +252,10 @@ NOTARY_CA_BUNDLE = os.environ.get("NOTARY_CA_BUNDLE", "")
 NOTARY_USERNAME = os.environ.get("NOTARY_USERNAME", "")
 NOTARY_PASSWORD = os.environ.get("NOTARY_PASSWORD", "")
 NOTARY_TIMEOUT = float(os.environ.get("NOTARY_TIMEOUT_SECONDS", "10"))
+# Where signers reach Notary (the guide on My profile, bundles' README.txt and env scripts);
+# blank: NOTARY_URL. And the CA certificate they verify it with, put in every bundle.
+NOTARY_PUBLIC_URL = os.environ.get("NOTARY_PUBLIC_URL", "").rstrip("/")
+NOTARY_PUBLIC_CA_FILE = os.environ.get("NOTARY_PUBLIC_CA_FILE", "")
 
 # Notary token service (docs/notary-protocol.md, "Token authentication"): Gatehouse issues
 # the bearer tokens notary-server demands, at <GATEHOUSE_PUBLIC_URL>/auth/token
@@ -289,6 +298,14 @@ GATEHOUSE_TRUST_REVALIDATE_SECONDS = float(
     os.environ.get("GATEHOUSE_TRUST_REVALIDATE_SECONDS", "3")
 )
 GATEHOUSE_DRIFT_CHECK_SECONDS = int(os.environ.get("GATEHOUSE_DRIFT_CHECK_SECONDS", "300"))
+# The bearer token Prometheus scrapes GET /metrics with (signed-in admins need none). Unset:
+# /metrics is a 404 to everyone else.
+GATEHOUSE_METRICS_TOKEN = os.environ.get("GATEHOUSE_METRICS_TOKEN", "").strip()
+if GATEHOUSE_METRICS_TOKEN and len(GATEHOUSE_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "GATEHOUSE_METRICS_TOKEN must be at least 32 characters (generate one with: "
+        "openssl rand -hex 32)."
+    )
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("GATEHOUSE_CELERY_QUEUE", "gatehouse")

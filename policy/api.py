@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.typing import AuthenticatedRequest
 from gatehouse.api import IsAdmin
-from policy import admission, evaluation, selectors, services
+from policy import admission, evaluation, explanations, selectors, services
 from policy.models import AdmissionDecision, ContentTrustPolicy
 from policy.redaction import explanation_json
 from trust.notary.errors import NotaryUnavailable
@@ -137,6 +137,15 @@ class TeamResultSerializer(serializers.Serializer):
     not_counted = NotCountedSerializer(many=True)
 
 
+class NextStepSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        help_text="A reason code: those of `not_counted`, or no_trust_data, trust_invalid, "
+        "unknown_tag, unknown_digest, role_gone, tag_changed."
+    )
+    why = serializers.CharField()
+    step = serializers.CharField()
+
+
 class EvaluationSerializer(serializers.Serializer):
     image = serializers.CharField()
     gun = serializers.CharField()
@@ -152,6 +161,10 @@ class EvaluationSerializer(serializers.Serializer):
         help_text="The caller may not see the repository (only admins and members of its "
         "signer teams may): the decision, digest and reason codes are given, but no "
         "username, role, key or team name."
+    )
+    next_steps = NextStepSerializer(
+        many=True,
+        help_text="Why it fails and what to do next, one per reason (empty when it passes).",
     )
 
 
@@ -179,8 +192,12 @@ class EvaluateView(APIView):
             raise ServiceUnavailable(
                 f"Notary cannot be reached, so nothing is verified: {error}"
             ) from error
-        evaluation, redacted = selectors.evaluation_for(viewer=request.user, evaluation=evaluation)
-        return Response(explanation_json(evaluation, redacted=redacted))
+        evaluation, redacted, steps = explanations.evaluation_explained(
+            viewer=request.user, evaluation=evaluation
+        )
+        body = explanation_json(evaluation, redacted=redacted)
+        body["next_steps"] = [step.to_json() for step in steps]
+        return Response(body)
 
 
 # --- Kubernetes admission ----------------------------------------------------------------

@@ -202,6 +202,12 @@ NOT_OWN_ROLE = "not_own_role"
 REPLAYED = "replayed"
 ROOT_NOT_PINNED = "root_not_pinned"
 
+# Why nothing was examined at all (``Evaluation.missing``).
+NO_TRUST_DATA = "no_trust_data"
+TRUST_INVALID = "trust_invalid"
+UNKNOWN_TAG = "unknown_tag"
+UNKNOWN_DIGEST = "unknown_digest"
+
 
 @dataclass(frozen=True, slots=True)
 class SignerMatch:
@@ -255,6 +261,7 @@ class Evaluation:
     root_pinned: bool
     reasons: tuple[str, ...]
     teams: tuple[TeamResult, ...]
+    missing: str | None = None  # why no signature was examined: one of the codes above
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -293,6 +300,7 @@ class _Finding:
     passed: bool
     reasons: tuple[str, ...]
     teams: tuple[TeamResult, ...]
+    missing: str | None = None
 
 
 def evaluate(
@@ -341,6 +349,7 @@ def evaluate(
         root_pinned=trust.root_pinned if trust is not None else False,
         reasons=lead + finding.reasons,
         teams=finding.teams,
+        missing=finding.missing,
     )
 
 
@@ -507,18 +516,19 @@ def _examine(
     missing = f"image or trust data does not exist for {reference.subject}"
     if trust is None:
         reasons: tuple[str, ...] = (missing, trust_error) if trust_error else (missing,)
-        return _Finding(reference.digest, False, reasons, unsatisfied)
+        why_missing = TRUST_INVALID if trust_error else NO_TRUST_DATA
+        return _Finding(reference.digest, False, reasons, unsatisfied, why_missing)
 
     tag = reference.tag
     if reference.digest is not None:
         source = None
         hex_digest = reference.digest.removeprefix("sha256:")
         if not any(hex_digest in role.targets.values() for role in trust.roles.values()):
-            return _Finding(reference.digest, False, (missing,), unsatisfied)
+            return _Finding(reference.digest, False, (missing,), unsatisfied, UNKNOWN_DIGEST)
     else:
         found = _tag_digest(trust, tag)
         if found is None:
-            return _Finding(None, False, (missing,), unsatisfied)
+            return _Finding(None, False, (missing,), unsatisfied, UNKNOWN_TAG)
         source, hex_digest = found
     digest = f"sha256:{hex_digest}"
 

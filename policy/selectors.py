@@ -1,9 +1,14 @@
 """Reads of the content-trust policy, and of who owns the keys that signed an image."""
 
+import datetime as dt
+
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
+from audit.models import AuditEntry
+from audit.selectors import audit_entries
 from policy.evaluation import Evaluation, PolicyRules
 from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
 from policy.redaction import redact
@@ -51,6 +56,35 @@ def admission_decisions() -> QuerySet[AdmissionDecision]:
     """The admission decision log, newest first. Admins' alone (the API and the console
     check): it names namespaces, workloads and why they failed."""
     return AdmissionDecision.objects.order_by("-created_at", "-id")
+
+
+# The audit actions of a denial: admission's, and a check's (``services.image_evaluate``).
+DENIAL_ACTIONS = ("admission.denied", "policy.evaluation_denied")
+
+
+def denials(*, viewer: User) -> QuerySet[AuditEntry]:
+    """Every denial, admission's and checks', newest first, from the audit log: the
+    admins', like the log."""
+    return audit_entries(viewer=viewer).filter(action__in=DENIAL_ACTIONS)
+
+
+def denials_since(*, viewer: User, since: dt.datetime) -> int:
+    """How many denials since ``since``, counting the repeats folded into an entry."""
+    total = (
+        denials(viewer=viewer)
+        .filter(created_at__gte=since)
+        .aggregate(total=Sum(Coalesce("fold__occurrences", Value(1))))["total"]
+    )
+    return total or 0
+
+
+def images_checked(*, viewer: User) -> bool:
+    """Whether an image check is on record: an admission review, or a denied check (a
+    check that passes leaves no record of its own)."""
+    return (
+        AdmissionDecision.objects.exists()
+        or audit_entries(viewer=viewer).filter(action="policy.evaluation_denied").exists()
+    )
 
 
 def explanation_visible(*, viewer: User, gun: str) -> bool:

@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import time
 from typing import Any
 
 from django.contrib.auth.models import Permission
@@ -26,6 +27,7 @@ from policy.evaluation import (
     trust_data_from_verified,
 )
 from policy.inputs import evaluation_context, evaluation_inputs_changed
+from policy.metrics import ADMISSION_REVIEW_SECONDS, ADMISSION_REVIEWS, evaluation_observed
 from policy.models import (
     DEFAULT_EXEMPT_NAMESPACES,
     AdmissionDecision,
@@ -37,7 +39,7 @@ from policy.selectors import (
     policy_settings,
 )
 from trust.notary import name_patterns, references
-from trust.notary.errors import InvalidMetadata, NotaryUnavailable, NotFound
+from trust.notary.errors import InvalidMetadata, NotaryRejected, NotaryUnavailable, NotFound
 from trust.replays import replays_found
 from trust.trust_data import verified_repository
 
@@ -161,10 +163,16 @@ def image_evaluate(*, image: str) -> Evaluation:
     them, and one caller's distinct denials beyond ``GATEHOUSE_AUDIT_FOLD_DISTINCT`` in that
     window fold into one more.
     """
+    started = time.perf_counter()
     context = evaluation_context()
-    evaluation = image_evaluate_under(
-        image=image, rules=context.rules, identities=context.identities
-    )
+    try:
+        evaluation = image_evaluate_under(
+            image=image, rules=context.rules, identities=context.identities
+        )
+    except NotaryUnavailable:
+        evaluation_observed("notary_unavailable", time.perf_counter() - started)
+        raise
+    evaluation_observed(evaluation.decision, time.perf_counter() - started)
     if not evaluation.allowed:
         audit_record_folded(
             action="policy.evaluation_denied",
@@ -197,6 +205,10 @@ def image_evaluate_under(*, image: str, rules: PolicyRules, identities: Identiti
         trust_error = None
     except InvalidMetadata as error:
         trust_error = f"trust data does not verify: {error}"
+    except NotaryRejected as error:
+        # Notary refused Gatehouse's own read (401, 403, 429): nothing can be verified, as
+        # when it cannot be reached, so every caller fails closed the same way.
+        raise NotaryUnavailable(f"Notary refused Gatehouse's read: {error}") from error
     if replays_found() != replays:  # this read found a replay: count it at once
         identities = evaluation_context().identities
     return evaluate(reference, rules, trust, identities, trust_error=trust_error)
@@ -207,10 +219,10 @@ def image_evaluate_under(*, image: str, rules: PolicyRules, identities: Identiti
 
 def _verdicts(
     images: list[str], rules: PolicyRules, identities: Identities
-) -> dict[str, admission.Verdict]:
-    """Evaluate each distinct image once (``nginx`` and ``nginx:latest`` are one image).
-    An unreachable Notary fails every image that would need it, without waiting on Notary
-    again for each."""
+) -> tuple[dict[str, admission.Verdict], bool]:
+    """Evaluate each distinct image once (``nginx`` and ``nginx:latest`` are one image);
+    also whether Notary could not be reached. An unreachable Notary fails every image that
+    would need it, without waiting on Notary again for each."""
     verdicts: dict[str, admission.Verdict] = {}
     by_reference: dict[str, admission.Verdict] = {}
     unavailable: str | None = None
@@ -240,7 +252,7 @@ def _verdicts(
         # Pinned as each is written, so short names stay short.
         pin = verdict.pin and admission.pinned_image(image, verdict.pin.rpartition("@")[2])
         verdicts[image] = dataclasses.replace(verdict, image=image, pin=pin)
-    return verdicts
+    return verdicts, unavailable is not None
 
 
 def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
@@ -256,14 +268,17 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
     enforced, and so does an object whose images cannot be found (not of a kind known to
     carry none, and no pod spec). ``admission.MalformedReview`` when the body is not a
     review to answer. The decision is recorded, except for dry runs (the webhook declares
-    ``sideEffects: None``).
+    ``sideEffects: None``). Each review answered is counted (``policy.metrics``) with the
+    reason of its decision, so a review failing closed for want of Notary shows.
     """
+    started = time.perf_counter()
     review = admission.parse_review(body)
     workload = (
         admission.find_images(review.group, review.kind, review.object)
         if review.operation in admission.CHECKED_OPERATIONS
         else None
     )
+    reason = "not_checked"
     if workload is None:
         decision = admission.allow(f"Gatehouse content trust: {review.operation} is not checked")
     elif workload.unrecognised is None and not workload.images:
@@ -279,14 +294,14 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
                 "(exempt_namespaces); no image was checked"
             )
         elif workload.unrecognised is not None:
+            reason = "unrecognised"
             decision = admission.decide_unrecognised(rules=rules, reason=workload.unrecognised)
         else:
             images = admission.distinct_images(workload.images)
+            verdicts, notary_unavailable = _verdicts(images, rules, context.identities)
+            reason = "notary_unavailable" if notary_unavailable else "evaluated"
             decision = admission.decide(
-                rules=rules,
-                uses=workload.images,
-                verdicts=_verdicts(images, rules, context.identities),
-                mutate=mutate,
+                rules=rules, uses=workload.images, verdicts=verdicts, mutate=mutate
             )
     if not review.dry_run:
         AdmissionDecision.objects.create(
@@ -324,6 +339,12 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
             review.name,
             decision.message,
         )
+    ADMISSION_REVIEWS.labels(
+        webhook="mutate" if mutate else "validate",
+        decision="allowed" if decision.allowed else "denied",
+        reason=reason,
+    ).inc()
+    ADMISSION_REVIEW_SECONDS.observe(time.perf_counter() - started)
     return admission.response_json(review.uid, decision)
 
 

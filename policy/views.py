@@ -16,10 +16,11 @@ from django.views.decorators.http import require_http_methods, require_safe
 from accounts import selectors as accounts_selectors
 from accounts.typing import AuthenticatedHttpRequest
 from gatehouse.views import admin_required
-from policy import selectors, services
+from policy import explanations, next_steps, selectors, services
 from policy.evaluation import is_exempt
 from policy.forms import ImageCheckForm, PolicyForm
 from policy.inputs import evaluation_context
+from policy.next_steps import NextStep
 from trust.notary.errors import NotaryUnavailable
 
 HISTORY = 10
@@ -119,10 +120,12 @@ def image_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     """``?image=`` evaluated against the policy: the decision, the digest, who signed, why.
 
     A check changes nothing, so it is a GET: its address can be shared. An unreachable
-    Notary is an error message (503), not a decision.
+    Notary is an error message (503), not a decision. Each reason it fails for comes
+    with the next step (``policy.next_steps``).
     """
     form = ImageCheckForm(request.GET if "image" in request.GET else None)
     evaluation, status, trust_read, reasons, redacted = None, 200, False, [], False
+    steps: tuple[NextStep, ...] = ()
     if form.is_valid():
         try:
             evaluation = services.image_evaluate(image=form.cleaned_data["image"])
@@ -131,9 +134,10 @@ def image_check(request: AuthenticatedHttpRequest) -> HttpResponse:
         except NotaryUnavailable as error:
             status = 503
             messages.error(request, f"Notary cannot be reached, so nothing is verified: {error}")
+            steps = (next_steps.unreachable(str(error)),)
         else:
             # Who signed is for those who may see the repository; the decision is anyone's.
-            evaluation, redacted = selectors.evaluation_for(
+            evaluation, redacted, steps = explanations.evaluation_explained(
                 viewer=request.user, evaluation=evaluation
             )
             rules = evaluation_context().rules
@@ -148,6 +152,7 @@ def image_check(request: AuthenticatedHttpRequest) -> HttpResponse:
             "redacted": redacted,
             "trust_read": trust_read,
             "reasons": reasons,
+            "steps": steps,
             "policy": selectors.policy_settings(selectors.policy_get()),
         },
         status=status,

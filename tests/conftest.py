@@ -256,3 +256,31 @@ def notary_token_server(notary_postgres_url, notary_token_issuer):
             pytest.fail(f"a notary process died during the tests:\n{stack.log_tail(40)}")
     finally:
         stack.discard()
+
+
+@pytest.fixture
+def token_notary(live_server, settings, notary_postgres_url, tmp_path):
+    """notary-server + signer configured by ``notary_server_config`` to trust Gatehouse's
+    tokens, its realm at this test's live server. One per test: the token key lives in the
+    test database, which is emptied after each test."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from devtools.notary import NotaryStack
+
+    settings.GATEHOUSE_PUBLIC_URL = live_server.url
+    settings.GATEHOUSE_SYNC_DELAY_SECONDS = 0
+    out = io.StringIO()
+    call_command("notary_server_config", "--cert-out", str(tmp_path / "token-ca.pem"), stdout=out)
+    config = json.loads(out.getvalue())
+    assert config["auth"]["options"]["realm"] == f"{live_server.url}/auth/token"
+    stack = NotaryStack.ephemeral(notary_postgres_url, server_config=config)
+    try:
+        stack.start()
+        settings.NOTARY_URL = stack.url
+        yield stack
+        assert stack.alive(), stack.log_tail(40)
+    finally:
+        stack.discard()

@@ -6,6 +6,7 @@ filter sets narrow a list a selector has already scoped to the viewer.
 """
 
 import re
+from collections.abc import Iterable
 from typing import Any, cast
 
 import django_filters
@@ -91,6 +92,51 @@ class RepositoryBulkForm(SignerTeamsForm):
         if len(guns) > BULK_MAX:
             raise forms.ValidationError(f"Give at most {BULK_MAX} GUNs at a time.")
         return guns
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """``3-5,9`` for 3, 4, 5 and 9: a batch of repositories in a URL, short however large,
+    since the ids one bulk creation makes are consecutive but for concurrent creations."""
+    runs: list[list[int]] = []
+    for pk in sorted(set(ids)):
+        if runs and pk == runs[-1][1] + 1:
+            runs[-1][1] = pk
+        else:
+            runs.append([pk, pk])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
+
+
+class IdRangesField(forms.CharField):
+    """Ids as ``id_ranges`` writes them, at most ``BULK_MAX`` of them."""
+
+    default_error_messages = {
+        "invalid": "Give ids as numbers and ranges, such as 3-5,9.",
+        "too_many": f"Give at most {BULK_MAX} ids.",
+    }
+    RANGE = re.compile(r"(\d{1,18})(?:-(\d{1,18}))?")
+
+    def to_python(self, value: Any) -> list[int]:  # type: ignore[override]
+        ids: list[int] = []
+        for part in filter(None, (super().to_python(value) or "").split(",")):
+            match = self.RANGE.fullmatch(part)
+            if match is None:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            first = int(match[1])
+            last = int(match[2] or first)
+            if last < first:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            if len(ids) + last - first + 1 > BULK_MAX:
+                raise forms.ValidationError(self.error_messages["too_many"], code="too_many")
+            ids.extend(range(first, last + 1))
+        return ids
+
+
+class RepositoryProgressForm(ServiceForm):
+    """``?batch=`` the repositories of a bulk creation, to count; ``?ids=`` more whose
+    state the page shows (its rows still pending)."""
+
+    batch = IdRangesField(required=False)
+    ids = IdRangesField(required=False)
 
 
 class SignerTeamsUpdateForm(SignerTeamsForm):

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Team
 from trust.notary import references
@@ -150,6 +151,38 @@ class HistoryCursor(models.Model):
         return f"{self.gun} walked to change {self.change_id}"
 
 
+class SignedTag(models.Model):
+    """A tag a signer signed in their own role of a GUN whose root is pinned, as Gatehouse
+    saw it in verified trust data or in a published version signed by the role owner's key
+    (``trust.signed_tags``): the memory that explains a tag once its role is gone (a signer
+    who left their team loses their role, and ``targets/releases`` is rebuilt without
+    their tags). ``fingerprint`` is the role file it was last seen in; once that file is a
+    replay (``RoleFileSighting.replayed``) the row explains nothing."""
+
+    gun = models.CharField(max_length=255)
+    role = models.CharField(max_length=255)
+    tag = models.CharField(max_length=255)
+    digest = models.CharField(max_length=80, help_text="sha256:<hex> the role named for the tag.")
+    signer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The owner of the role, whose key signed the file.",
+    )
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the role file's bytes.")
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["gun", "tag", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["gun", "role", "tag"], name="signed_tag_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gun}:{self.tag} in {self.role}"
+
+
 class RootKeyPin(models.Model):
     """An admin's pin of the root keys of repositories Gatehouse neither made nor adopted.
 
@@ -275,3 +308,28 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.gun} ({self.status})"
+
+
+class JobEvent(models.Model):
+    """One step of a job's history, written by the job engine in the transaction of the
+    transition it records, so the job page can say what happened and when."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        REQUEUED = "requeued"  # sent again: the broker may have lost its message
+        STARTED = "started"
+        RETRYING = "retrying"  # a transient error; it runs again after a backoff
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    at = models.DateTimeField(default=timezone.now)
+    attempt = models.PositiveIntegerField(default=0, help_text="The job's attempts by then.")
+    detail = models.TextField(blank=True, help_text="The error, for a retry or a failure.")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} {self.status} at {self.at:%Y-%m-%d %H:%M:%S}"

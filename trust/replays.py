@@ -22,6 +22,8 @@ from trust.notary.errors import InvalidMetadata, NotFound
 from trust.notary.metadata import RELEASES
 from trust.notary_access import notary_client
 from trust.signals import trust_inputs_changed
+from trust.signed_tags import forgotten as signed_tags_forgotten
+from trust.signed_tags import tags_seen_published
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +132,14 @@ def repository_forgotten(*, gun: str, job_id: int) -> None:
     except (NotFound, InvalidMetadata) as error:  # nothing (readable) was ever published
         logger.warning("%s: history not walked before deletion: %s", gun, error)
     RoleFileSighting.objects.filter(gun=gun).update(gun=f"{gun[:200]} (deleted by job {job_id})")
+    signed_tags_forgotten(gun=gun)
 
 
 def history_seen(*, gun: str) -> Seen:
     """Walk the GUN's publications since the last walk and remember every delegated role
     file they held, including versions that were current only for a moment: a copy of
-    one of those is recognised as a replay too. One request when nothing is new."""
+    one of those is recognised as a replay too, and the tags its signers signed in their
+    own roles are remembered (``trust.signed_tags``). One request when nothing is new."""
     cursor, _ = HistoryCursor.objects.get_or_create(gun=gun)
     history = notary_client().walk_history(
         gun, after=cursor.change_id, role_hashes=cursor.role_hashes
@@ -143,6 +147,8 @@ def history_seen(*, gun: str) -> Seen:
     seen = role_files_seen(
         gun=gun, files=[(role, file.fingerprint) for role, file in history.files]
     )
+    # Each publication is walked once, so what its signers signed is remembered once.
+    tags_seen_published(gun=gun, files=history.files)
     if history.last_change != cursor.change_id:
         HistoryCursor.objects.filter(pk=cursor.pk, change_id__lte=history.last_change).update(
             change_id=history.last_change, role_hashes=history.role_hashes

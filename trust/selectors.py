@@ -9,12 +9,19 @@ from functools import lru_cache
 from cryptography import x509
 from django.conf import settings
 from django.db import connection
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Membership, Team, User
 from bundles.models import PublicKey, SigningRole
-from trust.models import CustodyKey, Job, Repository, RootKeyExport
+from trust.models import (
+    CustodyKey,
+    Job,
+    Repository,
+    RoleFileSighting,
+    RootKeyExport,
+    SignedTag,
+)
 from trust.notary.keys import TufKey, certificate_tuf_key, tuf_key_canonical_id
 from trust.notary.metadata import RELEASES
 
@@ -99,6 +106,29 @@ def repositories_of_teams(team_ids: list[int]) -> QuerySet[Repository]:
 
 def repositories_of_user(user: User) -> QuerySet[Repository]:
     return Repository.objects.filter(signer_teams__memberships__user=user).distinct()
+
+
+def repository_counts_by_state() -> dict[str, int]:
+    """How many repositories are in each state, every state named (0 when none): one query."""
+    counts = dict(Repository.objects.order_by().values_list("state").annotate(count=Count("pk")))
+    return {state: counts.get(state, 0) for state in Repository.State.values}
+
+
+def repositories_drifted() -> QuerySet[Repository]:
+    """The repositories whose last drift check found Notary holding other delegations than
+    it should (``trust.services.drift``); the sync it asked for clears it at the next check."""
+    return Repository.objects.filter(drift__isnull=False).order_by("gun")
+
+
+def jobs_failed_count() -> int:
+    return Job.objects.filter(status=Job.Status.FAILED).count()
+
+
+def signed_tags_seen() -> bool:
+    """Whether Gatehouse has seen a signer sign a tag in their own role (``SignedTag``, from
+    a check, a repository's page or a drift check), leaving out replayed files."""
+    replayed = RoleFileSighting.objects.filter(fingerprint=OuterRef("fingerprint"), replayed=True)
+    return SignedTag.objects.filter(~Exists(replayed)).exists()
 
 
 @dataclass(frozen=True)
@@ -234,3 +264,113 @@ def token_key_tokens_expire_at(key: CustodyKey) -> dt.datetime | None:
 
 def repositories_matching(repositories: QuerySet[Repository], term: str) -> QuerySet[Repository]:
     return repositories.filter(Q(gun__icontains=term)) if term else repositories
+
+
+def job_detail(*, viewer: User, pk: int) -> Job | None:
+    """A job the viewer may see, with its history and repository; ``None`` for any other."""
+    return (
+        job_list(viewer=viewer)
+        .select_related("repository")
+        .prefetch_related("events")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class JobTimings:
+    """How long a job waited for a worker, ran (retries included) and took in all."""
+
+    waited: dt.timedelta | None
+    ran: dt.timedelta | None
+    total: dt.timedelta | None
+
+
+def job_timings(job: Job) -> JobTimings:
+    def between(start: dt.datetime | None, end: dt.datetime | None) -> dt.timedelta | None:
+        return end - start if start and end else None
+
+    return JobTimings(
+        waited=between(job.created_at, job.started_at),
+        ran=between(job.started_at, job.finished_at),
+        total=between(job.created_at, job.finished_at),
+    )
+
+
+BATCH_FAILURES_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """How far the initialisation of a batch of repositories (a bulk creation) has come,
+    counting those of the batch the viewer may still see."""
+
+    ready: int
+    failed: int
+    pending: int
+    failures: list[tuple[Repository, Job | None]]  # the first failed ones, with newest job
+
+    @property
+    def total(self) -> int:
+        return self.ready + self.failed + self.pending
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+
+def repository_batch_progress(*, viewer: User, ids: Sequence[int]) -> BatchProgress:
+    """Three queries for a batch of any size: the count by state, the first failed
+    repositories, and their newest jobs (whose error says why)."""
+    batch = Repository.objects.filter(
+        pk__in=repository_list(viewer=viewer).filter(pk__in=ids).values("pk")
+    )
+    counts = dict(
+        batch.order_by().values("state").annotate(count=Count("pk")).values_list("state", "count")
+    )
+    newest = (
+        Job.objects.filter(repository=OuterRef("pk")).order_by("-created_at", "-id").values("pk")
+    )
+    failed = batch.filter(state=Repository.State.FAILED).order_by("gun")[:BATCH_FAILURES_SHOWN]
+    latest = failed.annotate(latest_job=Subquery(newest[:1])).values("latest_job")
+    jobs = {job.repository_id: job for job in Job.objects.filter(pk__in=Subquery(latest))}
+    return BatchProgress(
+        ready=counts.get(Repository.State.READY, 0),
+        failed=counts.get(Repository.State.FAILED, 0),
+        pending=counts.get(Repository.State.PENDING, 0),
+        failures=[(repository, jobs.get(repository.pk)) for repository in failed],
+    )
+
+
+@dataclass(frozen=True)
+class KeyMembership:
+    """Where a signing key stands in one repository its owner signs."""
+
+    repository: Repository
+    in_notary: bool  # the published delegations hold it in its owner's role
+    job: Job | None  # the repository's newest job, which may yet put it there
+
+
+def key_memberships(key: PublicKey) -> list[KeyMembership]:
+    """The repositories a signing key joins (those whose signer teams have its owner), each
+    with whether Notary holds it yet; the same few queries for any number of them."""
+    role: SigningRole | None = getattr(key.user, "signing_role", None)
+    newest = (
+        Job.objects.filter(repository=OuterRef("pk")).order_by("-created_at", "-id").values("pk")
+    )
+    repositories = list(
+        repositories_of_user(key.user).annotate(latest_job=Subquery(newest[:1])).order_by("gun")
+    )
+    jobs = Job.objects.in_bulk([r.latest_job for r in repositories if r.latest_job])
+    return [
+        KeyMembership(
+            repository=repository,
+            in_notary=role is not None
+            and any(
+                entry.get("role") == role.role and key.tuf_key_id in entry.get("key_ids", ())
+                for entry in repository.delegations
+            ),
+            job=jobs.get(repository.latest_job),
+        )
+        for repository in repositories
+    ]

@@ -21,6 +21,7 @@ from trust.notary.transport import repository_scope, trust_path
 from trust.notary.verified import ReaderLimits, RootPin, VerifiedRepository
 from trust.notary_access import notary_client
 from trust.replays import history_seen, role_files_seen, signers_histories_seen
+from trust.signed_tags import tags_seen_verified
 
 TIMESTAMP_LIMIT = 1024 * 1024
 # Only the direct children of targets can hold a signature that counts (policy/evaluation.py).
@@ -102,6 +103,11 @@ def verified_repository(gun: str) -> VerifiedRepository:
             gun=gun, files=[(role.name, role.fingerprint) for role in repository.roles.values()]
         )
         signers_histories_seen(gun=gun, new=[*walked.new, *current.new])
+        if pin is not None and current.new:
+            new_roles = {role for role, _ in current.new}
+            tags_seen_verified(
+                gun=gun, roles=[r for r in repository.roles.values() if r.name in new_roles]
+            )
     with _lock:
         _cache[gun] = _Cached(repository, pin, now, now)
     return repository

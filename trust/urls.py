@@ -12,10 +12,15 @@ from trust import views
 repository_patterns = [
     path("new/", views.repository_create, name="create"),
     path("bulk/", views.repository_bulk, name="bulk"),
+    path("progress/", views.repository_progress, name="progress"),
     path("<int:pk>/", views.repository_detail, name="detail"),
     path("<int:pk>/signers/", views.repository_signers, name="signers"),
     path("<int:pk>/sync/", views.repository_sync, name="sync"),
     path("<int:pk>/delete/", views.repository_delete, name="delete"),
+]
+
+job_patterns = [
+    path("<int:pk>/", views.job_detail, name="detail"),
 ]
 
 trust_patterns = [
@@ -29,5 +34,6 @@ urlpatterns = [
     path("repositories/", views.repository_list, name="repositories"),
     path("repositories/", include((repository_patterns, "repositories"))),
     path("jobs/", views.job_list, name="jobs"),
+    path("jobs/", include((job_patterns, "jobs"))),
     path("trust/", include((trust_patterns, "trust"))),
 ]

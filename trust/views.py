@@ -6,6 +6,7 @@ root are for admins. An action posted from a page that fails renders that page a
 the errors in place; nothing has changed.
 """
 
+import datetime as dt
 import json
 
 from django.contrib import messages
@@ -13,8 +14,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts import selectors as accounts_selectors
@@ -28,9 +30,11 @@ from trust.forms import (
     RepositoryBulkForm,
     RepositoryCreateForm,
     RepositoryFilter,
+    RepositoryProgressForm,
     RootKeyExportForm,
     RootKeyPinForm,
     SignerTeamsUpdateForm,
+    id_ranges,
 )
 from trust.models import Repository
 from trust.services import repositories, root_key, sync_requests
@@ -70,6 +74,14 @@ def _repository_list_page(
     )
     page = Paginator(filters.qs, REPOSITORIES_PER_PAGE).get_page(request.GET.get("page"))
     context = {"filters": filters, "page": page, "filtered": _filtered(request, filters)}
+    progress = RepositoryProgressForm(request.GET)
+    if progress.is_valid() and progress.cleaned_data["batch"]:
+        batch = selectors.repository_batch_progress(
+            viewer=request.user, ids=progress.cleaned_data["batch"]
+        )
+        context["batch"] = batch
+        context["batch_counter"] = batch_counter(batch)
+        context["batch_ranges"] = id_ranges(progress.cleaned_data["batch"])
     if request.user.is_admin:
         context["create_form"] = create_form or RepositoryCreateForm(teams=teams)
         context["bulk_form"] = bulk_form or RepositoryBulkForm(teams=teams)
@@ -122,8 +134,65 @@ def repository_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
             if result.skipped:
                 summary += f"; skipped, managed already: {', '.join(result.skipped)}"
             messages.success(request, f"{summary}.")
-            return redirect("repositories")
+            if not result.created:
+                return redirect("repositories")
+            batch = id_ranges(repository.pk for repository, _ in result.created)
+            return redirect(f"{reverse('repositories')}?batch={batch}")
     return _repository_list_page(request, bulk_form=form)
+
+
+def _batch_json(progress: selectors.BatchProgress) -> dict:
+    return {
+        "total": progress.total,
+        "ready": progress.ready,
+        "failed": progress.failed,
+        "pending": progress.pending,
+        "done": progress.done,
+        "text": batch_counter(progress),
+        "failures": [
+            {
+                "gun": repository.gun,
+                "url": reverse("repositories:detail", args=[repository.pk]),
+                "error": job.error if job else "",
+                "job_id": job.pk if job else None,
+                "job_url": reverse("jobs:detail", args=[job.pk]) if job else None,
+            }
+            for repository, job in progress.failures
+        ],
+    }
+
+
+def batch_counter(progress: selectors.BatchProgress) -> str:
+    """The counter's words, the same on the page and in its updates."""
+    return f"{progress.ready} of {progress.total} ready, {progress.failed} failed"
+
+
+@require_safe
+@login_required
+def repository_progress(request: AuthenticatedHttpRequest) -> JsonResponse:
+    """The states console.js shows without a reload: the progress of a bulk creation
+    (``?batch=``) and the state of the repositories of ``?ids=``, those the viewer may see."""
+    form = RepositoryProgressForm(request.GET)
+    if not form.is_valid():
+        errors = {field: list(messages) for field, messages in form.errors.items()}
+        return JsonResponse({"errors": errors}, status=400)
+    batch, ids = form.cleaned_data["batch"], form.cleaned_data["ids"]
+    states = selectors.repository_list(viewer=request.user).filter(pk__in=ids)
+    progress = (
+        selectors.repository_batch_progress(viewer=request.user, ids=batch) if batch else None
+    )
+    return JsonResponse(
+        {
+            "batch": _batch_json(progress) if progress else None,
+            "repositories": {
+                str(repository.pk): {
+                    "state": repository.state,
+                    "label": repository.get_state_display(),
+                }
+                for repository in states.only("pk", "state")
+            },
+        }
+    )
 
 
 def _repository_page(
@@ -138,7 +207,11 @@ def _repository_page(
     context = {
         "repository": repository,
         "signer_teams": signer_teams,
-        "delegations": details.delegations[repository.pk],
+        # Each role with the people whose keys it holds, so the card names them.
+        "delegations": [
+            {**role, "people": sorted({k["username"] for k in role["keys"] if k["username"]})}
+            for role in details.delegations[repository.pk]
+        ],
         "root_key_id": details.root_key_id(repository),
         "jobs": selectors.job_list(viewer=request.user).filter(repository=repository)[:LATEST_JOBS],
     }
@@ -218,6 +291,43 @@ def job_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         "trust/jobs/list.html",
         {"filters": filters, "page": page, "filtered": _filtered(request, filters)},
     )
+
+
+@require_safe
+@login_required
+def job_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """One job: its history, cause, repository and timings. A job the viewer may not see is
+    a 404, as if it did not exist."""
+    job = selectors.job_detail(viewer=request.user, pk=pk)
+    if job is None:
+        raise Http404("No such job.")
+    timings = selectors.job_timings(job)
+    return render(
+        request,
+        "trust/jobs/detail.html",
+        {
+            "job": job,
+            "events": job.events.all(),
+            "waited": _duration(timings.waited),
+            "ran": _duration(timings.ran),
+            "total": _duration(timings.total),
+        },
+    )
+
+
+def _duration(span: dt.timedelta | None) -> str | None:
+    """As a person says it: 0.4 s, 12 s, 3 min 4 s, 2 h 5 min."""
+    if span is None:
+        return None
+    seconds = span.total_seconds()
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
 # --- Trust root ---------------------------------------------------------------------------

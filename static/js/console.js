@@ -94,11 +94,12 @@ document.addEventListener("click", async (event) => {
   window.setTimeout(() => { button.textContent = label; }, 1500);
 });
 
-// Jobs that follow themselves. Inside [data-live-jobs], each [data-job-url] element is a job
-// (data-job-status, data-job-kind) with [data-job-field] parts. Every 2 s the unfinished ones
-// are read from the API and shown; once none is left running, the page loads once more
-// (data-reload-url) so it shows what the jobs changed, or, when a deletion has finished,
-// goes to data-gone-url.
+// Jobs that follow themselves. Inside [data-live-jobs="<the jobs API URL>"], each
+// [data-job-id] element is a job (data-job-status, data-job-kind) with [data-job-field] parts.
+// Every 2 s the unfinished ones are read from the API in one request and shown. Once none is
+// left running, the page loads once more if it has a data-reload-url (so it shows what the
+// jobs changed), or, when a deletion has finished, goes to data-gone-url; without either (the
+// Jobs list) it simply stops.
 (() => {
   const container = document.querySelector("[data-live-jobs]");
   if (!container) {
@@ -107,7 +108,7 @@ document.addEventListener("click", async (event) => {
   const FINISHED = ["succeeded", "failed", "gone"];
   const POLL_MS = 2000;
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-  const jobs = [...container.querySelectorAll("[data-job-url]")];
+  const jobs = [...container.querySelectorAll("[data-job-id]")];
   const unfinished = () => jobs.filter((job) => !FINISHED.includes(job.dataset.jobStatus));
   if (unfinished().length === 0) {
     return;
@@ -146,24 +147,33 @@ document.addEventListener("click", async (event) => {
     });
   };
 
-  const read = async (job) => {
+  const read = async (waiting) => {
+    const ids = waiting.map((job) => job.dataset.jobId);
+    const query = new URLSearchParams({ id: ids.join(","), limit: String(ids.length) });
     try {
-      const response = await fetch(job.dataset.jobUrl, {
+      const response = await fetch(`${container.dataset.liveJobs}?${query}`, {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
-      if (response.ok) {
-        show(job, await response.json());
-      } else if (response.status === 404) {
-        job.dataset.jobStatus = "gone";  // its repository was deleted: out of the viewer's sight
+      if (!response.ok) {
+        return;  // the server hiccuped: try again on the next round
+      }
+      const found = new Map((await response.json()).results.map((data) => [String(data.id), data]));
+      for (const job of waiting) {
+        const data = found.get(job.dataset.jobId);
+        if (data) {
+          show(job, data);
+        } else {
+          job.dataset.jobStatus = "gone";  // its repository was deleted: out of the viewer's sight
+        }
       }
     } catch (error) {
-      // The network or server hiccuped: try again on the next round.
+      // The network hiccuped: try again on the next round.
     }
   };
 
   const poll = async () => {
-    await Promise.all(unfinished().map(read));
+    await read(unfinished());
     if (unfinished().length > 0) {
       window.setTimeout(poll, POLL_MS);
       return;
@@ -171,9 +181,116 @@ document.addEventListener("click", async (event) => {
     const deleted = jobs.some(
       (job) => job.dataset.jobKind === "delete" && ["succeeded", "gone"].includes(job.dataset.jobStatus),
     );
-    window.location.assign(
-      deleted ? container.dataset.goneUrl : container.dataset.reloadUrl || window.location.pathname,
-    );
+    if (deleted && container.dataset.goneUrl) {
+      window.location.assign(container.dataset.goneUrl);
+    } else if (container.dataset.reloadUrl) {
+      window.location.assign(container.dataset.reloadUrl);
+    }
+  };
+  window.setTimeout(poll, POLL_MS);
+})();
+
+// Repositories that follow themselves. [data-live-repositories="<progress URL>"] holds rows
+// ([data-repository-id]) whose state badge ([data-repository-state]) the poll updates while
+// they are pending; #batch-progress (data-batch="<id ranges>") is a bulk creation, whose
+// counter ("n of N ready, k failed"), bar and failures the poll keeps current. Polling stops
+// once the batch is done and no row is pending. Without JavaScript a reload shows the same.
+(() => {
+  const list = document.querySelector("[data-live-repositories]");
+  if (!list) {
+    return;
+  }
+  const POLL_MS = 2000;
+  const card = document.getElementById("batch-progress");
+  let batchDone = !card || card.dataset.batchDone === "true";
+  const watched = new Set(
+    [...list.querySelectorAll("[data-repository-id]")]
+      .filter((row) => row.querySelector("[data-repository-state=pending]"))
+      .map((row) => row.dataset.repositoryId),
+  );
+  if (batchDone && watched.size === 0) {
+    return;
+  }
+
+  const showRows = (states) => {
+    for (const id of [...watched]) {
+      const row = list.querySelector(`[data-repository-id="${id}"]`);
+      const data = states[id];
+      if (!data) {
+        watched.delete(id);  // deleted, or out of the viewer's sight
+        continue;
+      }
+      const badge = row.querySelector("[data-repository-state]");
+      badge.dataset.repositoryState = data.state;
+      badge.className = `badge badge-${data.state}`;
+      badge.textContent = data.label;
+      if (data.state !== "pending") {
+        watched.delete(id);
+      }
+    }
+  };
+
+  const failureItem = (failure) => {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.className = "mono";
+    link.href = failure.url;
+    link.textContent = failure.gun;
+    item.append(link);
+    if (failure.job_url) {
+      const job = document.createElement("a");
+      job.href = failure.job_url;
+      job.textContent = `job ${failure.job_id}`;
+      const error = document.createElement("span");
+      error.className = "error-text";
+      error.textContent = failure.error;
+      item.append(" · ", job, " ", error);
+    }
+    return item;
+  };
+
+  const showBatch = (batch) => {
+    batchDone = batch.done;
+    card.dataset.batchDone = String(batch.done);
+    document.getElementById("batch-counter").textContent = batch.text;
+    const pending = document.getElementById("batch-pending");
+    pending.textContent = `· ${batch.pending} pending`;
+    pending.hidden = batch.pending === 0;
+    const bar = document.getElementById("batch-bar");
+    bar.max = batch.total;
+    bar.value = batch.ready + batch.failed;
+    bar.textContent = batch.text;
+    document.getElementById("batch-failures").hidden = batch.failures.length === 0;
+    card.querySelector(".batch-failures").replaceChildren(...batch.failures.map(failureItem));
+    document.getElementById("batch-failures-more").hidden = batch.failed <= batch.failures.length;
+  };
+
+  const poll = async () => {
+    const query = new URLSearchParams();
+    if (!batchDone) {
+      query.set("batch", card.dataset.batch);
+    }
+    if (watched.size > 0) {
+      query.set("ids", [...watched].join(","));
+    }
+    try {
+      const response = await fetch(`${list.dataset.liveRepositories}?${query}`, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (response.ok) {
+        const data = await response.json();
+        if (data.batch) {
+          showBatch(data.batch);
+        }
+        showRows(data.repositories);
+      }
+    } catch (error) {
+      // The network or server hiccuped: try again on the next round.
+    }
+    if (!batchDone || watched.size > 0) {
+      window.setTimeout(poll, POLL_MS);
+    }
   };
   window.setTimeout(poll, POLL_MS);
 })();

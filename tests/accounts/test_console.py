@@ -90,14 +90,15 @@ def test_non_admin_cannot_post_admin_actions(as_alice):
     assert not Team.objects.filter(name="sneaky").exists()
 
 
-def test_non_admin_sidebar_has_only_dashboard_teams_and_profile(as_alice):
+def test_non_admin_sidebar_has_dashboard_teams_repositories_and_profile(as_alice):
     response = as_alice.get("/")
 
     nav = response.text.split('<nav aria-label="Console">')[1].split("</nav>")[0]
     assert 'href="/"' in nav
     assert 'href="/teams/"' in nav
+    assert 'href="/repositories/"' in nav  # the ones they sign
     assert 'href="/profile/"' in nav
-    for hidden in ("/users/", "/repositories/", "/content-trust/", "/jobs/", "/audit/"):
+    for hidden in ("/users/", "/content-trust/", "/jobs/", "/audit/"):
         assert f'href="{hidden}"' not in nav
 
 

@@ -175,6 +175,7 @@ def fuzz_world(db, settings) -> FuzzWorld:
             "/api/v1/trust/pins/": str(pin.pk),
             "/api/v1/users/{username}/keys/": key.pk,
             "repositories:": str(repository.pk),
+            "jobs:": str(job.pk),
             "trust:": str(pin.pk),
         },
     )

@@ -39,6 +39,7 @@ ROOT_KEY_ID = "a" * 64
 ALLOWLIST = {
     "healthz": "public liveness probe (tests/gatehouse/test_health.py)",
     "readyz": "public readiness probe (tests/gatehouse/test_health.py)",
+    "metrics": "admins or the metrics token (tests/gatehouse/test_metrics.py)",
     "api-schema": "public OpenAPI schema (tests/gatehouse/test_schema.py)",
     "api-docs": "public API documentation (tests/gatehouse/test_schema.py)",
     "notary-token": "Notary's token realm, Basic auth (tests/trust/token_service/test_tokens.py)",
@@ -351,6 +352,9 @@ TABLE: dict[str, list[Case]] = {
         page("get", "/repositories/{repo}/", None, 302, 404, 200, 200),
         page("get", "/repositories/{other}/", None, 302, 404, 404, 200),
     ],
+    "repositories:progress": [
+        page("get", "/repositories/progress/?batch={repo}&ids={other}", None, 302, 200, 200, 200),
+    ],
     "repositories:signers": [
         page("post", "/repositories/{repo}/signers/", {"signer_teams": "ops"}, 302, 403, 403, 302),
     ],
@@ -362,6 +366,10 @@ TABLE: dict[str, list[Case]] = {
         page("post", "/repositories/{other}/delete/", None, 302, 403, 403, 302),
     ],
     "jobs": [page("get", "/jobs/", None, 302, 403, 403, 200)],
+    "jobs:detail": [
+        page("get", "/jobs/{job}/", None, 302, 404, 200, 200),
+        page("get", "/jobs/{other_job}/", None, 302, 404, 404, 200),
+    ],
     "trust:root": [page("get", "/trust/root/", None, 302, 403, 403, 200)],
     "trust:root_export": [
         page(

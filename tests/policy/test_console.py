@@ -284,6 +284,8 @@ def test_an_unreachable_notary_is_an_error_message_not_a_500(as_alice, admin, se
     assert message.startswith("Notary cannot be reached, so nothing is verified: ")
     assert "Connection refused" in message
     assert 'class="message message-error"' in page.text
+    assert 'data-reason="notary_unreachable"' in page.text
+    assert "Try again in a minute." in page.text
 
 
 def record_decision():

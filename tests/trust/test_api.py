@@ -133,6 +133,26 @@ def test_lists_are_scoped_and_filterable(api, world):
     assert [job["kind"] for job in repo_jobs["results"]] == ["initialize"]
 
 
+def test_a_job_answers_with_its_history_and_jobs_are_read_by_ids(api, world):
+    job = Job.objects.get(repository=world["repo"])
+    other = Job.objects.get(repository=world["other"])
+
+    body = api(world["alice"]).get(f"/api/v1/jobs/{job.pk}/").json()
+    assert [(event["status"], event["attempt"]) for event in body["events"]] == [("queued", 0)]
+    assert body["caused_by"] == "root"
+    assert api(world["alice"]).get(f"/api/v1/jobs/{other.pk}/").status_code == 404
+
+    admin = api(world["admin"])
+    both = admin.get("/api/v1/jobs/", {"id": f"{job.pk},{other.pk}"}).json()
+    assert sorted(found["id"] for found in both["results"]) == sorted([job.pk, other.pk])
+    assert "events" not in both["results"][0]
+    seen = api(world["alice"]).get("/api/v1/jobs/", {"id": f"{job.pk},{other.pk}"}).json()
+    assert [found["id"] for found in seen["results"]] == [job.pk]
+    refused = admin.get("/api/v1/jobs/", {"id": "1,x"})
+    assert refused.status_code == 400
+    assert "id" in refused.json()
+
+
 def test_create_answers_202_with_the_job(api, world):
     response = api(world["admin"]).post(
         "/api/v1/repositories/",
@@ -364,3 +384,14 @@ def test_the_repository_list_costs_the_same_queries_for_any_page_size(api, admin
         newest = Job.objects.filter(gun=result["gun"]).order_by("-created_at", "-id").first()
         assert result["latest_job"]["id"] == newest.pk
         assert result["latest_job"]["kind"] == "sync"
+
+
+def test_a_job_id_that_is_not_whole_is_refused_not_rounded(api, admin):
+    """``?id=3.5`` answered job 3: bad input must be a 400 naming the field."""
+    _, job = repository_create(actor=admin, gun=GUN, signer_team_names=[])
+
+    refused = api(admin).get("/api/v1/jobs/", {"id": f"{job.pk}.5"})
+
+    assert refused.status_code == 400
+    assert "id" in refused.json()
+    assert api(admin).get("/api/v1/jobs/", {"id": str(job.pk)}).json()["count"] == 1

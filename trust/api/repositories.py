@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import cast
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.utils import (
@@ -24,7 +25,7 @@ from accounts.models import Team, User
 from accounts.typing import AuthenticatedRequest
 from gatehouse.api import IsAdmin
 from trust import selectors
-from trust.models import Job, Repository
+from trust.models import Job, JobEvent, Repository
 from trust.services import repositories, sync_requests
 
 GUN_MAX = 255
@@ -60,6 +61,23 @@ class JobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+        read_only_fields = fields
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = ["status", "at", "attempt", "detail"]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    """A job with its history: queued, started, retried with the error, finished."""
+
+    events = JobEventSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "events"]
         read_only_fields = fields
 
 
@@ -279,10 +297,19 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         )
 
 
+class IdsFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
+    """``?id=3,5,9``: the console follows the jobs it shows in one request. Whole numbers
+    only: a number filter's decimals would make ``?id=3.5`` job 3."""
+
+    field_class = forms.IntegerField
+
+
 class JobFilter(django_filters.FilterSet):
+    id = IdsFilter(field_name="id", label="Job ids, separated by commas")
+
     class Meta:
         model = Job
-        fields = ["status", "repository", "kind"]
+        fields = ["id", "status", "repository", "kind"]
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -295,4 +322,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     filterset_class = JobFilter
 
     def get_queryset(self) -> QuerySet[Job]:
-        return selectors.job_list(viewer=self.request.user)
+        jobs = selectors.job_list(viewer=self.request.user)
+        return jobs.prefetch_related("events") if self.action == "retrieve" else jobs
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer

@@ -24,7 +24,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from accounts.models import User
 from audit.services import audit_record
-from trust.models import Job, Repository
+from trust.models import Job, JobEvent, Repository
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +121,19 @@ def job_create(
     job = Job.objects.create(
         kind=kind, repository=repository, gun=repository.gun, caused_by=actor, cause=cause[:255]
     )
+    JobEvent.objects.create(job=job, status=JobEvent.Status.QUEUED, at=job.created_at)
     job_enqueue(job, countdown=countdown)
     return job
+
+
+def jobs_queued_record(job_ids: Iterable[int]) -> None:
+    """The "queued" step of jobs made in bulk (``Job.objects.bulk_create``), those of
+    ``job_ids`` that have no history yet."""
+    new = Job.objects.filter(pk__in=list(job_ids), events__isnull=True)
+    JobEvent.objects.bulk_create(
+        JobEvent(job_id=pk, status=JobEvent.Status.QUEUED, at=created_at)
+        for pk, created_at in new.values_list("pk", "created_at")
+    )
 
 
 def jobs_requeue_stale(*, older_than: dt.timedelta | None = None) -> int:
@@ -141,6 +152,7 @@ def jobs_requeue_stale(*, older_than: dt.timedelta | None = None) -> int:
     count = 0
     for job in stale:
         job_enqueue(job)
+        JobEvent.objects.create(job=job, status=JobEvent.Status.REQUEUED, attempt=job.attempts)
         count += 1
     return count
 
@@ -183,6 +195,9 @@ def _claim(job: Job) -> Job | None:
         claimed_job = Job.objects.select_related("repository", "repository__targets_key").get(
             pk=job.pk
         )
+        JobEvent.objects.create(
+            job=job, status=JobEvent.Status.STARTED, at=now, attempt=claimed_job.attempts
+        )
         audit_record(
             action="job.started",
             actor=None,
@@ -220,13 +235,17 @@ def _finish(
     """Unfinished -> finished, by compare-and-set, releasing the repository in the same
     transaction. The repository's row is written before the job's, in the order ``_claim``
     locks them, so two transactions never wait on each other's rows."""
+    now = timezone.now()
     with transaction.atomic():
         if job.repository_id is not None:
             _release(job, repository_fields)
         finished = Job.objects.filter(
             pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
-        ).update(status=status, error=error, result=result, finished_at=timezone.now())
+        ).update(status=status, error=error, result=result, finished_at=now)
         if finished:
+            JobEvent.objects.create(
+                job=job, status=status, at=now, attempt=job.attempts, detail=error
+            )
             audit_record(
                 action="job.finished",
                 actor=None,
@@ -265,11 +284,17 @@ def _retry_or_fail(runner: JobRunner, job: Job, error: Exception) -> JobOutcome:
     delay = _backoff(job.attempts)
     with transaction.atomic():  # the repository first, as everywhere (``_finish``)
         _release(job)
-        Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-            error=f"{runner.service} unavailable (attempt {job.attempts} of {limit}), "
-            f"retrying in {delay:.0f} s: {error}",
-            enqueued_at=timezone.now(),
+        message = (
+            f"{runner.service} unavailable (attempt {job.attempts} of {limit}), "
+            f"retrying in {delay:.0f} s: {error}"
         )
+        retrying = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+            error=message, enqueued_at=timezone.now()
+        )
+        if retrying:
+            JobEvent.objects.create(
+                job=job, status=JobEvent.Status.RETRYING, attempt=job.attempts, detail=message
+            )
     logger.warning(
         "job %s on %s: %s unavailable, retry in %.0f s", job.pk, job.gun, runner.service, delay
     )

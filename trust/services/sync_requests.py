@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Team, User
 from trust import selectors
 from trust.models import Job, Repository
-from trust.services.jobs import job_create, jobs_send_on_commit
+from trust.services.jobs import job_create, jobs_queued_record, jobs_send_on_commit
 
 
 def repository_sync_request(
@@ -74,6 +74,7 @@ def repositories_sync_request(
             repository_id__in=wanted, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
         ).values_list("pk", flat=True)
     )
+    jobs_queued_record(job_ids)
     jobs_send_on_commit(job_ids, countdown=settings.GATEHOUSE_SYNC_DELAY_SECONDS)
     return len(job_ids)
 

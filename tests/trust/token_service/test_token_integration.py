@@ -6,7 +6,6 @@ Gatehouse's own jobs minting their tokens in-process (docs/notary-protocol.md,
 import base64
 import hashlib
 import io
-import json
 import logging
 import os
 import subprocess
@@ -34,27 +33,6 @@ from trust.token_service import tokens
 pytestmark = [pytest.mark.notary, pytest.mark.django_db(transaction=True)]
 
 RELEASES = "targets/releases"
-
-
-@pytest.fixture
-def token_notary(live_server, settings, notary_postgres_url, tmp_path):
-    """notary-server + signer configured by ``notary_server_config`` to trust Gatehouse's
-    tokens, its realm at this test's live server. One per test: the token key lives in the
-    test database, which is emptied after each test."""
-    settings.GATEHOUSE_PUBLIC_URL = live_server.url
-    settings.GATEHOUSE_SYNC_DELAY_SECONDS = 0
-    out = io.StringIO()
-    call_command("notary_server_config", "--cert-out", str(tmp_path / "token-ca.pem"), stdout=out)
-    config = json.loads(out.getvalue())
-    assert config["auth"]["options"]["realm"] == f"{live_server.url}/auth/token"
-    stack = NotaryStack.ephemeral(notary_postgres_url, server_config=config)
-    try:
-        stack.start()
-        settings.NOTARY_URL = stack.url
-        yield stack
-        assert stack.alive(), stack.log_tail(40)
-    finally:
-        stack.discard()
 
 
 @pytest.fixture
