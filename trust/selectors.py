@@ -362,13 +362,21 @@ def key_memberships(key: PublicKey) -> list[KeyMembership]:
         repositories_of_user(key.user).annotate(latest_job=Subquery(newest[:1])).order_by("gun")
     )
     jobs = Job.objects.in_bulk([r.latest_job for r in repositories if r.latest_job])
+    # Read after the jobs: a job commits its repository's row with its own, so a sync read
+    # as finished is never shown beside the delegations from before it (the card would
+    # then say "Pending" with nothing left to follow).
+    delegations = dict(
+        Repository.objects.filter(pk__in=[r.pk for r in repositories]).values_list(
+            "pk", "delegations"
+        )
+    )
     return [
         KeyMembership(
             repository=repository,
             in_notary=role is not None
             and any(
                 entry.get("role") == role.role and key.tuf_key_id in entry.get("key_ids", ())
-                for entry in repository.delegations
+                for entry in delegations.get(repository.pk, [])
             ),
             job=jobs.get(repository.latest_job),
         )

@@ -201,7 +201,16 @@ def _repository_page(
     *,
     teams_form: SignerTeamsUpdateForm | None = None,
 ) -> HttpResponse:
-    """The detail page, with the signer-teams form that failed in place of its blank one."""
+    """The detail page, with the signer-teams form that failed in place of its blank one.
+
+    The jobs are read before the repository is read again: a job commits its repository's
+    row with its own, so a job read as finished means the repository read after it shows
+    what the job did. Read the other way round, a job finishing in between would show
+    "Succeeded" beside "Pending", and the page, with no job left to follow, would never
+    reload.
+    """
+    jobs = list(selectors.job_list(viewer=request.user).filter(repository=repository)[:LATEST_JOBS])
+    repository.refresh_from_db()
     signer_teams = list(repository.signer_teams.order_by("name"))
     details = selectors.repository_details([repository])
     context = {
@@ -213,7 +222,7 @@ def _repository_page(
             for role in details.delegations[repository.pk]
         ],
         "root_key_id": details.root_key_id(repository),
-        "jobs": selectors.job_list(viewer=request.user).filter(repository=repository)[:LATEST_JOBS],
+        "jobs": jobs,
     }
     if request.user.is_admin:
         context["teams_form"] = teams_form or SignerTeamsUpdateForm(

@@ -12,6 +12,8 @@ from trust.services.repositories import repositories_create_bulk, repository_cre
 from trust.services.root_key import root_key_ensure
 from trust.services.sync_requests import repository_sync_request
 
+GUN_FINISHING = "registry.example.com/ci/finishing"
+
 pytestmark = pytest.mark.django_db
 
 GUN = "registry.example.com/ci/app"
@@ -516,3 +518,28 @@ def test_admin_sidebar_links_the_trust_root(as_admin):
 
     assert 'href="/trust/root/">Trust root</a>' in nav
     assert 'href="/jobs/" aria-current="page">Jobs</a>' in nav
+
+
+def test_a_job_finishing_while_the_page_is_read_shows_its_repository_as_it_left_it(
+    as_admin, admin, monkeypatch, settings
+):
+    """A job that finishes between the page's reads must not show "Succeeded" beside a
+    "Pending" repository: with no job left to follow, the page would never reload."""
+    from trust import selectors
+
+    settings.NOTARY_URL = "http://127.0.0.1:9"  # the signed-tags card finds it unreachable
+    repository, job = repository_create(actor=admin, gun=GUN_FINISHING, signer_team_names=[])
+    job_list = selectors.job_list
+
+    def finishing_meanwhile(*, viewer):
+        Repository.objects.filter(pk=repository.pk).update(state=Repository.State.READY)
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+        return job_list(viewer=viewer)
+
+    monkeypatch.setattr(selectors, "job_list", finishing_meanwhile)
+
+    page = as_admin.get(f"/repositories/{repository.pk}/")
+
+    assert 'data-job-status="succeeded"' in page.text
+    assert 'data-repository-state="ready"' in page.text
+    assert 'data-repository-state="pending"' not in page.text
