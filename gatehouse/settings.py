@@ -6,6 +6,7 @@ secret has a default: start-up fails with a message naming the missing variable.
 
 import ipaddress
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -246,7 +247,24 @@ GATEHOUSE_TOKEN_TTL = timedelta(
     seconds=int(os.environ.get("GATEHOUSE_TOKEN_TTL_SECONDS", str(12 * 3600)))
 )
 
-NOTARY_URL = os.environ.get("NOTARY_URL", "")
+# A URL the console writes into commands people paste (the Sign images guide, bundles' env
+# scripts for sh, PowerShell and cmd): scheme, host, port and path, and no character any of
+# those shells would read as its own.
+PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-]*)?")
+
+
+def url_setting(name: str, default: str = "") -> str:
+    """``name`` from the environment, without a trailing slash; refused unless a plain URL."""
+    value = os.environ.get(name, default).rstrip("/")
+    if value and not PLAIN_URL.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name} must be an http:// or https:// URL of a host, a port and a path, "
+            "without spaces, quotes, a query or other characters a shell would read."
+        )
+    return value
+
+
+NOTARY_URL = url_setting("NOTARY_URL")
 GATEHOUSE_TLS_CA_FILE = os.environ.get("GATEHOUSE_TLS_CA_FILE", "")  # caBundle of webhooks
 NOTARY_CA_BUNDLE = os.environ.get("NOTARY_CA_BUNDLE", "")
 NOTARY_USERNAME = os.environ.get("NOTARY_USERNAME", "")
@@ -254,13 +272,13 @@ NOTARY_PASSWORD = os.environ.get("NOTARY_PASSWORD", "")
 NOTARY_TIMEOUT = float(os.environ.get("NOTARY_TIMEOUT_SECONDS", "10"))
 # Where signers reach Notary (the guide on My profile, bundles' README.txt and env scripts);
 # blank: NOTARY_URL. And the CA certificate they verify it with, put in every bundle.
-NOTARY_PUBLIC_URL = os.environ.get("NOTARY_PUBLIC_URL", "").rstrip("/")
+NOTARY_PUBLIC_URL = url_setting("NOTARY_PUBLIC_URL")
 NOTARY_PUBLIC_CA_FILE = os.environ.get("NOTARY_PUBLIC_CA_FILE", "")
 
 # Notary token service (docs/notary-protocol.md, "Token authentication"): Gatehouse issues
 # the bearer tokens notary-server demands, at <GATEHOUSE_PUBLIC_URL>/auth/token
 # (`manage.py notary_server_config`).
-GATEHOUSE_PUBLIC_URL = os.environ.get("GATEHOUSE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+GATEHOUSE_PUBLIC_URL = url_setting("GATEHOUSE_PUBLIC_URL", "http://127.0.0.1:8000")
 GATEHOUSE_NOTARY_SERVICE = os.environ.get("GATEHOUSE_NOTARY_SERVICE", "notary-server")
 GATEHOUSE_TOKEN_ISSUER = os.environ.get("GATEHOUSE_TOKEN_ISSUER", "gatehouse")
 GATEHOUSE_NOTARY_ANONYMOUS_PULL = env_bool("GATEHOUSE_NOTARY_ANONYMOUS_PULL")

@@ -147,7 +147,13 @@ document.addEventListener("click", async (event) => {
     });
   };
 
-  const read = async (waiting) => {
+  const PAGE = 500;  // the API's largest page: more jobs than that take several requests
+  const read = async (everyone) => {
+    for (let start = 0; start < everyone.length; start += PAGE) {
+      await readPage(everyone.slice(start, start + PAGE));
+    }
+  };
+  const readPage = async (waiting) => {
     const ids = waiting.map((job) => job.dataset.jobId);
     const query = new URLSearchParams({ id: ids.join(","), limit: String(ids.length) });
     try {

@@ -156,7 +156,7 @@ def test_admin_and_jenkins_from_a_new_user_to_a_signed_admitted_image_and_back(
         download_form.get_by_role("button", name="Download client bundle").click()
     bundle = tmp_path / "bundle"
     unzip_bundle(Path(download_info.value.path()).read_bytes(), bundle)
-    jenkins.goto("/profile/")
+    # The page loads itself again after the download, then follows his key's sync.
     expect(jenkins.locator("#key-repositories")).to_contain_text("joined 1 repository")
     expect(jenkins.locator("#key-repositories [data-key-state]")).to_have_attribute(
         "data-key-state", "in-notary", timeout=LIVE

@@ -41,3 +41,21 @@ def test_settings_that_would_misbehave_refuse_to_start(tmp_path):
     requeue = run_check(**development, GATEHOUSE_JOB_REQUEUE_SECONDS="30")
     assert requeue.returncode != 0
     assert "GATEHOUSE_JOB_REQUEUE_SECONDS must exceed" in requeue.stderr
+
+
+def test_urls_written_into_pasted_commands_must_be_plain(tmp_path):
+    """The Sign images guide and the bundles' env scripts (sh, PowerShell, cmd) carry these
+    URLs: a quote, a space, ``$`` or ``&`` there would be a shell's to read."""
+    development = {"GATEHOUSE_DEBUG": "1", "GATEHOUSE_VAR_DIR": str(tmp_path)}
+    for name in ("NOTARY_URL", "NOTARY_PUBLIC_URL", "GATEHOUSE_PUBLIC_URL"):
+        for url in ("https://notary.example.com&calc", 'https://a"b', "https://$(id)", "ftp://x"):
+            refused = run_check(**development, **{name: url})
+            assert refused.returncode != 0, (name, url)
+            assert f"{name} must be an http:// or https:// URL" in refused.stderr
+    accepted = run_check(
+        **development,
+        NOTARY_URL="http://[::1]:4443",
+        NOTARY_PUBLIC_URL="https://notary.example.com:4443/",
+        GATEHOUSE_PUBLIC_URL="https://gatehouse.example.com/console",
+    )
+    assert accepted.returncode == 0, accepted.stderr

@@ -89,11 +89,13 @@ def test_console_pin_form(admin, client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_first_sightings_of_original_and_copy_are_never_a_replay(monkeypatch):
-    """An evaluation of P records alice's file while another process records its copy in Q.
-    Each transaction inserts its row and then looks for the fingerprint elsewhere before the
-    other commits: neither sees the other, and later reads find nothing new to check."""
+def test_concurrent_first_sightings_of_original_and_copy_find_the_replay_at_once(monkeypatch):
+    """An evaluation of P records alice's file while another process records its copy in Q,
+    asking after P's row is written but before it is committed. The fingerprint's lock makes
+    Q's recording wait for P's commit, so Q sees the original and the copy is a replay at
+    once, not only at some later read."""
     import threading
+    import time
 
     from django.db import connection
 
@@ -101,33 +103,37 @@ def test_concurrent_first_sightings_of_original_and_copy_are_never_a_replay(monk
     from trust.models import RoleFileSighting
     from trust.replays import role_files_seen
 
-    barrier = threading.Barrier(2, timeout=10)
     manager = RoleFileSighting.objects
     original = manager.bulk_create
+    written = threading.Event()
 
     def slow(*args, **kwargs):
         result = original(*args, **kwargs)
-        barrier.wait()  # both inserted, neither committed
+        if not written.is_set():
+            written.set()
+            time.sleep(0.5)  # the other process asks now, before this one commits
         return result
 
     monkeypatch.setattr(manager, "bulk_create", slow)
     fp = "f0" * 32
+    seen = {}
 
     def see(gun):
         try:
-            role_files_seen(gun=gun, files=[("targets/alice", fp)])
+            seen[gun] = role_files_seen(gun=gun, files=[("targets/alice", fp)])
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=see, args=(g,)) for g in ("reg/p", "reg/q")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    monkeypatch.setattr(manager, "bulk_create", original)
-    # every later read of either file finds nothing new
-    role_files_seen(gun="reg/p", files=[("targets/alice", fp)])
-    role_files_seen(gun="reg/q", files=[("targets/alice", fp)])
+    first = threading.Thread(target=see, args=("reg/p",))
+    first.start()
+    assert written.wait(10)
+    second = threading.Thread(target=see, args=("reg/q",))
+    second.start()
+    first.join()
+    second.join()
+
+    assert seen["reg/p"].replays == 0
+    assert seen["reg/q"].replays == 1
     evaluation_inputs_changed()
     assert fp in evaluation_context().identities.replays
 
