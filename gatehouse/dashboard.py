@@ -23,7 +23,7 @@ from accounts.models import User
 from accounts.typing import AuthenticatedHttpRequest
 from bundles import selectors as bundles_selectors
 from policy import selectors as policy_selectors
-from policy.models import ContentTrustPolicy
+from policy.rules import ENFORCED
 from trust import selectors as trust_selectors
 
 DRIFTED_SHOWN = 5
@@ -46,10 +46,11 @@ class Step:
 
 
 def getting_started(
-    *, viewer: User, policy: ContentTrustPolicy, signing_teams: list[str], repositories: int
+    *, viewer: User, policy: dict[str, Any], signing_teams: list[str], repositories: int
 ) -> list[Step]:
-    """From a new user to a checked image: each step is done once the database shows it."""
-    enforced = policy.enabled and policy.mode == ContentTrustPolicy.Mode.ENFORCED
+    """From a new user to a checked image: each step is done once the database shows it.
+    ``policy`` is UCP's view of it (``policy.selectors.policy_settings``)."""
+    enforced = policy["enabled"] and policy["mode"] == ENFORCED
     signed = (
         bundles_selectors.signing_keys_current().exists() and trust_selectors.signed_tags_seen()
     )
@@ -112,8 +113,8 @@ def _admin_context(viewer: User) -> dict[str, Any]:
     by_state = trust_selectors.repository_counts_by_state()
     drifted = trust_selectors.repositories_drifted()
     drift_count = drifted.count()
-    policy = policy_selectors.policy_get()
-    signing_teams = sorted(team.name for team in policy.signing_teams.all())
+    policy = policy_selectors.policy_settings(policy_selectors.policy_get())
+    signing_teams = policy["signing_teams"]
     root_key_id = trust_selectors.root_key_id()
     steps = getting_started(
         viewer=viewer,

@@ -19,18 +19,17 @@ from gatehouse import jsonbody
 from policy.evaluation import (
     ALLOWED,
     DENIED,
-    ENFORCED,
+    DISABLED_REASON,
     Evaluation,
     InvalidReference,
-    PolicyRules,
     parse_image_reference,
 )
+from policy.rules import ENFORCED, OFF
 from trust.notary.references import image_text
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 CHECKED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
-DISABLED_REASON = "content trust is disabled"  # evaluation.evaluate's lead reason
 
 _TEMPLATE = ("spec", "template", "spec")
 _JOB_TEMPLATE = ("spec", "jobTemplate", "spec", "template", "spec")
@@ -388,7 +387,7 @@ class Verdict:
     pin: str | None = None
 
 
-def verdict_of(image: str, evaluation: Evaluation, rules: PolicyRules) -> Verdict:
+def verdict_of(image: str, evaluation: Evaluation) -> Verdict:
     """The evaluation's decision as admission sees it.
 
     ``denied`` denies; ``allowed`` passes (pinning the verified digest of a tag);
@@ -404,17 +403,19 @@ def verdict_of(image: str, evaluation: Evaluation, rules: PolicyRules) -> Verdic
         if exempt is None and evaluation.digest is not None:
             pin = pinned_image(image, evaluation.digest)
         return Verdict(image, PASSED, reasons, note=exempt, pin=pin)
-    if not rules.enabled or reasons[:1] == (DISABLED_REASON,):
+    if reasons[:1] == (DISABLED_REASON,):
         return Verdict(image, PASSED, reasons, note=DISABLED_REASON)
     return Verdict(image, WARNED, reasons)
 
 
-def verdict_of_error(image: str, reason: str, rules: PolicyRules) -> Verdict:
+def verdict_of_error(image: str, reason: str, mode: str) -> Verdict:
     """An image that could not be evaluated (unreachable Notary, not a reference) fails
-    closed: denied when enforced, warned about when permissive."""
-    if not rules.enabled:
+    closed by ``mode``, the mode of the rule that applies to it (or the strictest that can,
+    when it names no repository; ``off`` when content trust is disabled): denied when
+    enforced, warned about when permissive."""
+    if mode == OFF:
         return Verdict(image, PASSED, (DISABLED_REASON, reason), note=DISABLED_REASON)
-    return Verdict(image, REFUSED if rules.mode == ENFORCED else WARNED, (reason,))
+    return Verdict(image, REFUSED if mode == ENFORCED else WARNED, (reason,))
 
 
 # --- The answer -------------------------------------------------------------------------
@@ -444,7 +445,6 @@ def _described(verdict: Verdict, used_by: Sequence[str]) -> str:
 
 def decide(
     *,
-    rules: PolicyRules,
     uses: Sequence[ImageUse],
     verdicts: Mapping[str, Verdict],
     mutate: bool,
@@ -500,15 +500,16 @@ def decide(
     )
 
 
-def decide_unrecognised(*, rules: PolicyRules, reason: str) -> Decision:
+def decide_unrecognised(*, mode: str, reason: str) -> Decision:
     """The answer for an object whose images cannot be found (``Workload.unrecognised``).
 
-    It fails closed as an image that cannot be evaluated does: denied when enforced,
-    allowed with a warning when permissive, allowed when content trust is disabled.
+    It fails closed as an image that cannot be evaluated does, by the strictest mode any
+    image in its namespace can meet (``Policy.strictest_mode``): denied when enforced,
+    allowed with a warning when permissive, allowed when off.
     """
-    if not rules.enabled:
+    if mode == OFF:
         return allow(f"Gatehouse content trust: {reason}; allowed: {DISABLED_REASON}")
-    if rules.mode == ENFORCED:
+    if mode == ENFORCED:
         return Decision(
             allowed=False,
             message=f"Gatehouse content trust (enforced) denied {reason}; failing closed",

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.typing import AuthenticatedRequest
 from gatehouse.api import IsAdmin
-from policy import admission, evaluation, explanations, selectors, services
+from policy import admission, evaluation, explanations, rules, selectors, services
 from policy.models import AdmissionDecision, ContentTrustPolicy
 from policy.redaction import explanation_json
 from trust.notary.errors import NotaryUnavailable
@@ -37,7 +37,7 @@ class ServiceUnavailable(exceptions.APIException):
 
 class PolicySerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
-    mode = serializers.ChoiceField(choices=ContentTrustPolicy.Mode.values)
+    mode = serializers.ChoiceField(choices=rules.RULE_MODES, help_text="The default rule's.")
     signing_teams = serializers.ListField(
         child=serializers.CharField(max_length=64), max_length=100
     )
@@ -64,7 +64,6 @@ class PolicyReadSerializer(PolicySerializer):
 def policy_data(policy: ContentTrustPolicy) -> dict:
     return {
         **selectors.policy_settings(policy),
-        "exempt_namespaces": list(policy.exempt_namespaces),
         "version": policy.version,
         "updated_by": policy.updated_by.username if policy.updated_by else None,
         "updated_at": policy.updated_at,
@@ -72,7 +71,9 @@ def policy_data(policy: ContentTrustPolicy) -> dict:
 
 
 class ContentTrustPolicyView(APIView):
-    """The content-trust policy: anyone may read it, admins change it."""
+    """UCP's five settings of the policy: the default rule's mode and teams and the
+    exemption rules. Anyone may read them, admins change them; a change here keeps every
+    other rule (``/api/v1/policy/`` has the whole policy)."""
 
     def get_permissions(self) -> list:
         return [IsAuthenticated()] if self.request.method == "GET" else [IsAdmin()]
@@ -99,6 +100,17 @@ class ContentTrustPolicyView(APIView):
 class EvaluateRequestSerializer(serializers.Serializer):
     # Whitespace around the image is dropped by the parser, as admission's images are.
     image = serializers.CharField(max_length=512, trim_whitespace=False)
+    namespace = serializers.RegexField(
+        rules.NAMESPACE,
+        required=False,
+        allow_null=True,
+        help_text="The Kubernetes namespace it would run in; without one, only the rules "
+        "for every namespace apply.",
+        error_messages={
+            "invalid": "Not a namespace name: at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit."
+        },
+    )
 
 
 class SignerSerializer(serializers.Serializer):
@@ -122,6 +134,7 @@ class NotCountedSerializer(serializers.Serializer):
             evaluation.NOT_OWN_ROLE,
             evaluation.REPLAYED,
             evaluation.ROOT_NOT_PINNED,
+            evaluation.TOO_FEW,
         ]
     )
     detail = serializers.CharField()
@@ -132,6 +145,8 @@ class NotCountedSerializer(serializers.Serializer):
 
 class TeamResultSerializer(serializers.Serializer):
     team = serializers.CharField(allow_null=True, help_text="null when the answer is redacted.")
+    needed = serializers.IntegerField(help_text="Distinct current members who must sign.")
+    signed = serializers.IntegerField(help_text="Distinct current members who did.")
     satisfied = serializers.BooleanField()
     signers = SignerSerializer(many=True)
     not_counted = NotCountedSerializer(many=True)
@@ -146,14 +161,49 @@ class NextStepSerializer(serializers.Serializer):
     step = serializers.CharField()
 
 
+class QuotaSerializer(serializers.Serializer):
+    team = serializers.CharField(allow_null=True, help_text="null when the answer is redacted.")
+    count = serializers.IntegerField(min_value=1, max_value=rules.MAX_COUNT)
+
+
+class RequirementSerializer(serializers.Serializer):
+    match = serializers.ChoiceField(choices=rules.MATCHES, default=rules.ALL)
+    teams = QuotaSerializer(many=True)
+
+
+class AppliedRuleSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    position = serializers.IntegerField(allow_null=True, help_text="null: the default rule.")
+    mode = serializers.ChoiceField(choices=rules.RULE_MODES)
+    scope = inline_serializer(
+        "RuleScope",
+        {
+            "images": serializers.ListField(child=serializers.CharField()),
+            "namespaces": serializers.ListField(child=serializers.CharField()),
+        },
+    )
+    require = RequirementSerializer()
+    matched_namespace = serializers.CharField(allow_null=True)
+    matched_image = serializers.CharField(allow_null=True)
+    outranked = serializers.ListField(
+        child=serializers.CharField(), help_text="Other rules that matched, by precedence."
+    )
+    why = serializers.CharField()
+
+
 class EvaluationSerializer(serializers.Serializer):
     image = serializers.CharField()
     gun = serializers.CharField()
     tag = serializers.CharField(allow_null=True)
     digest = serializers.CharField(allow_null=True)
+    namespace = serializers.CharField(allow_null=True)
     decision = serializers.ChoiceField(choices=["allowed", "denied", "not_enforced"])
     allowed = serializers.BooleanField()
-    mode = serializers.CharField()
+    mode = serializers.ChoiceField(choices=rules.RULE_MODES, help_text="The applied rule's.")
+    rule = AppliedRuleSerializer()
+    match = serializers.ChoiceField(
+        choices=rules.MATCHES, help_text="all: every team's quota; any: one team's."
+    )
     root_pinned = serializers.BooleanField()
     reasons = serializers.ListField(child=serializers.CharField())
     teams = TeamResultSerializer(many=True)
@@ -169,9 +219,18 @@ class EvaluationSerializer(serializers.Serializer):
 
 
 class EvaluateView(APIView):
-    """Would this image pass the content-trust policy, and why?"""
+    """Would this image pass the content-trust policy, and why? The rule that applied and
+    why it won, and for each team how many signers it needed, who signed and who did not
+    count. ``GET ?image=&namespace=`` and ``POST`` answer alike."""
 
     permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[EvaluateRequestSerializer],
+        responses={200: EvaluationSerializer},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        return self._answer(request, request.query_params)
 
     @extend_schema(
         request=EvaluateRequestSerializer,
@@ -184,10 +243,16 @@ class EvaluateView(APIView):
         },
     )
     def post(self, request: AuthenticatedRequest) -> Response:
-        data = EvaluateRequestSerializer(data=request.data)
+        return self._answer(request, request.data)
+
+    def _answer(self, request: AuthenticatedRequest, given: object) -> Response:
+        data = EvaluateRequestSerializer(data=given)
         data.is_valid(raise_exception=True)
         try:
-            evaluation = services.image_evaluate(image=data.validated_data["image"])
+            evaluation = services.image_evaluate(
+                image=data.validated_data["image"],
+                namespace=data.validated_data.get("namespace") or None,
+            )
         except NotaryUnavailable as error:
             raise ServiceUnavailable(
                 f"Notary cannot be reached, so nothing is verified: {error}"

@@ -11,7 +11,14 @@ Docker UCP's content-trust policy, made exact (docs/threat-model.md):
   another repository or role. Nothing else counts: not ``targets/releases``, not
   ``targets``, not a nested role, not another user's role (docs/threat-model.md);
 * a repository whose root nothing pins counts only when trust on first use is allowed;
-* disabled never blocks, permissive reports but never blocks, enforced denies.
+* the rule that applies (``policy.rules``: the most specific scope wins) says how many
+  distinct members of which teams must sign, and its mode decides: ``off`` never checks,
+  ``permissive`` reports but never blocks, ``enforced`` denies; a disabled policy never
+  blocks anything.
+
+The rule is applied in two steps, so that a preview can judge recorded findings against
+another policy without reading trust data again: ``examine`` finds what the trust data
+says, whatever the rules (``Findings``), and ``judge`` applies a rule's requirement.
 """
 
 import base64
@@ -20,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trust.notary import name_patterns, references
+from policy.rules import ALL, ANY, ENFORCED, OFF, PERMISSIVE, Applied, Policy, Requirement
+from trust.notary import references
 from trust.notary.metadata import RELEASES, TARGETS
 from trust.notary.references import InvalidReference as InvalidReference
 from trust.notary.verified import VerifiedRepository
@@ -32,9 +40,8 @@ NAME_MAX = references.NAME_MAX  # Docker's limit on the whole name, registry inc
 ALLOWED = "allowed"
 DENIED = "denied"
 NOT_ENFORCED = "not_enforced"
-PERMISSIVE = "permissive"
-ENFORCED = "enforced"
-MODES = (PERMISSIVE, ENFORCED)
+MODES = (PERMISSIVE, ENFORCED, OFF)
+DISABLED_REASON = "content trust is disabled"
 
 POLICY_FAILED = "image did not meet required signing policy"
 
@@ -75,25 +82,6 @@ def parse_image_reference(text: str) -> ImageReference:
 
 
 # --- Inputs -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyRules:
-    """The content-trust settings (UCP's ``require_content_trust`` and friends).
-
-    ``trust_on_first_use`` lets a repository whose root nothing pins count; off, such a
-    repository fails (``GATEHOUSE_TRUST_ON_FIRST_USE``).
-    """
-
-    enabled: bool
-    mode: str  # "permissive" | "enforced"
-    signing_teams: tuple[str, ...]
-    allow_repos: tuple[str, ...]
-    trust_on_first_use: bool = False
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +189,7 @@ NOT_OWN_KEY = "not_own_key"
 NOT_OWN_ROLE = "not_own_role"
 REPLAYED = "replayed"
 ROOT_NOT_PINNED = "root_not_pinned"
+TOO_FEW = "too_few"
 
 # Why nothing was examined at all (``Evaluation.missing``).
 NO_TRUST_DATA = "no_trust_data"
@@ -241,15 +230,24 @@ class NotCounted:
 
 @dataclass(frozen=True, slots=True)
 class TeamResult:
+    """One team of the requirement: ``required`` distinct current members must sign; the
+    ``signers`` who counted, one per member however many keys they signed with."""
+
     team: str
     satisfied: bool
     signers: tuple[SignerMatch, ...]
     not_counted: tuple[NotCounted, ...] = ()
+    required: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """The decision and everything that explains it; ``reasons`` lead with the decisive one."""
+    """The decision and everything that explains it; ``reasons`` lead with the decisive one.
+
+    ``rule`` is the rule that applied and why it won; ``signatures`` every signature on
+    the digest that counts for its signer whatever their teams (what a preview judges
+    other rules by, ``policy.preview``); ``examined`` whether trust data was read at all.
+    """
 
     image: str
     gun: str
@@ -262,6 +260,11 @@ class Evaluation:
     reasons: tuple[str, ...]
     teams: tuple[TeamResult, ...]
     missing: str | None = None  # why no signature was examined: one of the codes above
+    rule: Applied | None = None
+    namespace: str | None = None
+    match: str = ALL
+    signatures: tuple[SignerMatch, ...] = ()
+    examined: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -269,14 +272,19 @@ class Evaluation:
             "gun": self.gun,
             "tag": self.tag,
             "digest": self.digest,
+            "namespace": self.namespace,
             "decision": self.decision,
             "allowed": self.allowed,
             "mode": self.mode,
+            "rule": self.rule.to_json() if self.rule is not None else None,
             "root_pinned": self.root_pinned,
             "reasons": list(self.reasons),
+            "match": self.match,
             "teams": [
                 {
                     "team": result.team,
+                    "needed": result.required,
+                    "signed": len(result.signers),
                     "satisfied": result.satisfied,
                     "signers": [
                         {"username": s.username, "key_id": s.key_id, "role": s.role}
@@ -293,87 +301,103 @@ class Evaluation:
 
 
 @dataclass(frozen=True, slots=True)
-class _Finding:
-    """What the trust data says, before rules.enabled, allow_repos and mode are applied."""
+class Findings:
+    """What the trust data says of an image, whatever the rules.
+
+    ``counted`` are the signatures that count for their signer (own role, own current
+    key, bytes not replayed), before any team is asked about; ``refused`` those that never
+    count, with why. ``missing`` (a code) when there is nothing to judge: no trust data,
+    trust data that does not verify, an unknown tag or digest; ``unpinned`` when the root
+    is not pinned and trust on first use is off, so nothing counts.
+    """
 
     digest: str | None
-    passed: bool
-    reasons: tuple[str, ...]
-    teams: tuple[TeamResult, ...]
+    reasons: tuple[str, ...] = ()
     missing: str | None = None
+    unpinned: NotCounted | None = None
+    counted: tuple["Signature", ...] = ()
+    refused: tuple[NotCounted, ...] = ()
+    absent: NotCounted | None = None
+    mismatches: tuple[str, ...] = ()
+    named: str = ""  # how the digest was found, for a requirement of no teams
 
 
 def evaluate(
     reference: ImageReference,
-    rules: PolicyRules,
+    policy: Policy,
     trust: TrustData | None,
     identities: Identities,
     *,
+    namespace: str | None = None,
     now: dt.datetime | None = None,
     trust_error: str | None = None,
 ) -> Evaluation:
-    """Would ``reference`` pass ``rules``, and why.
+    """Would ``reference`` pass ``policy`` in ``namespace``, and why.
 
     ``trust`` is None when the GUN has no usable trust data (absent, expired, tampered);
     ``trust_error`` then says why. ``now`` (default: the clock) is when keys must be
-    valid. When the policy is disabled or the repository exempt, the trust data need not
-    be read: given, its findings follow the decisive reason; not given, only
+    valid. When the policy is disabled or the rule that applies is ``off``, the trust data
+    need not be read: given, its findings follow the decisive reason; not given, only
     ``trust_error`` does, since nothing was checked.
     """
     now = now or dt.datetime.now(dt.UTC)
+    applied = policy.applied(reference.gun, namespace)
+    rule = applied.rule
     lead: tuple[str, ...] = ()
-    if not rules.enabled:
-        lead = ("content trust is disabled",)
-    elif (pattern := exempting_pattern(reference.gun, rules.allow_repos)) is not None:
-        lead = (f"exempt: {pattern} is in allow_repos",)
-    if lead and trust is None:
-        finding = _Finding(reference.digest, False, (trust_error,) if trust_error else (), ())
-    else:
-        finding = _examine(
-            reference, rules, _unique(rules.signing_teams), trust, identities, now, trust_error
+    if not policy.enabled:
+        lead = (DISABLED_REASON,)
+    elif rule.mode == OFF:
+        lead = (f"exempt: {applied.why}, and its mode is off",)
+    examined = not (lead and trust is None)
+    if examined:
+        findings = examine(
+            reference,
+            trust,
+            identities,
+            now=now,
+            trust_error=trust_error,
+            trust_on_first_use=policy.trust_on_first_use,
         )
-    if not rules.enabled:
-        decision = NOT_ENFORCED
-    elif lead or finding.passed:
-        decision = ALLOWED
+        passed, reasons, teams = judge(findings, rule.requirement)
     else:
-        decision = DENIED if rules.mode == ENFORCED else NOT_ENFORCED
+        passed, reasons, teams = False, (trust_error,) if trust_error else (), ()
+        findings = Findings(reference.digest)
+    decision = decision_of(policy.enabled, rule.mode, passed)
     return Evaluation(
         image=reference.image,
         gun=reference.gun,
         tag=reference.tag,
-        digest=finding.digest,
+        digest=findings.digest,
         decision=decision,
         allowed=decision != DENIED,
-        mode=rules.mode,
+        mode=rule.mode,
         root_pinned=trust.root_pinned if trust is not None else False,
-        reasons=lead + finding.reasons,
-        teams=finding.teams,
-        missing=finding.missing,
+        reasons=lead + reasons,
+        teams=teams,
+        missing=findings.missing,
+        rule=applied,
+        namespace=namespace,
+        match=rule.requirement.match,
+        signatures=tuple(
+            SignerMatch(s.signer.username, s.key_id, s.signer.role) for s in findings.counted
+        ),
+        examined=examined,
     )
 
 
-def is_exempt(gun: str, rules: PolicyRules) -> bool:
-    """Whether ``allow_repos`` exempts the GUN, so its trust data need not be read."""
-    return exempting_pattern(gun, rules.allow_repos) is not None
+def decision_of(enabled: bool, mode: str, passed: bool) -> str:
+    """The decision, from the switch, the mode of the rule that applied and its verdict."""
+    if not enabled:
+        return NOT_ENFORCED
+    if mode == OFF or passed:
+        return ALLOWED
+    return DENIED if mode == ENFORCED else NOT_ENFORCED
 
 
-def exempting_pattern(gun: str, patterns: tuple[str, ...]) -> str | None:
-    """The first ``allow_repos`` pattern matching the GUN, named as it is stored.
-
-    Patterns match component by component (``trust.notary.references``): ``*`` and ``?``
-    stay within one component, ``**`` spans any number of them, and short forms such as
-    ``nginx`` or ``team/*`` are read as Docker normalises them (on docker.io). A stored
-    pattern the grammar refuses matches nothing.
-    """
-    for pattern in patterns:
-        if name_patterns.pattern_matches(pattern, gun):
-            return pattern
-    return None
-
-
-def _unique(teams: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(teams))
+def needs_trust_data(policy: Policy, gun: str, namespace: str | None = None) -> bool:
+    """Whether the decision on ``gun`` depends on its trust data: not when the policy is
+    disabled or the rule that applies is ``off``."""
+    return policy.enabled and policy.rule_for(gun, namespace).mode != OFF
 
 
 def _day(moment: dt.datetime) -> str:
@@ -387,7 +411,7 @@ def _is_listing(role: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Signature:
+class Signature:
     """A signature that counts for its signer, whatever their teams: in the signer's own
     role, by one of their current signing keys, in a file not replayed."""
 
@@ -400,10 +424,10 @@ def _signatures(
     holding: list[tuple[str, RoleData]],
     identities: Identities,
     now: dt.datetime,
-) -> tuple[list[_Signature], list[NotCounted]]:
+) -> tuple[list[Signature], list[NotCounted]]:
     """Split the signatures of the roles that hold the digest into those that count for
     their signer and those that never count, with why."""
-    counted: list[_Signature] = []
+    counted: list[Signature] = []
     refused: list[NotCounted] = []
     for name, role in holding:
         if _is_listing(name):
@@ -466,14 +490,15 @@ def _signatures(
                     )
                 )
                 continue
-            counted.append(_Signature(signer, key_id))
+            counted.append(Signature(signer, key_id))
     return counted, refused
 
 
 def _team_result(
     team: str,
-    counted: list[_Signature],
-    refused: list[NotCounted],
+    required: int,
+    counted: tuple[Signature, ...],
+    refused: tuple[NotCounted, ...],
     absent: NotCounted | None,
 ) -> TeamResult:
     matches: dict[str, SignerMatch] = {}
@@ -497,53 +522,57 @@ def _team_result(
                 signature.key_id,
             )
         )
+    if len(matches) >= required:
+        return TeamResult(team, True, tuple(matches.values()), required=required)
+    reasons = tuple(dict.fromkeys([*others, *refused]))
     if matches:
-        return TeamResult(team, True, tuple(matches.values()))
-    reasons = tuple(dict.fromkeys([*others, *refused])) or ((absent,) if absent else ())
-    return TeamResult(team, False, (), reasons)
+        names = ", ".join(matches)
+        few = NotCounted(
+            TOO_FEW,
+            f"{required} distinct members of {team} must sign it, and only {len(matches)} "
+            f"did ({names})",
+        )
+        reasons = (few, *reasons)
+    elif not reasons and absent is not None:
+        reasons = (absent,)
+    return TeamResult(team, False, tuple(matches.values()), reasons, required)
 
 
-def _examine(
+def examine(
     reference: ImageReference,
-    rules: PolicyRules,
-    teams: tuple[str, ...],
     trust: TrustData | None,
     identities: Identities,
+    *,
     now: dt.datetime,
-    trust_error: str | None,
-) -> _Finding:
-    unsatisfied = tuple(TeamResult(team, False, ()) for team in teams)
+    trust_error: str | None = None,
+    trust_on_first_use: bool = False,
+) -> Findings:
+    """What the trust data says of ``reference``, before any rule is applied."""
     missing = f"image or trust data does not exist for {reference.subject}"
     if trust is None:
         reasons: tuple[str, ...] = (missing, trust_error) if trust_error else (missing,)
         why_missing = TRUST_INVALID if trust_error else NO_TRUST_DATA
-        return _Finding(reference.digest, False, reasons, unsatisfied, why_missing)
+        return Findings(reference.digest, reasons, why_missing)
 
     tag = reference.tag
     if reference.digest is not None:
         source = None
         hex_digest = reference.digest.removeprefix("sha256:")
         if not any(hex_digest in role.targets.values() for role in trust.roles.values()):
-            return _Finding(reference.digest, False, (missing,), unsatisfied, UNKNOWN_DIGEST)
+            return Findings(reference.digest, (missing,), UNKNOWN_DIGEST)
     else:
         found = _tag_digest(trust, tag)
         if found is None:
-            return _Finding(None, False, (missing,), unsatisfied, UNKNOWN_TAG)
+            return Findings(None, (missing,), UNKNOWN_TAG)
         source, hex_digest = found
     digest = f"sha256:{hex_digest}"
 
-    if not trust.root_pinned and not rules.trust_on_first_use:
+    if not trust.root_pinned and not trust_on_first_use:
         words = (
             f"the root of {reference.gun} is not pinned: Gatehouse neither made nor adopted "
             "this repository and no root key pin covers it, so no signature in it counts"
         )
-        unpinned = NotCounted(ROOT_NOT_PINNED, words)
-        return _Finding(
-            digest,
-            False,
-            (POLICY_FAILED, words),
-            tuple(TeamResult(team, False, (), (unpinned,)) for team in teams),
-        )
+        return Findings(digest, (POLICY_FAILED, words), unpinned=NotCounted(ROOT_NOT_PINNED, words))
 
     def holds(role: RoleData) -> bool:
         if source is None or tag is None:  # a digest reference: under any name
@@ -560,32 +589,74 @@ def _examine(
         and tag in role.targets
         and role.targets[tag] != hex_digest
     )
-    if not teams:
-        named = f"{source} names {digest} for {tag}" if source else f"the trust data holds {digest}"
-        return _Finding(digest, True, (f"no signing teams are required; {named}", *mismatches), ())
+    named = f"{source} names {digest} for {tag}" if source else f"the trust data holds {digest}"
+    return Findings(
+        digest,
+        counted=tuple(counted),
+        refused=tuple(refused),
+        absent=_absence(holding, identities),
+        mismatches=mismatches,
+        named=named,
+    )
 
-    absent = _absence(holding, identities)
-    results = tuple(_team_result(team, counted, refused, absent) for team in teams)
+
+def judge(
+    findings: Findings, requirement: Requirement
+) -> tuple[bool, tuple[str, ...], tuple[TeamResult, ...]]:
+    """Whether ``findings`` meet ``requirement``: the verdict, its reasons, each team's
+    result. Each team counts its distinct current members; with ``any`` one team's quota
+    is enough, with ``all`` every team's is needed."""
+    quotas = requirement.teams
+    digest = findings.digest
+    if findings.missing is not None:
+        unsatisfied = tuple(TeamResult(q.team, False, (), required=q.count) for q in quotas)
+        return False, findings.reasons, unsatisfied
+    if findings.unpinned is not None:
+        return (
+            False,
+            findings.reasons,
+            tuple(TeamResult(q.team, False, (), (findings.unpinned,), q.count) for q in quotas),
+        )
+    if not quotas:
+        return True, (f"no signing teams are required; {findings.named}", *findings.mismatches), ()
+    results = tuple(
+        _team_result(q.team, q.count, findings.counted, findings.refused, findings.absent)
+        for q in quotas
+    )
+    satisfied = [result for result in results if result.satisfied]
     failed = [result for result in results if not result.satisfied]
-    if not failed:
+    passed = bool(satisfied) if requirement.match == ANY else not failed
+    if passed:
         reasons = tuple(
-            f"team {result.team}: signed {digest} ("
+            f"team {result.team}: {_signed(result)} {digest} ("
             + ", ".join(f"{match.username} in {match.role}" for match in result.signers)
             + ")"
-            for result in results
+            for result in satisfied
         )
-        return _Finding(digest, True, reasons + mismatches, results)
+        return True, reasons + findings.mismatches, results
     reasons = (
         POLICY_FAILED,
         *(
-            f"team {result.team}: no current member signed {digest} in their own role ("
+            f"team {result.team}: {_too_few(result)} signed {digest} in their own role ("
             + "; ".join(n.detail for n in result.not_counted)
             + ")"
             for result in failed
         ),
-        *mismatches,
+        *findings.mismatches,
     )
-    return _Finding(digest, False, reasons, results)
+    return False, reasons, results
+
+
+def _signed(result: TeamResult) -> str:
+    if result.required == 1:
+        return "signed"
+    return f"{len(result.signers)} distinct members (of {result.required} needed) signed"
+
+
+def _too_few(result: TeamResult) -> str:
+    if result.required == 1:
+        return "no current member"
+    return f"fewer than {result.required} distinct current members"
 
 
 def _absence(holding: list[tuple[str, RoleData]], identities: Identities) -> NotCounted:

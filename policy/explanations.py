@@ -230,7 +230,7 @@ def repository_signed_tags(*, viewer: User, repository: Repository) -> SignedTag
             continue  # not a tag Docker can name
         # The snapshot every row and memory is compared with: a sync that publishes while
         # the page is drawn must not make a row disagree with itself.
-        evaluation = evaluate(reference, context.rules, trust, context.identities)
+        evaluation = evaluate(reference, context.policy, trust, context.identities)
         gone: tuple[NotCounted, ...] = ()
         if next_steps.failing(evaluation) and tag in remembered:
             gone = next_steps.gone_signatures(

@@ -12,10 +12,14 @@ from django.db.models import QuerySet
 from accounts.models import Team
 from gatehouse.forms import ServiceForm
 from policy import services
-from policy.models import ContentTrustPolicy
 from trust.forms import TeamNamesField
 
 IMAGE_MAX = 512  # as the API takes it
+MODE_CHOICES = [
+    ("enforced", "Enforced: deny what fails"),
+    ("permissive", "Permissive: evaluate and report, never deny"),
+    ("off", "Off: check nothing"),
+]
 
 
 class PolicyForm(ServiceForm):
@@ -33,7 +37,8 @@ class PolicyForm(ServiceForm):
         "other than targets/releases. With none chosen, any signed image passes.",
     )
     mode = forms.ChoiceField(
-        choices=ContentTrustPolicy.Mode.choices,
+        label="Default rule's mode",
+        choices=MODE_CHOICES,
         widget=forms.RadioSelect(attrs={"class": "choice-list"}),
     )
     allow_repos = forms.CharField(

@@ -20,9 +20,10 @@ from django.db.models import F
 
 from accounts.models import Membership
 from bundles.models import PublicKey, SigningRole
-from policy.evaluation import Identities, PolicyRules, Signer, SignerKey
+from policy.evaluation import Identities, Signer, SignerKey
 from policy.models import EvaluationInputs
-from policy.selectors import policy_admission
+from policy.rules import Policy
+from policy.selectors import policy_current
 from trust.models import RoleFileSighting
 
 
@@ -30,8 +31,7 @@ from trust.models import RoleFileSighting
 class EvaluationContext:
     """What every evaluation needs besides trust data, read together and cached."""
 
-    rules: PolicyRules
-    exempt_namespaces: tuple[str, ...]
+    policy: Policy
     identities: Identities
 
 
@@ -55,8 +55,7 @@ def evaluation_context() -> EvaluationContext:
     generation = _generation()
     if _context_cache.get("generation") == generation:
         return cast(EvaluationContext, _context_cache["context"])  # as stored below
-    rules, exempt_namespaces = policy_admission()
-    context = EvaluationContext(rules, exempt_namespaces, _identities())
+    context = EvaluationContext(policy_current(), _identities())
     _context_cache.update(generation=generation, context=context)
     return context
 

@@ -8,31 +8,38 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from accounts.models import Team
-
 DEFAULT_EXEMPT_NAMESPACES = ("kube-system",)
 
 
 def default_exempt_namespaces() -> list[str]:
-    """Namespaces whose workloads admission allows unchecked, unless the admin says otherwise."""
+    """The exempt namespaces' default before rules (migration 0002 names it)."""
     return list(DEFAULT_EXEMPT_NAMESPACES)
 
 
+def default_document() -> dict:
+    """A new installation's policy: every image needs trust data, no team is required yet,
+    and ``kube-system`` is exempt (its workloads run the cluster itself)."""
+    return {
+        "default": {"mode": "enforced", "require": {"match": "all", "teams": []}},
+        "rules": [
+            {
+                "name": "exempt-namespaces",
+                "images": [],
+                "namespaces": list(DEFAULT_EXEMPT_NAMESPACES),
+                "mode": "off",
+                "require": {"match": "all", "teams": []},
+            }
+        ],
+    }
+
+
 class ContentTrustPolicy(models.Model):
-    class Mode(models.TextChoices):
-        PERMISSIVE = "permissive", "Permissive: evaluate and report, never deny"
-        ENFORCED = "enforced", "Enforced: deny what fails"
+    """The one policy: the switch, and the default rule and the ordered rules as one
+    document (``policy.rules``), read with ``policy_from_document``."""
 
     enabled = models.BooleanField(default=False, help_text="Run only signed images.")
-    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ENFORCED)
-    signing_teams = models.ManyToManyField(Team, blank=True, related_name="+")
-    allow_repos = models.JSONField(
-        default=list, blank=True, help_text="GUN patterns exempt from the policy."
-    )
-    exempt_namespaces = models.JSONField(
-        default=default_exempt_namespaces,
-        blank=True,
-        help_text="Kubernetes namespaces whose workloads admission allows without checking.",
+    document = models.JSONField(
+        default=default_document, help_text="The default rule and the rules (policy.rules)."
     )
     version = models.PositiveIntegerField(default=0)
     updated_by = models.ForeignKey(
@@ -72,8 +79,8 @@ class PolicyVersion(models.Model):
     """The policy as it was after each change, who made it, and which fields changed."""
 
     number = models.PositiveIntegerField(unique=True)
-    policy = models.JSONField(help_text="The settings after this change.")
-    changed = models.JSONField(default=list)
+    policy = models.JSONField(help_text="The policy document after this change.")
+    changed = models.JSONField(default=list, help_text="The fields that changed, dotted.")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
@@ -90,7 +97,10 @@ class AdmissionDecision(models.Model):
     """What the Kubernetes admission webhook answered to one ``AdmissionReview``.
 
     ``failing`` lists ``{"image": ..., "reasons": [...]}`` for each image that failed the
-    policy (denied in enforced mode, warned about in permissive mode).
+    policy (denied in enforced mode, warned about in permissive mode). ``images`` records
+    every image evaluated and what its trust data said whatever the rules (``policy.preview``
+    judges a draft policy by them): ``{"image", "digest", "missing", "examined",
+    "signatures": [[username, key_id], ...]}``.
     """
 
     uid = models.CharField(max_length=128)
@@ -103,6 +113,7 @@ class AdmissionDecision(models.Model):
     failing = models.JSONField(default=list, blank=True)
     message = models.TextField(blank=True)
     pinned = models.PositiveIntegerField(default=0, help_text="Images pinned to their digest.")
+    images = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -2,13 +2,13 @@
 
 from accounts.models import Team
 from policy.inputs import evaluation_inputs_changed
-from policy.selectors import policy_get
+from policy.selectors import policy_current
 
 
 def team_delete_blockers(*, team: Team, **kwargs: object) -> list[str]:
-    """The policy's signing teams name ``team``: deleting it would drop a required signer."""
-    if team in policy_get().signing_teams.all():
-        return ["the content-trust policy (signing teams)"]
+    """A rule of the policy requires ``team``: deleting it would drop a required signer."""
+    if team.name in policy_current().team_names():
+        return ["the content-trust policy (a rule requires it)"]
     return []
 
 
@@ -18,5 +18,6 @@ def inputs_changed(**kwargs: object) -> None:
 
 
 def default_signer_teams(**kwargs: object) -> list[Team]:
-    """A new repository is signed by the teams the policy requires."""
-    return list(policy_get().signing_teams.all())
+    """A new repository is signed by the teams the policy's default rule requires."""
+    names = [quota.team for quota in policy_current().default.requirement.teams]
+    return list(Team.objects.filter(name__in=names))

@@ -31,6 +31,7 @@ GENERAL_WORDS = {
     ev.NOT_OWN_ROLE: "it was signed in a role that is no signer's own role",
     ev.REPLAYED: "a signer's role file is replayed from another repository or role",
     ev.ROOT_NOT_PINNED: "the repository's root is not pinned, so no signature in it counts",
+    ev.TOO_FEW: "fewer distinct members of this team signed it than the rule requires",
 }
 UNKNOWN_WORDS = "a signature did not count"
 
@@ -57,6 +58,7 @@ def _team(result: TeamResult) -> TeamResult:
         satisfied=result.satisfied,
         signers=(),
         not_counted=tuple(dict.fromkeys(_not_counted(item) for item in result.not_counted)),
+        required=result.required,
     )
 
 
@@ -97,7 +99,9 @@ def redact(evaluation: Evaluation) -> Evaluation:
     """``evaluation`` without usernames, roles, keys or team names; the decision, mode,
     digest, root and the categories of what did not count stay."""
     teams = tuple(_team(result) for result in evaluation.teams)
-    return dataclasses.replace(evaluation, reasons=_reasons(evaluation, teams), teams=teams)
+    return dataclasses.replace(
+        evaluation, reasons=_reasons(evaluation, teams), teams=teams, signatures=()
+    )
 
 
 def explanation_json(evaluation: Evaluation, *, redacted: bool) -> dict[str, Any]:
@@ -108,4 +112,7 @@ def explanation_json(evaluation: Evaluation, *, redacted: bool) -> dict[str, Any
     if redacted:
         for team in body["teams"]:
             team["team"] = None
+        if body["rule"] is not None:
+            for quota in body["rule"]["require"]["teams"]:
+                quota["team"] = None
     return body

@@ -9,42 +9,43 @@ from django.db.models.functions import Coalesce
 from accounts.models import User
 from audit.models import AuditEntry
 from audit.selectors import audit_entries
-from policy.evaluation import Evaluation, PolicyRules
+from policy.evaluation import Evaluation
 from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
 from policy.redaction import redact
+from policy.rules import Policy, policy_from_document, ucp_settings
 from trust.selectors import repository_list
 
 
 def policy_get() -> ContentTrustPolicy:
-    """The one policy; it exists from the first read on, disabled."""
-    policy, _ = ContentTrustPolicy.objects.prefetch_related("signing_teams").get_or_create(pk=1)
+    """The one policy row; it exists from the first read on, disabled."""
+    policy, _ = ContentTrustPolicy.objects.select_related("updated_by").get_or_create(pk=1)
     return policy
 
 
-def policy_settings(policy: ContentTrustPolicy) -> dict:
-    return {
-        "enabled": policy.enabled,
-        "mode": policy.mode,
-        "signing_teams": sorted(team.name for team in policy.signing_teams.all()),
-        "allow_repos": list(policy.allow_repos),
-    }
+def policy_of(row: ContentTrustPolicy) -> Policy:
+    """The row as a ``Policy``: its switch and its document, checked when it was written."""
+    return policy_from_document(
+        {"enabled": row.enabled, **row.document},
+        trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE,
+    )
+
+
+def policy_current() -> Policy:
+    return policy_of(policy_get())
+
+
+def policy_settings(row: ContentTrustPolicy) -> dict:
+    """UCP's five settings (``rules.ucp_settings``), as ``/api/v1/policy/content-trust/``
+    and the console's quick form show them."""
+    return ucp_settings(policy_of(row))
 
 
 def policy_versions() -> QuerySet[PolicyVersion]:
     return PolicyVersion.objects.select_related("actor")
 
 
-def policy_admission() -> tuple[PolicyRules, tuple[str, ...]]:
-    """The policy as admission takes it: the rules and the exempt namespaces, in one read."""
-    policy = policy_get()
-    rules = PolicyRules(
-        enabled=policy.enabled,
-        mode=policy.mode,
-        signing_teams=tuple(sorted(team.name for team in policy.signing_teams.all())),
-        allow_repos=tuple(policy.allow_repos),
-        trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE,
-    )
-    return rules, tuple(policy.exempt_namespaces)
+def policy_version(number: int) -> PolicyVersion | None:
+    return policy_versions().filter(number=number).first()
 
 
 def admission_decisions_latest(limit: int = 20) -> QuerySet[AdmissionDecision]:

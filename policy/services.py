@@ -3,10 +3,10 @@
 import dataclasses
 import datetime as dt
 import logging
-import re
 import time
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,30 +14,23 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Team, User
 from accounts.services import api_token_create, api_tokens_revoke
+from audit.selectors import audit_changes
 from audit.services import audit_record, audit_record_folded, request_actor
-from policy import admission
+from policy import admission, rules
 from policy.evaluation import (
     Evaluation,
     Identities,
     InvalidReference,
-    PolicyRules,
     evaluate,
-    is_exempt,
+    needs_trust_data,
     parse_image_reference,
     trust_data_from_verified,
 )
 from policy.inputs import evaluation_context, evaluation_inputs_changed
 from policy.metrics import ADMISSION_REVIEW_SECONDS, ADMISSION_REVIEWS, evaluation_observed
-from policy.models import (
-    DEFAULT_EXEMPT_NAMESPACES,
-    AdmissionDecision,
-    ContentTrustPolicy,
-    PolicyVersion,
-)
-from policy.selectors import (
-    policy_get,
-    policy_settings,
-)
+from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
+from policy.rules import OFF, Policy
+from policy.selectors import policy_get, policy_of, policy_version
 from trust.notary import name_patterns, references
 from trust.notary.errors import InvalidMetadata, NotaryRejected, NotaryUnavailable, NotFound
 from trust.replays import replays_found
@@ -45,10 +38,20 @@ from trust.trust_data import verified_repository
 
 logger = logging.getLogger(__name__)
 
-MAX_ALLOW_REPOS = 200
-# A Kubernetes namespace name: an RFC 1123 label.
-NAMESPACE_PATTERN = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
-MAX_EXEMPT_NAMESPACES = 200
+MAX_ALLOW_REPOS = rules.MAX_PATTERNS
+MAX_EXEMPT_NAMESPACES = rules.MAX_PATTERNS
+
+
+class StaleVersion(Exception):
+    """The policy changed since the version the writer read (an ``If-Match`` that no longer
+    holds): their change would silently undo someone else's."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(
+            f"The policy is at version {current}, not {expected}: read it again, then apply "
+            "your change to that."
+        )
+        self.expected, self.current = expected, current
 
 
 def _clean_allow_repos(patterns: list[str]) -> list[str]:
@@ -68,7 +71,7 @@ def _clean_allow_repos(patterns: list[str]) -> list[str]:
 
 
 def _clean_exempt_namespaces(namespaces: list[str]) -> list[str]:
-    bad = [n for n in namespaces if not isinstance(n, str) or not NAMESPACE_PATTERN.match(n)]
+    bad = [n for n in namespaces if not isinstance(n, str) or not rules.NAMESPACE.match(n)]
     if bad:
         raise ValidationError(
             {
@@ -86,16 +89,98 @@ def _clean_exempt_namespaces(namespaces: list[str]) -> list[str]:
     return list(dict.fromkeys(namespaces))
 
 
-def _versioned_settings(policy: ContentTrustPolicy) -> dict:
-    """What a ``PolicyVersion`` records: ``exempt_namespaces`` only when it is not the
-    default (``["kube-system"]``), so its absence from a version means the default."""
-    settings = policy_settings(policy)
-    if list(policy.exempt_namespaces) != list(DEFAULT_EXEMPT_NAMESPACES):
-        settings["exempt_namespaces"] = list(policy.exempt_namespaces)
-    return settings
+def policy_checked(document: object) -> Policy:
+    """``document`` as a ``Policy``, or a ``ValidationError`` naming each field that is
+    wrong (``rules[1].require.teams[0].team``), unknown teams included."""
+    try:
+        policy = rules.policy_from_document(
+            document, trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE
+        )
+    except rules.DocumentError as error:
+        raise ValidationError(error.errors) from error
+    unknown = policy.team_names() - set(
+        Team.objects.filter(name__in=policy.team_names()).values_list("name", flat=True)
+    )
+    if unknown:
+        errors: dict[str, list[str]] = {}
+        for path, rule in [("default", policy.default)] + [
+            (f"rules[{index}]", rule) for index, rule in enumerate(policy.rules)
+        ]:
+            for position, quota in enumerate(rule.requirement.teams):
+                if quota.team in unknown:
+                    errors[f"{path}.require.teams[{position}].team"] = [
+                        f"Unknown team: {quota.team}."
+                    ]
+        raise ValidationError(errors)
+    return policy
 
 
 @transaction.atomic
+def policy_replace(
+    *, actor: User, policy: Policy, expected_version: int | None = None, cause: str = ""
+) -> tuple[ContentTrustPolicy, list[str]]:
+    """Make ``policy`` the policy; returns the row and the dotted fields that changed.
+
+    With ``expected_version`` (``If-Match``), a policy changed since is a ``StaleVersion``.
+    Every change is kept as a ``PolicyVersion`` and audited with a field-by-field diff
+    (``rules.readable``); saving what is already there changes nothing and records
+    nothing. ``cause`` says how it came (``revert to version 3``, ``policy apply``).
+    """
+    row = ContentTrustPolicy.objects.select_for_update().filter(pk=policy_get().pk).get()
+    if expected_version is not None and expected_version != row.version:
+        raise StaleVersion(expected_version, row.version)
+    before = policy_of(row)
+    old, new = rules.readable(before), rules.readable(policy)
+    changed = [change.field for change in audit_changes(old, new)]
+    if not changed:
+        return row, []
+    document = rules.policy_document(policy)
+    row.enabled = policy.enabled
+    row.document = {"default": document["default"], "rules": document["rules"]}
+    row.version += 1
+    row.updated_by, row.updated_at = actor, timezone.now()
+    row.save()
+    PolicyVersion.objects.create(number=row.version, policy=document, changed=changed, actor=actor)
+    evaluation_inputs_changed()
+    audit_record(
+        action="policy.updated",
+        actor=actor,
+        target_type="policy",
+        target_id="content-trust",
+        before=old,
+        after={**new, "version": row.version, **({"cause": cause} if cause else {})},
+    )
+    logger.info("content trust policy v%d by %s: %s", row.version, actor, ", ".join(changed))
+    return row, changed
+
+
+def policy_apply(
+    *, actor: User, document: object, expected_version: int | None = None, cause: str = ""
+) -> tuple[ContentTrustPolicy, list[str]]:
+    """``policy_replace`` with a document (the API's, a YAML file's), checked first."""
+    return policy_replace(
+        actor=actor,
+        policy=policy_checked(document),
+        expected_version=expected_version,
+        cause=cause,
+    )
+
+
+def policy_revert(
+    *, actor: User, number: int, expected_version: int | None = None
+) -> tuple[ContentTrustPolicy, list[str]]:
+    """Make version ``number`` the policy again: itself a new version."""
+    version = policy_version(number)
+    if version is None:
+        raise ValidationError({"version": [f"There is no version {number}."]})
+    return policy_apply(
+        actor=actor,
+        document=version.policy,
+        expected_version=expected_version,
+        cause=f"revert to version {number}",
+    )
+
+
 def policy_update(
     *,
     actor: User,
@@ -105,52 +190,37 @@ def policy_update(
     allow_repos: list[str],
     exempt_namespaces: list[str] | None = None,
 ) -> tuple[ContentTrustPolicy, list[str]]:
-    """Replace the policy; returns it and the names of the fields that changed.
-
-    Every change is kept as a ``PolicyVersion``; saving what is already there changes
-    nothing and records nothing. ``exempt_namespaces`` (the Kubernetes namespaces admission
-    lets through unchecked, ``["kube-system"]`` at first) is kept as it is when not given.
-    """
-    if mode not in ContentTrustPolicy.Mode.values:
-        raise ValidationError(
-            {"mode": [f"Mode is one of {', '.join(ContentTrustPolicy.Mode.values)}."]}
-        )
+    """Change UCP's five settings (``rules.with_ucp_settings``): the default rule's mode and
+    teams and the exemption rules; every other rule stays. ``exempt_namespaces`` is kept
+    as it is when not given."""
+    if mode not in rules.RULE_MODES:
+        raise ValidationError({"mode": [f"Mode is one of {', '.join(rules.RULE_MODES)}."]})
     names = list(dict.fromkeys(signing_team_names))
-    teams = list(Team.objects.filter(name__in=names))
-    unknown = sorted(set(names) - {team.name for team in teams})
+    known = set(Team.objects.filter(name__in=names).values_list("name", flat=True))
+    unknown = sorted(set(names) - known)
     if unknown:
         raise ValidationError({"signing_teams": [f"Unknown team: {name}." for name in unknown]})
-    policy = ContentTrustPolicy.objects.select_for_update().filter(pk=policy_get().pk).get()
-    before = {**policy_settings(policy), "exempt_namespaces": list(policy.exempt_namespaces)}
-    policy.enabled, policy.mode = enabled, mode
-    policy.allow_repos = _clean_allow_repos(allow_repos)
-    if exempt_namespaces is not None:
-        policy.exempt_namespaces = _clean_exempt_namespaces(exempt_namespaces)
-    policy.signing_teams.set(teams)
-    after = {**policy_settings(policy), "exempt_namespaces": list(policy.exempt_namespaces)}
-    changed = [field for field in after if after[field] != before[field]]
-    if changed:
-        policy.version += 1
-        policy.updated_by, policy.updated_at = actor, timezone.now()
-        policy.save()
-        PolicyVersion.objects.create(
-            number=policy.version, policy=_versioned_settings(policy), changed=changed, actor=actor
+    with transaction.atomic():
+        current = policy_of(ContentTrustPolicy.objects.select_for_update().get(pk=policy_get().pk))
+        policy = rules.with_ucp_settings(
+            current,
+            enabled=enabled,
+            mode=mode,
+            signing_teams=names,
+            allow_repos=_clean_allow_repos(allow_repos),
+            exempt_namespaces=(
+                _clean_exempt_namespaces(exempt_namespaces)
+                if exempt_namespaces is not None
+                else None
+            ),
         )
-        evaluation_inputs_changed()
-        audit_record(
-            action="policy.updated",
-            actor=actor,
-            target_type="policy",
-            target_id="content-trust",
-            before=before,
-            after=after,
-        )
-        logger.info("content trust policy v%d by %s: %s", policy.version, actor, ", ".join(changed))
-    return policy, changed
+        return policy_replace(actor=actor, policy=policy)
 
 
-def image_evaluate(*, image: str) -> Evaluation:
-    """Would ``image`` pass the content-trust policy, and why?
+def image_evaluate(*, image: str, namespace: str | None = None) -> Evaluation:
+    """Would ``image`` pass the content-trust policy in ``namespace``, and why?
+
+    Without a namespace only the rules for every namespace apply (``policy.rules``).
 
     Identity and policy are read afresh, so a change of membership, key or policy counts
     at the very next evaluation; trust data comes verified, root pinned for the
@@ -167,7 +237,7 @@ def image_evaluate(*, image: str) -> Evaluation:
     context = evaluation_context()
     try:
         evaluation = image_evaluate_under(
-            image=image, rules=context.rules, identities=context.identities
+            image=image, policy=context.policy, identities=context.identities, namespace=namespace
         )
     except NotaryUnavailable:
         evaluation_observed("notary_unavailable", time.perf_counter() - started)
@@ -181,6 +251,8 @@ def image_evaluate(*, image: str) -> Evaluation:
             target_id=evaluation.gun,
             after={
                 "image": evaluation.image,
+                "namespace": namespace,
+                "rule": evaluation.rule.rule.name if evaluation.rule else None,
                 "mode": evaluation.mode,
                 "reasons": list(evaluation.reasons),
             },
@@ -188,15 +260,17 @@ def image_evaluate(*, image: str) -> Evaluation:
     return evaluation
 
 
-def image_evaluate_under(*, image: str, rules: PolicyRules, identities: Identities) -> Evaluation:
+def image_evaluate_under(
+    *, image: str, policy: Policy, identities: Identities, namespace: str | None = None
+) -> Evaluation:
     """``image_evaluate`` with the policy and identities the caller has read already, so
     admission reads them once per review, not once per image."""
     try:
         reference = parse_image_reference(image)
     except InvalidReference as error:
         raise ValidationError({"image": [str(error)]}) from error
-    if not rules.enabled or is_exempt(reference.gun, rules):
-        return evaluate(reference, rules, None, identities)
+    if not needs_trust_data(policy, reference.gun, namespace):
+        return evaluate(reference, policy, None, identities, namespace=namespace)
     trust, trust_error = None, None
     replays = replays_found()
     try:
@@ -211,48 +285,54 @@ def image_evaluate_under(*, image: str, rules: PolicyRules, identities: Identiti
         raise NotaryUnavailable(f"Notary refused Gatehouse's read: {error}") from error
     if replays_found() != replays:  # this read found a replay: count it at once
         identities = evaluation_context().identities
-    return evaluate(reference, rules, trust, identities, trust_error=trust_error)
+    return evaluate(
+        reference, policy, trust, identities, namespace=namespace, trust_error=trust_error
+    )
 
 
 # --- Kubernetes admission ----------------------------------------------------------------
 
 
 def _verdicts(
-    images: list[str], rules: PolicyRules, identities: Identities
-) -> tuple[dict[str, admission.Verdict], bool]:
+    images: list[str], namespace: str, policy: Policy, identities: Identities
+) -> tuple[dict[str, admission.Verdict], dict[str, Evaluation], bool]:
     """Evaluate each distinct image once (``nginx`` and ``nginx:latest`` are one image);
-    also whether Notary could not be reached. An unreachable Notary fails every image that
-    would need it, without waiting on Notary again for each."""
+    also the evaluations by image, and whether Notary could not be reached. An unreachable
+    Notary fails every image that would need it, without waiting on Notary again for each."""
     verdicts: dict[str, admission.Verdict] = {}
+    evaluations: dict[str, Evaluation] = {}
     by_reference: dict[str, admission.Verdict] = {}
     unavailable: str | None = None
     for image in images:
         try:
             reference = parse_image_reference(image)
         except InvalidReference as error:
-            verdicts[image] = admission.verdict_of_error(image, str(error), rules)
+            verdicts[image] = admission.verdict_of_error(
+                image, str(error), policy.strictest_mode(namespace)
+            )
             continue
         verdict = by_reference.get(reference.image)
         if verdict is None:
-            needs_notary = rules.enabled and not is_exempt(reference.gun, rules)
-            if unavailable is not None and needs_notary:
-                verdict = admission.verdict_of_error(image, unavailable, rules)
+            mode = policy.rule_for(reference.gun, namespace).mode if policy.enabled else OFF
+            if unavailable is not None and needs_trust_data(policy, reference.gun, namespace):
+                verdict = admission.verdict_of_error(image, unavailable, mode)
             else:
                 try:
                     evaluation = image_evaluate_under(
-                        image=image, rules=rules, identities=identities
+                        image=image, policy=policy, identities=identities, namespace=namespace
                     )
-                    verdict = admission.verdict_of(image, evaluation, rules)
+                    evaluations[image] = evaluation
+                    verdict = admission.verdict_of(image, evaluation)
                 except ValidationError as error:
-                    verdict = admission.verdict_of_error(image, " ".join(error.messages), rules)
+                    verdict = admission.verdict_of_error(image, " ".join(error.messages), mode)
                 except NotaryUnavailable as error:
                     unavailable = f"Notary cannot be reached, so nothing is verified: {error}"
-                    verdict = admission.verdict_of_error(image, unavailable, rules)
+                    verdict = admission.verdict_of_error(image, unavailable, mode)
             by_reference[reference.image] = verdict
         # Pinned as each is written, so short names stay short.
         pin = verdict.pin and admission.pinned_image(image, verdict.pin.rpartition("@")[2])
         verdicts[image] = dataclasses.replace(verdict, image=image, pin=pin)
-    return verdicts, unavailable is not None
+    return verdicts, evaluations, unavailable is not None
 
 
 def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
@@ -279,6 +359,7 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
         else None
     )
     reason = "not_checked"
+    recorded: list[dict[str, Any]] = []
     if workload is None:
         decision = admission.allow(f"Gatehouse content trust: {review.operation} is not checked")
     elif workload.unrecognised is None and not workload.images:
@@ -287,22 +368,26 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
         )
     else:
         context = evaluation_context()
-        rules = context.rules
-        if review.namespace and review.namespace in context.exempt_namespaces:
+        policy = context.policy
+        namespace_mode = policy.strictest_mode(review.namespace or None)
+        if policy.enabled and namespace_mode == OFF:
             decision = admission.allow(
-                f"Gatehouse content trust: namespace {review.namespace} is exempt "
-                "(exempt_namespaces); no image was checked"
+                f"Gatehouse content trust: namespace {review.namespace or '(none)'} is exempt "
+                "(every rule that can apply there is off); no image was checked"
             )
         elif workload.unrecognised is not None:
             reason = "unrecognised"
-            decision = admission.decide_unrecognised(rules=rules, reason=workload.unrecognised)
+            decision = admission.decide_unrecognised(
+                mode=namespace_mode, reason=workload.unrecognised
+            )
         else:
             images = admission.distinct_images(workload.images)
-            verdicts, notary_unavailable = _verdicts(images, rules, context.identities)
-            reason = "notary_unavailable" if notary_unavailable else "evaluated"
-            decision = admission.decide(
-                rules=rules, uses=workload.images, verdicts=verdicts, mutate=mutate
+            verdicts, evaluations, notary_unavailable = _verdicts(
+                images, review.namespace, policy, context.identities
             )
+            recorded = [recorded_image(image, evaluations.get(image)) for image in images]
+            reason = "notary_unavailable" if notary_unavailable else "evaluated"
+            decision = admission.decide(uses=workload.images, verdicts=verdicts, mutate=mutate)
     if not review.dry_run:
         AdmissionDecision.objects.create(
             uid=review.uid[:128],
@@ -315,6 +400,7 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
             failing=decision.failing_json(),
             message=decision.message,
             pinned=len(decision.patch),
+            images=recorded,
         )
     if not decision.allowed:
         audit_record(
@@ -346,6 +432,20 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
     ).inc()
     ADMISSION_REVIEW_SECONDS.observe(time.perf_counter() - started)
     return admission.response_json(review.uid, decision)
+
+
+def recorded_image(image: str, evaluation: Evaluation | None) -> dict[str, Any]:
+    """What an admission decision keeps of one image for ``policy.preview``: what its trust
+    data said whatever the rules, or that it was never read (``examined`` false)."""
+    if evaluation is None or not evaluation.examined:
+        return {"image": image, "examined": False}
+    return {
+        "image": image,
+        "examined": True,
+        "digest": evaluation.digest,
+        "missing": evaluation.missing,
+        "signatures": [[match.username, match.key_id] for match in evaluation.signatures],
+    }
 
 
 def admission_decisions_prune(*, older_than: dt.timedelta) -> int:

@@ -17,9 +17,7 @@ from accounts import selectors as accounts_selectors
 from accounts.typing import AuthenticatedHttpRequest
 from gatehouse.views import admin_required
 from policy import explanations, next_steps, selectors, services
-from policy.evaluation import is_exempt
 from policy.forms import ImageCheckForm, PolicyForm
-from policy.inputs import evaluation_context
 from policy.next_steps import NextStep
 from trust.notary.errors import NotaryUnavailable
 
@@ -140,8 +138,7 @@ def image_check(request: AuthenticatedHttpRequest) -> HttpResponse:
             evaluation, redacted, steps = explanations.evaluation_explained(
                 viewer=request.user, evaluation=evaluation
             )
-            rules = evaluation_context().rules
-            trust_read = rules.enabled and not is_exempt(evaluation.gun, rules)
+            trust_read = evaluation.examined
             reasons = [plain_reason(reason) for reason in evaluation.reasons]
     return render(
         request,
