@@ -311,7 +311,9 @@ class _Errors:
         self.found.setdefault(path, []).append(message)
 
 
-def _mapping(value: object, path: str, errors: _Errors, keys: Iterable[str]) -> dict | None:
+def _mapping(
+    value: object, path: str, errors: _Errors, keys: Iterable[str]
+) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         errors.add(path or "document", "must be an object.")
         return None

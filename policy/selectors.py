@@ -1,6 +1,8 @@
 """Reads of the content-trust policy, and of who owns the keys that signed an image."""
 
 import datetime as dt
+import json
+from collections import Counter
 
 from django.conf import settings
 from django.db.models import QuerySet, Sum, Value
@@ -9,11 +11,12 @@ from django.db.models.functions import Coalesce
 from accounts.models import User
 from audit.models import AuditEntry
 from audit.selectors import audit_entries
-from policy.evaluation import Evaluation
+from policy.evaluation import Evaluation, InvalidReference, parse_image_reference
 from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
+from policy.preview import ADMISSION, SIGNED_TAG, Subject
 from policy.redaction import redact
 from policy.rules import Policy, policy_from_document, ucp_settings
-from trust.selectors import repository_list
+from trust.selectors import repository_list, signed_tags_managed
 
 
 def policy_get() -> ContentTrustPolicy:
@@ -46,6 +49,59 @@ def policy_versions() -> QuerySet[PolicyVersion]:
 
 def policy_version(number: int) -> PolicyVersion | None:
     return policy_versions().filter(number=number).first()
+
+
+def preview_subjects(*, since: dt.datetime) -> list[Subject]:
+    """What a policy preview judges (``policy.preview``): each distinct image admission
+    reviewed since ``since`` in each namespace, with how often, and each tag signed in a
+    managed repository. Decisions recorded before images were kept add nothing."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for namespace, images in AdmissionDecision.objects.filter(created_at__gte=since).values_list(
+        "namespace", "images"
+    ):
+        for image in images:
+            seen[(namespace, json.dumps(image, sort_keys=True))] += 1
+    subjects = []
+    for (namespace, text), occurrences in seen.items():
+        record = json.loads(text)
+        try:
+            reference = parse_image_reference(record["image"])
+        except InvalidReference:
+            continue  # never evaluated: no rule decided it
+        subjects.append(
+            Subject(
+                image=record["image"],
+                reference=reference,
+                namespace=namespace or None,
+                source=ADMISSION,
+                examined=record.get("examined", False),
+                digest=record.get("digest"),
+                missing=record.get("missing"),
+                root_pinned=record.get("root_pinned", True),
+                signatures=tuple((name, key) for name, key in record.get("signatures", ())),
+                occurrences=occurrences,
+            )
+        )
+    by_digest: dict[tuple[str, str, str], list[str]] = {}
+    for gun, tag, digest, username in signed_tags_managed():
+        by_digest.setdefault((gun, tag, digest), []).append(username)
+    for (gun, tag, digest), usernames in by_digest.items():
+        try:
+            reference = parse_image_reference(f"{gun}:{tag}@{digest}")
+        except InvalidReference:
+            continue  # not a tag Docker can name
+        subjects.append(
+            Subject(
+                image=f"{gun}:{tag}",
+                reference=reference,
+                namespace=None,
+                source=SIGNED_TAG,
+                examined=True,
+                digest=digest,
+                signatures=tuple((username, "") for username in usernames),
+            )
+        )
+    return subjects
 
 
 def admission_decisions_latest(limit: int = 20) -> QuerySet[AdmissionDecision]:

@@ -29,8 +29,9 @@ from policy.evaluation import (
 from policy.inputs import evaluation_context, evaluation_inputs_changed
 from policy.metrics import ADMISSION_REVIEW_SECONDS, ADMISSION_REVIEWS, evaluation_observed
 from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
+from policy.preview import Preview, preview
 from policy.rules import OFF, Policy
-from policy.selectors import policy_get, policy_of, policy_version
+from policy.selectors import policy_get, policy_of, policy_version, preview_subjects
 from trust.notary import name_patterns, references
 from trust.notary.errors import InvalidMetadata, NotaryRejected, NotaryUnavailable, NotFound
 from trust.replays import replays_found
@@ -434,6 +435,27 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
     return admission.response_json(review.uid, decision)
 
 
+PREVIEW_DAYS = 7
+MAX_PREVIEW_DAYS = 90
+
+
+def policy_preview(*, draft: Policy, days: int = PREVIEW_DAYS) -> Preview:
+    """What ``draft`` would change against the policy in force (``policy.preview``): the
+    images admission reviewed in the last ``days`` and every signed tag of the managed
+    repositories. Reads only; nothing is saved."""
+    if not 1 <= days <= MAX_PREVIEW_DAYS:
+        raise ValidationError({"days": [f"A preview looks back 1 to {MAX_PREVIEW_DAYS} days."]})
+    context = evaluation_context()
+    now = timezone.now()
+    return preview(
+        context.policy,
+        draft,
+        preview_subjects(since=now - dt.timedelta(days=days)),
+        context.identities,
+        now=now,
+    )
+
+
 def recorded_image(image: str, evaluation: Evaluation | None) -> dict[str, Any]:
     """What an admission decision keeps of one image for ``policy.preview``: what its trust
     data said whatever the rules, or that it was never read (``examined`` false)."""
@@ -444,6 +466,7 @@ def recorded_image(image: str, evaluation: Evaluation | None) -> dict[str, Any]:
         "examined": True,
         "digest": evaluation.digest,
         "missing": evaluation.missing,
+        "root_pinned": evaluation.root_pinned,
         "signatures": [[match.username, match.key_id] for match in evaluation.signatures],
     }
 

@@ -131,6 +131,18 @@ def signed_tags_seen() -> bool:
     return SignedTag.objects.filter(~Exists(replayed)).exists()
 
 
+def signed_tags_managed() -> list[tuple[str, str, str, str]]:
+    """(GUN, tag, digest, signer's username) of every tag a signer signed in their own role
+    of a repository Gatehouse manages, leaving out replayed files: what a policy preview
+    judges besides admission's images."""
+    replayed = RoleFileSighting.objects.filter(fingerprint=OuterRef("fingerprint"), replayed=True)
+    return list(
+        SignedTag.objects.filter(~Exists(replayed), gun__in=Repository.objects.values("gun"))
+        .order_by("gun", "tag", "digest")
+        .values_list("gun", "tag", "digest", "signer__username")
+    )
+
+
 @dataclass(frozen=True)
 class RepositoryDetails:
     """What showing repositories takes beyond their rows, read once for all of them."""

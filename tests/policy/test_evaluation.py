@@ -34,7 +34,6 @@ from policy.evaluation import (
     ImageReference,
     InvalidReference,
     NotCounted,
-    PolicyRules,
     RoleData,
     Signer,
     SignerKey,
@@ -42,10 +41,21 @@ from policy.evaluation import (
     TeamResult,
     TrustData,
     evaluate,
-    exempting_pattern,
-    is_exempt,
+    needs_trust_data,
     parse_image_reference,
     trust_data_from_verified,
+)
+from policy.rules import (
+    DEFAULT_RULE,
+    ENFORCED,
+    EXEMPT_REPOSITORIES,
+    DocumentError,
+    Policy,
+    Requirement,
+    Rule,
+    TeamQuota,
+    policy_from_document,
+    with_ucp_settings,
 )
 from trust.notary.metadata import TargetFile
 from trust.notary.verified import VerifiedRepository, VerifiedRole
@@ -121,19 +131,32 @@ def with_key(key_id: str, **changes) -> Identities:
     return identities(keys={key_id: dataclasses.replace(KEYS[key_id], **changes)})
 
 
+EMPTY = Policy(enabled=False, default=Rule(DEFAULT_RULE, ENFORCED, Requirement()))
+
+
 def rules(
     *teams: str,
     mode: str = "enforced",
     enabled: bool = True,
     allow: tuple[str, ...] = (),
     tofu: bool = False,
-) -> PolicyRules:
-    return PolicyRules(
+) -> Policy:
+    """UCP's settings as a policy: the default rule requires one member of each team, and
+    ``allow`` becomes the ``exempt-repositories`` rule (mode off)."""
+    return with_ucp_settings(
+        dataclasses.replace(EMPTY, trust_on_first_use=tofu),
         enabled=enabled,
         mode=mode,
         signing_teams=teams,
         allow_repos=allow,
-        trust_on_first_use=tofu,
+    )
+
+
+def exempt_by(pattern: str) -> str:
+    """The reason an image that ``allow`` exempts by ``pattern`` leads with."""
+    return (
+        f"exempt: rule {EXEMPT_REPOSITORIES} matches by image pattern {pattern}, "
+        "and its mode is off"
     )
 
 
@@ -152,7 +175,7 @@ def trust(*, root_pinned: bool = True, **roles: RoleData) -> TrustData:
 
 def check(
     image: str,
-    policy: PolicyRules,
+    policy: Policy,
     data: TrustData | None,
     ids: Identities = IDENTITIES,
     *,
@@ -741,7 +764,7 @@ def test_unpinned_root_does_not_block_when_disabled_or_exempt():
     assert check(f"{GUN}:1.0", rules("ci", enabled=False), UNPINNED).decision == "not_enforced"
     exempt = check(f"{GUN}:1.0", rules("ci", allow=(GUN,)), UNPINNED)
     assert exempt.decision == "allowed"
-    assert exempt.reasons[0] == f"exempt: {GUN} is in allow_repos"
+    assert exempt.reasons[0] == exempt_by(GUN)
 
 
 # --- Teams ------------------------------------------------------------------------------
@@ -838,28 +861,60 @@ def test_exempt_repositories_are_allowed_naming_the_pattern(image: str, pattern:
     policy = rules("ci", allow=("other.io/*", pattern))
     result = check(image, policy, None)
     assert (result.decision, result.allowed) == ("allowed", True)
-    assert result.reasons == (f"exempt: {pattern} is in allow_repos",)
+    assert result.reasons == (exempt_by(pattern),)
     assert result.teams == ()
-    assert is_exempt(parse_image_reference(image).gun, policy)
-    assert exempting_pattern(parse_image_reference(image).gun, policy.allow_repos) == pattern
+    gun = parse_image_reference(image).gun
+    assert not needs_trust_data(policy, gun)
+    applied = policy.applied(gun)
+    assert (applied.rule.name, applied.rule.mode, applied.image) == (
+        EXEMPT_REPOSITORIES,
+        "off",
+        pattern,
+    )
 
 
 def test_exempt_with_trust_data_still_reports_the_findings():
     result = check(f"{GUN}:2.0", rules("ci", allow=("registry.example.com/**",)), JENKINS_SIGNED)
     assert result.decision == "allowed"
     assert result.reasons == (
-        "exempt: registry.example.com/** is in allow_repos",
+        exempt_by("registry.example.com/**"),
         f"image or trust data does not exist for {GUN}:2.0",
     )
+    # The findings are judged by the exempting rule's own requirement: UCP's exemption
+    # requires no team, so a tag the trust data names is all there is to report ...
     result = check(f"{GUN}:1.0", rules("dev", allow=("registry.example.com/**",)), JENKINS_SIGNED)
+    assert (result.decision, result.teams) == ("allowed", ())
+    assert result.reasons == (
+        exempt_by("registry.example.com/**"),
+        f"no signing teams are required; targets/releases names sha256:{A} for 1.0",
+    )
+    # ... and an off rule that names teams reports on each of them.
+    policy = dataclasses.replace(
+        rules("ci"),
+        rules=(
+            Rule(
+                "legacy",
+                "off",
+                Requirement((TeamQuota("dev"),)),
+                images=("registry.example.com/**",),
+            ),
+        ),
+    )
+    result = check(f"{GUN}:1.0", policy, JENKINS_SIGNED)
     assert result.decision == "allowed"
-    assert result.reasons[1] == POLICY_FAILED
+    assert result.reasons[:2] == (
+        "exempt: rule legacy matches by image pattern registry.example.com/**, "
+        "and its mode is off",
+        POLICY_FAILED,
+    )
+    assert result.teams[0].team == "dev"
     assert result.teams[0].not_counted[0].reason == NOT_IN_TEAM
 
 
 def test_patterns_that_do_not_match_leave_the_rule_in_force():
     policy = rules("ci", allow=("registry.example.com/public/*", "nginx", "dev/*"))
-    assert not is_exempt(GUN, policy)
+    assert needs_trust_data(policy, GUN)
+    assert policy.applied(GUN).rule.name == DEFAULT_RULE
     assert check(f"{GUN}:2.0", policy, JENKINS_SIGNED).decision == "denied"
     assert check("docker.io/library/nginx2", policy, None).decision == "denied"
 
@@ -995,14 +1050,29 @@ def test_to_json_shape():
         "gun": GUN,
         "tag": "1.0",
         "digest": f"sha256:{A}",
+        "namespace": None,
         "decision": "allowed",
         "allowed": True,
         "mode": "enforced",
+        "rule": {
+            "name": "default",
+            "position": None,
+            "mode": "enforced",
+            "scope": {"images": [], "namespaces": []},
+            "require": {"match": "all", "teams": [{"team": "ci", "count": 1}]},
+            "matched_namespace": None,
+            "matched_image": None,
+            "outranked": [],
+            "why": "no rule's scope matches, so the default rule applies",
+        },
         "root_pinned": True,
         "reasons": [f"team ci: signed sha256:{A} (jenkins in targets/jenkins)"],
+        "match": "all",
         "teams": [
             {
                 "team": "ci",
+                "needed": 1,
+                "signed": 1,
                 "satisfied": True,
                 "signers": [
                     {"username": "jenkins", "key_id": JENKINS_KEY, "role": "targets/jenkins"}
@@ -1014,6 +1084,7 @@ def test_to_json_shape():
     denied = check(f"{GUN}:1.0", rules("dev"), JENKINS_SIGNED).to_json()
     note = denied["teams"][0]["not_counted"]
     assert denied["teams"][0]["signers"] == []
+    assert (denied["teams"][0]["needed"], denied["teams"][0]["signed"]) == (1, 0)
     assert note == [
         {
             "reason": NOT_IN_TEAM,
@@ -1026,9 +1097,26 @@ def test_to_json_shape():
     assert_words(note[0]["detail"], "jenkins", "not in dev")
 
 
-def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="mode"):
-        rules(mode="strict")
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        pytest.param({"enabled": True, "default": {"mode": "strict"}}, "default.mode", id="default"),
+        pytest.param(
+            {"enabled": True, "rules": [{"name": "prod", "images": [GUN], "mode": "strict"}]},
+            "rules[0].mode",
+            id="rule",
+        ),
+    ],
+)
+def test_unknown_mode_is_refused(document: dict, path: str):
+    """A mode is checked where a policy is read: the policy document (the API's, a YAML
+    file's, the stored one)."""
+    with pytest.raises(DocumentError, match="mode") as raised:
+        policy_from_document(document)
+    assert isinstance(raised.value, ValueError)
+    assert raised.value.errors == {
+        path: ["must be one of enforced, permissive, off, not 'strict'."]
+    }
 
 
 def test_trust_data_from_verified():
@@ -1171,7 +1259,7 @@ def role_data(draw) -> RoleData:
 
 
 @st.composite
-def random_scenarios(draw) -> tuple[ImageReference, PolicyRules, TrustData, Identities]:
+def random_scenarios(draw) -> tuple[ImageReference, Policy, TrustData, Identities]:
     """Small random identities and trust data, biased towards ones that may pass."""
     signers = {}
     for user in USERS:
@@ -1207,13 +1295,9 @@ def random_scenarios(draw) -> tuple[ImageReference, PolicyRules, TrustData, Iden
 
 
 @st.composite
-def policies_and_references(draw) -> tuple[ImageReference, PolicyRules]:
-    policy = PolicyRules(
-        enabled=True,
-        mode="enforced",
-        signing_teams=tuple(draw(st.lists(st.sampled_from(TEAMS), unique=True))),
-        allow_repos=(),
-        trust_on_first_use=draw(st.booleans()),
+def policies_and_references(draw) -> tuple[ImageReference, Policy]:
+    policy = rules(
+        *draw(st.lists(st.sampled_from(TEAMS), unique=True)), tofu=draw(st.booleans())
     )
     return parse_image_reference(draw(st.sampled_from(REFERENCES))), policy
 
@@ -1249,7 +1333,7 @@ KEY_CHANGES = ("give-key-away", "revoke", "not-signing", "expire", "not-yet-vali
 
 
 @st.composite
-def near_valid_scenarios(draw) -> tuple[ImageReference, PolicyRules, TrustData, Identities]:
+def near_valid_scenarios(draw) -> tuple[ImageReference, Policy, TrustData, Identities]:
     """Everyone signs properly, then up to four things go wrong: the single-fault cases
     that random data rarely reaches."""
     signers = {
@@ -1394,7 +1478,8 @@ def test_property_a_team_is_satisfied_exactly_by_an_active_member_signing_in_the
     result = run(*scenario)
     hex_digest = expected_digest(reference, data)
     root_ok = data.root_pinned or policy.trust_on_first_use
-    assert [t.team for t in result.teams] == list(policy.signing_teams)
+    required = [quota.team for quota in policy.default.requirement.teams]
+    assert [t.team for t in result.teams] == required
     for team in result.teams:
         if team.satisfied:
             # (1) Only if some match is an active member whose own role holds the digest,
@@ -1421,7 +1506,7 @@ def test_property_a_team_is_satisfied_exactly_by_an_active_member_signing_in_the
             )
     if hex_digest is None:
         assert not result.allowed
-    elif policy.signing_teams:
+    elif required:
         assert result.allowed == all(t.satisfied for t in result.teams)
     else:
         assert result.allowed == root_ok
