@@ -383,8 +383,9 @@ class Verdict:
     image: str
     outcome: str
     reasons: tuple[str, ...]
-    note: str | None = None  # why it passed unchecked (disabled, allow_repos)
+    note: str | None = None  # why it passed unchecked (disabled, an off rule)
     pin: str | None = None
+    rule: str | None = None  # the rule that applied, when the image was evaluated
 
 
 def verdict_of(image: str, evaluation: Evaluation) -> Verdict:
@@ -395,17 +396,18 @@ def verdict_of(image: str, evaluation: Evaluation) -> Verdict:
     (permissive mode: the image failed).
     """
     reasons = evaluation.reasons
+    rule = evaluation.rule.rule.name if evaluation.rule is not None else None
     if evaluation.decision == DENIED:
-        return Verdict(image, REFUSED, reasons)
+        return Verdict(image, REFUSED, reasons, rule=rule)
     if evaluation.decision == ALLOWED:
         exempt = reasons[0] if reasons and reasons[0].startswith("exempt: ") else None
         pin = None
         if exempt is None and evaluation.digest is not None:
             pin = pinned_image(image, evaluation.digest)
-        return Verdict(image, PASSED, reasons, note=exempt, pin=pin)
+        return Verdict(image, PASSED, reasons, note=exempt, pin=pin, rule=rule)
     if reasons[:1] == (DISABLED_REASON,):
-        return Verdict(image, PASSED, reasons, note=DISABLED_REASON)
-    return Verdict(image, WARNED, reasons)
+        return Verdict(image, PASSED, reasons, note=DISABLED_REASON, rule=rule)
+    return Verdict(image, WARNED, reasons, rule=rule)
 
 
 def verdict_of_error(image: str, reason: str, mode: str) -> Verdict:
@@ -430,7 +432,9 @@ class Decision:
     patch: tuple[dict[str, str], ...] = field(default=())
 
     def failing_json(self) -> list[dict[str, Any]]:
-        return [{"image": v.image, "reasons": list(v.reasons)} for v in self.failing]
+        return [
+            {"image": v.image, "rule": v.rule, "reasons": list(v.reasons)} for v in self.failing
+        ]
 
 
 def allow(message: str) -> Decision:
@@ -438,8 +442,9 @@ def allow(message: str) -> Decision:
 
 
 def _described(verdict: Verdict, used_by: Sequence[str]) -> str:
-    """``[image] reasons (used by container web, volume data)``."""
-    described = f"[{verdict.image}] " + "; ".join(verdict.reasons)
+    """``[image] (rule production) reasons (used by container web, volume data)``."""
+    rule = f"(rule {verdict.rule}) " if verdict.rule is not None else ""
+    described = f"[{verdict.image}] {rule}" + "; ".join(verdict.reasons)
     return f"{described} (used by {', '.join(used_by)})" if used_by else described
 
 

@@ -1,6 +1,8 @@
-"""``/api/v1/policy/content-trust/``, ``/api/v1/policy/evaluate/`` and the Kubernetes
+"""``/api/v1/policy/`` (the whole policy, its preview and its versions),
+``/api/v1/policy/content-trust/``, ``/api/v1/policy/evaluate/`` and the Kubernetes
 admission webhook under ``/api/v1/admission/``."""
 
+import re
 import urllib.parse
 
 import yaml
@@ -13,6 +15,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     inline_serializer,
 )
 from rest_framework import exceptions, generics, permissions, serializers
@@ -21,10 +24,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.typing import AuthenticatedRequest
 from gatehouse.api import IsAdmin
 from policy import admission, evaluation, explanations, rules, selectors, services
-from policy.models import AdmissionDecision, ContentTrustPolicy
+from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
 from policy.redaction import explanation_json
 from trust.notary.errors import NotaryUnavailable
 
@@ -97,6 +101,351 @@ class ContentTrustPolicyView(APIView):
         return Response({**policy_data(policy), "changed": changed})
 
 
+# --- The whole policy: /api/v1/policy/ ----------------------------------------------------
+
+# What a read gives beside the document: a client may send it back as it came.
+READ_ONLY_FIELDS = ("updated_by", "updated_at", "changed")
+IF_MATCH = re.compile(r'\A"?(\d{1,18})"?\Z')
+
+
+class DocumentQuotaSerializer(serializers.Serializer):
+    team = serializers.CharField()
+    count = serializers.IntegerField(min_value=1, max_value=rules.MAX_COUNT, default=1)
+
+
+class DocumentRequirementSerializer(serializers.Serializer):
+    match = serializers.ChoiceField(
+        choices=rules.MATCHES,
+        default=rules.ALL,
+        help_text="all: every team's quota; any: one team's.",
+    )
+    teams = DocumentQuotaSerializer(
+        many=True, help_text=f"At most {rules.MAX_TEAMS}; none: trust data alone suffices."
+    )
+
+
+class DefaultRuleSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=rules.RULE_MODES)
+    require = DocumentRequirementSerializer()
+
+
+class RuleSerializer(serializers.Serializer):
+    name = serializers.RegexField(rules.RULE_NAME, help_text="Unique; not default.")
+    images = serializers.ListField(
+        child=serializers.CharField(),
+        max_length=rules.MAX_PATTERNS,
+        help_text="Image patterns (* and ?); empty: every image.",
+    )
+    namespaces = serializers.ListField(
+        child=serializers.CharField(),
+        max_length=rules.MAX_PATTERNS,
+        help_text="Kubernetes namespaces or patterns; empty: every namespace and none.",
+    )
+    mode = serializers.ChoiceField(choices=rules.RULE_MODES)
+    require = DocumentRequirementSerializer()
+
+
+class PolicyDocumentSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="Off: nothing is enforced anywhere.")
+    default = DefaultRuleSerializer(help_text="What applies where no rule's scope matches.")
+    rules = RuleSerializer(
+        many=True,
+        help_text=f"At most {rules.MAX_RULES}. The most specific scope wins; a tie goes to "
+        "the rule listed first.",
+    )
+
+
+class PolicyWriteSerializer(PolicyDocumentSerializer):
+    version = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text='The version the change was made to; or send If-Match: "<version>".',
+    )
+
+
+class PolicyDocumentReadSerializer(PolicyDocumentSerializer):
+    version = serializers.IntegerField(help_text="Also the ETag.")
+    updated_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class PolicyChangeSerializer(PolicyDocumentReadSerializer):
+    changed = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The fields that changed, dotted (rules.prod.require); empty: none did.",
+    )
+
+
+class StaleSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    version = serializers.IntegerField(help_text="The version the policy is at.")
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = 428
+    default_detail = (
+        'Say which version your change was made to: send If-Match: "<version>" (the ETag of '
+        "GET /api/v1/policy/) or a version field in the body."
+    )
+    default_code = "precondition_required"
+
+
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description='The ETag the change was made to, "<version>"; or a version field in the '
+    "body. One of them is required (428).",
+)
+WRITE_RESPONSES = {
+    200: PolicyChangeSerializer,
+    400: OpenApiResponse(
+        description="Keyed by the path of each field that is wrong: rules[0].images[1]."
+    ),
+    409: OpenApiResponse(StaleSerializer, description="The policy changed since that version."),
+    428: OpenApiResponse(description="Neither If-Match nor a version was given."),
+}
+
+
+def _etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+def policy_document_data(row: ContentTrustPolicy) -> dict:
+    return {
+        "version": row.version,
+        **rules.policy_document(selectors.policy_of(row)),
+        "updated_by": row.updated_by.username if row.updated_by else None,
+        "updated_at": row.updated_at,
+    }
+
+
+def _expected_version(request: Request) -> int:
+    """The version the writer read, from ``If-Match`` or the body's ``version``."""
+    header = request.headers.get("If-Match")
+    given = request.data.get("version")
+    from_header = from_body = None
+    if header is not None:
+        match = IF_MATCH.match(header.strip())
+        if match is None:
+            raise exceptions.ValidationError(
+                {"If-Match": ['The ETag of GET /api/v1/policy/, as it was given: "<version>".']}
+            )
+        from_header = int(match[1])
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+            raise exceptions.ValidationError(
+                {"version": ["The version the change was made to: a whole number."]}
+            )
+        from_body = given
+    if from_header is not None and from_body is not None and from_header != from_body:
+        raise exceptions.ValidationError(
+            {
+                "version": [
+                    f'The body says version {from_body} and If-Match "{from_header}": give '
+                    "one, or the same in both."
+                ]
+            }
+        )
+    expected = from_header if from_header is not None else from_body
+    if expected is None:
+        raise PreconditionRequired()
+    return expected
+
+
+def _written(row: ContentTrustPolicy, changed: list[str]) -> Response:
+    return Response({**policy_document_data(row), "changed": changed}, headers=_etag(row.version))
+
+
+def _stale(error: services.StaleVersion) -> Response:
+    return Response(
+        {"detail": str(error), "version": error.current}, status=409, headers=_etag(error.current)
+    )
+
+
+def _draft(data: dict) -> dict:
+    return {key: value for key, value in data.items() if key not in READ_ONLY_FIELDS}
+
+
+class PolicyView(APIView):
+    """The whole policy, the switch, the default rule and the ordered rules, as one
+    document (``policy.rules``). Anyone may read it, admins replace it; a write names the
+    version it was made to, so it cannot silently undo someone else's."""
+
+    def get_permissions(self) -> list:
+        return [IsAuthenticated()] if self.request.method == "GET" else [IsAdmin()]
+
+    @extend_schema(responses=PolicyDocumentReadSerializer)
+    def get(self, request: Request) -> Response:
+        row = selectors.policy_get()
+        return Response(policy_document_data(row), headers=_etag(row.version))
+
+    @extend_schema(
+        request=PolicyWriteSerializer, parameters=[IF_MATCH_PARAMETER], responses=WRITE_RESPONSES
+    )
+    def put(self, request: AuthenticatedRequest) -> Response:
+        expected = _expected_version(request)
+        policy = services.policy_whole(_draft(request.data))
+        try:
+            row, changed = services.policy_replace(
+                actor=request.user, policy=policy, expected_version=expected
+            )
+        except services.StaleVersion as error:
+            return _stale(error)
+        return _written(row, changed)
+
+
+PREVIEW_DECISION = inline_serializer(
+    "PreviewDecision", {"decision": serializers.CharField(), "rule": serializers.CharField()}
+)
+PREVIEW_CHANGE = inline_serializer(
+    "PreviewChange",
+    {
+        "image": serializers.CharField(),
+        "namespace": serializers.CharField(allow_null=True),
+        "source": serializers.ChoiceField(choices=["admission", "signed_tag"]),
+        "before": PREVIEW_DECISION,
+        "after": PREVIEW_DECISION,
+        "occurrences": serializers.IntegerField(),
+        "unread": serializers.BooleanField(
+            help_text="Its trust data was never read: judged as unsigned."
+        ),
+    },
+    many=True,
+)
+
+
+class PreviewSerializer(serializers.Serializer):
+    days = serializers.IntegerField()
+    images = serializers.IntegerField(help_text="Images recorded, each in its namespace.")
+    occurrences = serializers.IntegerField(help_text="How often they were seen.")
+    judged = serializers.IntegerField(help_text="Images whose rule the draft changes.")
+    newly_denied = serializers.IntegerField(help_text="Occurrences the draft would deny.")
+    newly_allowed = serializers.IntegerField(help_text="Occurrences the draft would allow.")
+    denied = PREVIEW_CHANGE
+    allowed = PREVIEW_CHANGE
+
+
+class PolicyPreviewView(APIView):
+    """What a draft policy would change, judged by the images admission reviewed in the
+    last ``days`` and the signed tags of the managed repositories. Nothing is saved."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        request=PolicyDocumentSerializer,
+        parameters=[
+            OpenApiParameter(
+                "days",
+                int,
+                description=f"How far back to look, 1 to {services.MAX_PREVIEW_DAYS} "
+                f"(default {services.PREVIEW_DAYS}).",
+            )
+        ],
+        responses=PreviewSerializer,
+    )
+    def post(self, request: AuthenticatedRequest) -> Response:
+        text = request.query_params.get("days", str(services.PREVIEW_DAYS))
+        if not text.isdigit() or len(text) > 3:
+            raise exceptions.ValidationError(
+                {"days": [f"A preview looks back 1 to {services.MAX_PREVIEW_DAYS} days."]}
+            )
+        days = int(text)
+        result = services.policy_preview(
+            draft=services.policy_whole(_draft(request.data)), days=days
+        )
+        return Response({**result.to_json(), "days": days})
+
+
+class PolicyVersionSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField[User](
+        slug_field="username", read_only=True, help_text="null: Gatehouse itself."
+    )
+    changed = serializers.ListField(
+        child=serializers.CharField(), help_text="The fields that changed, dotted."
+    )
+
+    class Meta:
+        model = PolicyVersion
+        fields = ["number", "actor", "created_at", "changed"]
+        read_only_fields = fields
+
+
+class FieldChangeSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="Dotted, rules by name: rules.prod.require.")
+    before = serializers.CharField(allow_null=True, help_text="null: the field was added.")
+    after = serializers.CharField(allow_null=True, help_text="null: the field was removed.")
+
+
+class PolicyVersionDetailSerializer(PolicyVersionSerializer):
+    policy = serializers.SerializerMethodField()
+    diff = serializers.SerializerMethodField()
+
+    class Meta(PolicyVersionSerializer.Meta):
+        fields = [*PolicyVersionSerializer.Meta.fields, "policy", "diff"]
+        read_only_fields = fields
+
+    @extend_schema_field(PolicyDocumentSerializer)
+    def get_policy(self, version: PolicyVersion) -> dict:
+        """The policy as this version made it, its fields in the document's order."""
+        return rules.policy_document(rules.policy_from_document(version.policy))
+
+    @extend_schema_field(FieldChangeSerializer(many=True))
+    def get_diff(self, version: PolicyVersion) -> list[dict]:
+        """Against the version before (version 1: against a new installation's policy)."""
+        return [
+            {"field": change.field, "before": change.before, "after": change.after}
+            for change in selectors.policy_version_diff(version)
+        ]
+
+
+class PolicyVersionListView(generics.ListAPIView):
+    """Every version of the policy, newest first: who made it, when, which fields."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = PolicyVersionSerializer
+
+    def get_queryset(self) -> QuerySet[PolicyVersion]:
+        return selectors.policy_versions()
+
+
+class PolicyVersionDetailView(generics.RetrieveAPIView):
+    """One version: the policy it made and what it changed, field by field."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = PolicyVersionDetailSerializer
+    lookup_field = "number"
+
+    def get_queryset(self) -> QuerySet[PolicyVersion]:
+        return selectors.policy_versions()
+
+
+class PolicyRevertView(APIView):
+    """Make an earlier version the policy again; the revert is itself a new version."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        request=inline_serializer(
+            "PolicyRevert",
+            {"version": serializers.IntegerField(min_value=0, required=False)},
+        ),
+        parameters=[IF_MATCH_PARAMETER],
+        responses={**WRITE_RESPONSES, 404: OpenApiResponse(description="No such version.")},
+    )
+    def post(self, request: AuthenticatedRequest, number: int) -> Response:
+        if selectors.policy_version(number) is None:
+            raise exceptions.NotFound(f"There is no version {number}.")
+        expected = _expected_version(request)
+        try:
+            row, changed = services.policy_revert(
+                actor=request.user, number=number, expected_version=expected
+            )
+        except services.StaleVersion as error:
+            return _stale(error)
+        return _written(row, changed)
+
+
 class EvaluateRequestSerializer(serializers.Serializer):
     # Whitespace around the image is dropped by the parser, as admission's images are.
     image = serializers.CharField(max_length=512, trim_whitespace=False)
@@ -146,7 +495,9 @@ class NotCountedSerializer(serializers.Serializer):
 class TeamResultSerializer(serializers.Serializer):
     team = serializers.CharField(allow_null=True, help_text="null when the answer is redacted.")
     needed = serializers.IntegerField(help_text="Distinct current members who must sign.")
-    signed = serializers.IntegerField(help_text="Distinct current members who did.")
+    signed = serializers.IntegerField(
+        allow_null=True, help_text="Distinct current members who did; null when redacted."
+    )
     satisfied = serializers.BooleanField()
     signers = SignerSerializer(many=True)
     not_counted = NotCountedSerializer(many=True)

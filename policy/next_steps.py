@@ -17,6 +17,7 @@ from typing import Any
 
 from policy import evaluation as ev
 from policy.evaluation import Evaluation, Identities, NotCounted, TrustData
+from policy.rules import ANY
 
 # A remembered signature whose role no longer holds it (``gone_signatures``).
 ROLE_GONE = "role_gone"
@@ -131,8 +132,9 @@ def gone_signatures(
 
 
 # Code → the step. ``{who}`` is the signer (or "the signer"), ``{Who}`` the same
-# capitalised, ``{teams}`` the teams that failed, ``{again}`` says the signer must sign
-# again when their signature is gone from the trust data.
+# capitalised, ``{teams}`` the teams that failed, ``{needed}`` how many distinct members
+# of the team must sign, ``{again}`` says the signer must sign again when their signature
+# is gone from the trust data.
 STEPS: Mapping[str, str] = {
     ev.NEVER_SIGNED: f"A member of {{teams}} signs it in their own role: {HOW_TO_SIGN}.",
     ev.RELEASES_ONLY: "A member of {teams} signs it in their own role too: docker push with "
@@ -156,6 +158,8 @@ STEPS: Mapping[str, str] = {
     "{who} signs it in this repository again.",
     ev.ROOT_NOT_PINNED: "Ask an admin to adopt the repository, or to pin its root key on "
     "the Trust root page.",
+    ev.TOO_FEW: "More distinct members of {teams} must sign it: {needed} needed, each in "
+    f"their own role. To sign, {HOW_TO_SIGN}.",
     ROLE_GONE: "Ask an admin to sync the repository; {who} then signs it again.",
     TAG_CHANGED: "{Who} signs it again if it is still meant to be signed.",
 }
@@ -191,8 +195,16 @@ def _missing(evaluation: Evaluation, teams: str) -> NextStep:
 
 
 def failing(evaluation: Evaluation) -> bool:
-    """Whether the trust data failed the rule (whatever the mode decided)."""
-    return evaluation.missing is not None or any(not team.satisfied for team in evaluation.teams)
+    """Whether the trust data failed the rule (whatever the mode decided): with ``any``,
+    one team's quota is enough, so only every team failing fails."""
+    if evaluation.missing is not None:
+        return True
+    if not evaluation.teams:  # a rule of no teams fails only for an unpinned root
+        return ev.POLICY_FAILED in evaluation.reasons
+    unsatisfied = [team for team in evaluation.teams if not team.satisfied]
+    if evaluation.match == ANY:
+        return bool(evaluation.teams) and len(unsatisfied) == len(evaluation.teams)
+    return bool(unsatisfied)
 
 
 def departed(
@@ -240,10 +252,12 @@ def next_steps(
     steps = list(gone_steps(gone, teams=[team.team for team in unsatisfied]))
     if evaluation.missing is not None and not (steps and evaluation.missing == ev.UNKNOWN_TAG):
         steps.append(_missing(evaluation, teams))
+    if not evaluation.teams and evaluation.missing is None:
+        steps.append(_step(NotCounted(ev.ROOT_NOT_PINNED, ""), "", gone=False))
     left = left or {}
     for team in unsatisfied:
         for item in team.not_counted:
-            step = _step(item, _either([team.team]), gone=False)
+            step = _step(item, _either([team.team]), gone=False, needed=team.required)
             why = left.get(item.username or "") if item.reason == ev.NOT_IN_TEAM else None
             steps.append(NextStep(step.reason, why, step.step) if why else step)
     return tuple(dict.fromkeys(steps))
@@ -256,13 +270,14 @@ def gone_steps(gone: Iterable[NotCounted], *, teams: Iterable[str]) -> tuple[Nex
     return tuple(dict.fromkeys(_step(item, words, gone=True) for item in gone))
 
 
-def _step(item: NotCounted, teams: str, *, gone: bool) -> NextStep:
+def _step(item: NotCounted, teams: str, *, gone: bool, needed: int = 1) -> NextStep:
     who = item.username or "the signer"
     template = STEPS.get(item.reason, "Ask an admin: {reason}.")
     words = template.format(
         who=who,
         Who=who[:1].upper() + who[1:],
         teams=teams,
+        needed=needed,
         again=f"; {who} then signs it again" if gone else "",
         reason=item.reason,
     )

@@ -66,27 +66,40 @@ def _team_reason(number: int, count: int, result: TeamResult, digest: str | None
     which = f"signing team {number} of {count}"
     signed = digest or "the digest"
     if result.satisfied:
-        return f"{which}: a current member signed {signed} in their own role"
-    why = "; ".join(dict.fromkeys(item.detail for item in result.not_counted))
-    return f"{which}: no current member signed {signed} in their own role" + (
-        f" ({why})" if why else ""
+        who = (
+            "a current member"
+            if result.required == 1
+            else f"at least {result.required} distinct current members"
+        )
+        return f"{which}: {who} signed {signed} in their own role"
+    who = (
+        "no current member"
+        if result.required == 1
+        else f"fewer than {result.required} distinct current members"
     )
+    why = "; ".join(dict.fromkeys(item.detail for item in result.not_counted))
+    return f"{which}: {who} signed {signed} in their own role" + (f" ({why})" if why else "")
 
 
 def _reasons(evaluation: Evaluation, teams: tuple[TeamResult, ...]) -> tuple[str, ...]:
-    """The reasons in their order. ``team <name>: …`` reasons are, in order, one per team
-    when every team is satisfied, else one per team that is not: each is written again
-    as ``signing team <n> of <count>: …``."""
-    failed = [(n, result) for n, result in enumerate(teams, start=1) if not result.satisfied]
-    told = iter(failed or list(enumerate(teams, start=1)))
+    """The reasons in their order. Each ``team <name>: …`` reason is written again as
+    ``signing team <n> of <count>: …`` for the team it names: which teams have one depends
+    on the requirement (with ``any``, only the satisfied ones of a passing image)."""
+    numbered = {
+        f"team {result.team}: ": (number, hidden)
+        for number, (result, hidden) in enumerate(
+            zip(evaluation.teams, teams, strict=True), start=1
+        )
+    }
     shown: list[str] = []
     for reason in evaluation.reasons:
         if reason == ev.POLICY_FAILED or reason.startswith(_KEPT_PREFIXES):
             shown.append(reason)
         elif reason.startswith("team "):
-            number, result = next(told, (0, None))
-            if result is not None:
-                shown.append(_team_reason(number, len(teams), result, evaluation.digest))
+            prefix = reason[: reason.find(": ") + 2]  # a team name holds no colon
+            if prefix in numbered:
+                number, hidden = numbered[prefix]
+                shown.append(_team_reason(number, len(teams), hidden, evaluation.digest))
         elif reason.startswith(TRUST_ERROR):
             shown.append(TRUST_ERROR)
         elif reason.startswith("targets") and " signed sha256:" in reason:
@@ -106,12 +119,14 @@ def redact(evaluation: Evaluation) -> Evaluation:
 
 def explanation_json(evaluation: Evaluation, *, redacted: bool) -> dict[str, Any]:
     """The evaluate API's answer: ``redacted`` says whether the names were left out (each
-    team is then ``null``)."""
+    team, and how many of its members signed, is then ``null``: the signers are gone, so
+    a count of them would read 0)."""
     body = evaluation.to_json()
     body["redacted"] = redacted
     if redacted:
         for team in body["teams"]:
             team["team"] = None
+            team["signed"] = None
         if body["rule"] is not None:
             for quota in body["rule"]["require"]["teams"]:
                 quota["team"] = None

@@ -23,7 +23,7 @@ Pure: no Django, no I/O.
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,10 @@ class Requirement:
     teams: tuple[TeamQuota, ...] = ()
     match: str = ALL
 
+    def __post_init__(self) -> None:
+        if self.match not in MATCHES:
+            raise ValueError(f"match must be one of {MATCHES}, not {self.match!r}")
+
     def describe(self) -> str:
         """``2 of security and 1 of ci``; ``1 of security or 1 of ci``."""
         if not self.teams:
@@ -98,6 +102,10 @@ class Rule:
     requirement: Requirement
     images: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in RULE_MODES:  # an unknown mode must never read as permissive
+            raise ValueError(f"mode must be one of {RULE_MODES}, not {self.mode!r}")
 
     def scope_text(self) -> str:
         images = ", ".join(self.images) if self.images else "every image"
@@ -456,7 +464,10 @@ def policy_from_document(document: object, *, trust_on_first_use: bool = False) 
         names.add(name)
         images = _images(entry.get("images"), f"{path}.images", errors)
         namespaces = _namespaces(entry.get("namespaces"), f"{path}.namespaces", errors)
-        if not images and not namespaces and f"{path}.images" not in errors.found:
+        scope_errors = any(
+            key.startswith((f"{path}.images", f"{path}.namespaces")) for key in errors.found
+        )
+        if not images and not namespaces and not scope_errors:
             errors.add(
                 f"{path}.images",
                 "a rule scopes images, namespaces or both; the default rule covers the rest.",
@@ -524,59 +535,48 @@ def with_ucp_settings(
     exempt_namespaces: Iterable[str] | None = None,
 ) -> Policy:
     """``policy`` with UCP's settings replaced: the default rule's mode and teams (a team
-    kept keeps its count), and the exemption rules, each set now one rule where the first
-    of them stood. Every other rule stays as it is."""
-    counts = {quota.team: quota.count for quota in policy.default.requirement.teams}
-    requirement = Requirement(
-        tuple(TeamQuota(team, counts.get(team, 1)) for team in dict.fromkeys(signing_teams)),
-        policy.default.requirement.match,
-    )
+    kept keeps its count), and the exemption rules. A set of exemptions that changed
+    becomes one rule where the first of them stood; one that did not is left as it is, so
+    saving what ``ucp_settings`` gave changes nothing. Every other rule stays as it is."""
+    current = ucp_settings(policy)
+    teams = tuple(dict.fromkeys(signing_teams))
+    requirement = policy.default.requirement
+    if set(teams) != set(current["signing_teams"]):
+        counts = {quota.team: quota.count for quota in requirement.teams}
+        requirement = Requirement(
+            tuple(TeamQuota(team, counts.get(team, 1)) for team in teams), requirement.match
+        )
     patterns = tuple(dict.fromkeys(allow_repos))
-    namespaces = tuple(
-        dict.fromkeys(
-            exempt_namespaces
-            if exempt_namespaces is not None
-            else ucp_settings(policy)["exempt_namespaces"]
-        )
-    )
-    news: dict[str, Rule | None] = {
-        EXEMPT_REPOSITORIES: Rule(EXEMPT_REPOSITORIES, OFF, Requirement(), images=patterns)
-        if patterns
-        else None,
-        EXEMPT_NAMESPACES: Rule(EXEMPT_NAMESPACES, OFF, Requirement(), namespaces=namespaces)
-        if namespaces
-        else None,
-    }
-    rules: list[Rule] = []
-    placed: set[str] = set()
-    for rule in policy.rules:
-        kind = (
-            EXEMPT_REPOSITORIES
-            if is_repository_exemption(rule)
-            else EXEMPT_NAMESPACES
-            if is_namespace_exemption(rule)
-            else None
-        )
-        if kind is None:
-            rules.append(rule)
-            continue
-        new = news[kind]
-        if kind not in placed and new is not None:
-            rules.append(new)
-        placed.add(kind)
-    taken = {rule.name for rule in rules}
-    for kind, new in news.items():
-        if kind not in placed and new is not None:
-            name = kind
-            while name in taken:
-                name = f"{name}-1"
-            rules.append(Rule(name, OFF, Requirement(), new.images, new.namespaces))
+    namespaces = tuple(dict.fromkeys(exempt_namespaces if exempt_namespaces is not None else ()))
+    kinds: list[tuple[Callable[[Rule], bool], str, Rule | None]] = []
+    if list(patterns) != current["allow_repos"]:
+        kinds.append((is_repository_exemption, EXEMPT_REPOSITORIES, _exemption(images=patterns)))
+    if exempt_namespaces is not None and list(namespaces) != current["exempt_namespaces"]:
+        kinds.append((is_namespace_exemption, EXEMPT_NAMESPACES, _exemption(namespaces=namespaces)))
+    rules = list(policy.rules)
+    for test, name, new in kinds:
+        kept = [rule for rule in rules if not test(rule)]
+        if new is not None:
+            unique = name
+            while unique in {rule.name for rule in kept}:
+                unique = f"{unique}-1"
+            new = Rule(unique, OFF, Requirement(), new.images, new.namespaces)
+            first = next((i for i, rule in enumerate(rules) if test(rule)), len(rules))
+            kept.insert(sum(1 for rule in rules[:first] if not test(rule)), new)
+        rules = kept
     return Policy(
         enabled=enabled,
         default=Rule(DEFAULT_RULE, mode, requirement),
         rules=tuple(rules),
         trust_on_first_use=policy.trust_on_first_use,
     )
+
+
+def _exemption(*, images: tuple[str, ...] = (), namespaces: tuple[str, ...] = ()) -> Rule | None:
+    """An ``off`` rule of these images or namespaces (named by the caller); none if empty."""
+    if not images and not namespaces:
+        return None
+    return Rule("exemption", OFF, Requirement(), images, namespaces)
 
 
 def readable(policy: Policy) -> dict[str, Any]:

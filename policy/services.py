@@ -72,13 +72,17 @@ def _clean_allow_repos(patterns: list[str]) -> list[str]:
 
 
 def _clean_exempt_namespaces(namespaces: list[str]) -> list[str]:
-    bad = [n for n in namespaces if not isinstance(n, str) or not rules.NAMESPACE.match(n)]
+    bad = [
+        n
+        for n in namespaces
+        if not isinstance(n, str) or not rules.NAMESPACE_PATTERN.match(n) or not n.strip("*?")
+    ]
     if bad:
         raise ValidationError(
             {
                 "exempt_namespaces": [
-                    f"{n!r} is not a namespace name (at most 63 lowercase letters, digits and "
-                    "'-', starting and ending with a letter or digit)."
+                    f"{n!r} is not a namespace name or pattern ({rules.NAMESPACE_RULE}; "
+                    "not wildcards alone)."
                     for n in bad
                 ]
             }
@@ -116,9 +120,30 @@ def policy_checked(document: object) -> Policy:
     return policy
 
 
+DOCUMENT_FIELDS = ("enabled", "default", "rules")
+
+
+def policy_whole(document: object) -> Policy:
+    """``policy_checked`` for a whole policy (a ``PUT``, a YAML file, a draft): each of
+    ``DOCUMENT_FIELDS`` must be given, so one left out cannot quietly become its default
+    (disabled, no rules) and undo the policy."""
+    missing = {
+        field: ["This field is required: the document is the whole policy."]
+        for field in DOCUMENT_FIELDS
+        if isinstance(document, dict) and field not in document
+    }
+    try:
+        policy = policy_checked(document)
+    except ValidationError as error:
+        raise ValidationError({**missing, **error.message_dict}) from error
+    if missing:
+        raise ValidationError(missing)
+    return policy
+
+
 @transaction.atomic
 def policy_replace(
-    *, actor: User, policy: Policy, expected_version: int | None = None, cause: str = ""
+    *, actor: User | None, policy: Policy, expected_version: int | None = None, cause: str = ""
 ) -> tuple[ContentTrustPolicy, list[str]]:
     """Make ``policy`` the policy; returns the row and the dotted fields that changed.
 
@@ -126,6 +151,7 @@ def policy_replace(
     Every change is kept as a ``PolicyVersion`` and audited with a field-by-field diff
     (``rules.readable``); saving what is already there changes nothing and records
     nothing. ``cause`` says how it came (``revert to version 3``, ``policy apply``).
+    ``actor`` None is Gatehouse itself (``policy apply`` without ``--actor``).
     """
     row = ContentTrustPolicy.objects.select_for_update().filter(pk=policy_get().pk).get()
     if expected_version is not None and expected_version != row.version:
@@ -156,7 +182,7 @@ def policy_replace(
 
 
 def policy_apply(
-    *, actor: User, document: object, expected_version: int | None = None, cause: str = ""
+    *, actor: User | None, document: object, expected_version: int | None = None, cause: str = ""
 ) -> tuple[ContentTrustPolicy, list[str]]:
     """``policy_replace`` with a document (the API's, a YAML file's), checked first."""
     return policy_replace(
@@ -168,7 +194,7 @@ def policy_apply(
 
 
 def policy_revert(
-    *, actor: User, number: int, expected_version: int | None = None
+    *, actor: User | None, number: int, expected_version: int | None = None
 ) -> tuple[ContentTrustPolicy, list[str]]:
     """Make version ``number`` the policy again: itself a new version."""
     version = policy_version(number)
@@ -193,7 +219,7 @@ def policy_update(
 ) -> tuple[ContentTrustPolicy, list[str]]:
     """Change UCP's five settings (``rules.with_ucp_settings``): the default rule's mode and
     teams and the exemption rules; every other rule stays. ``exempt_namespaces`` is kept
-    as it is when not given."""
+    as it is when not given. Returns the row and which of the five settings changed."""
     if mode not in rules.RULE_MODES:
         raise ValidationError({"mode": [f"Mode is one of {', '.join(rules.RULE_MODES)}."]})
     names = list(dict.fromkeys(signing_team_names))
@@ -215,7 +241,9 @@ def policy_update(
                 else None
             ),
         )
-        return policy_replace(actor=actor, policy=policy)
+        row, changed = policy_replace(actor=actor, policy=policy)
+    before, after = rules.ucp_settings(current), rules.ucp_settings(policy)
+    return row, [field for field in after if after[field] != before[field]] if changed else []
 
 
 def image_evaluate(*, image: str, namespace: str | None = None) -> Evaluation:

@@ -17,9 +17,8 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from policy import admission
-from policy.evaluation import PolicyRules
 from policy.models import AdmissionDecision, PolicyVersion
-from policy.selectors import admission_decisions_latest, policy_get
+from policy.selectors import admission_decisions_latest, policy_get, policy_settings
 from policy.services import policy_update
 from tests.factories import make_team, make_user
 from trust.trust_data import forget
@@ -274,8 +273,13 @@ def test_json_pointers_escape_and_pins_keep_the_name_as_written():
     assert admission.pinned_image("Not Valid", digest) is None
 
 
+EXEMPT_UPLOADER = (
+    "exempt: rule exempt-repositories matches by image pattern "
+    "registry.example.com/shop/uploader, and its mode is off"
+)
+
+
 def test_the_patch_replaces_each_container_of_a_pinned_image_and_only_those():
-    rules = PolicyRules(enabled=True, mode="enforced", signing_teams=("ci",), allow_repos=())
     review = admission.parse_review((FIXTURES / "cronjob.json").read_text())
     containers = admission.find_images(review.group, review.kind, review.object).images
     digest = "sha256:" + "2" * 64
@@ -289,11 +293,11 @@ def test_the_patch_replaces_each_container_of_a_pinned_image_and_only_those():
         "registry.example.com/shop/uploader:1.2": admission.Verdict(
             "registry.example.com/shop/uploader:1.2",
             admission.PASSED,
-            ("exempt: registry.example.com/shop/uploader is in allow_repos",),
-            note="exempt: registry.example.com/shop/uploader is in allow_repos",
+            (EXEMPT_UPLOADER,),
+            note=EXEMPT_UPLOADER,
         ),
     }
-    decision = admission.decide(rules=rules, uses=containers, verdicts=verdicts, mutate=True)
+    decision = admission.decide(uses=containers, verdicts=verdicts, mutate=True)
     prefix = "/spec/jobTemplate/spec/template/spec"
     assert decision.patch == (
         {
@@ -311,12 +315,11 @@ def test_the_patch_replaces_each_container_of_a_pinned_image_and_only_those():
     answer = admission.response_json("u", decision)["response"]
     assert answer["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(answer["patch"])) == list(decision.patch)
-    validate = admission.decide(rules=rules, uses=containers, verdicts=verdicts, mutate=False)
+    validate = admission.decide(uses=containers, verdicts=verdicts, mutate=False)
     assert "patch" not in admission.response_json("u", validate)["response"]
 
 
 def test_the_patch_pins_image_volumes_as_it_pins_containers():
-    rules = PolicyRules(enabled=True, mode="enforced", signing_teams=("ci",), allow_repos=())
     document = load("pod-image-volume.json")
     review = admission.parse_review(json.dumps(document))
     uses = admission.find_images(review.group, review.kind, review.object).images
@@ -338,7 +341,7 @@ def test_the_patch_pins_image_volumes_as_it_pins_containers():
         ),
         models: admission.Verdict(models, admission.PASSED, signed),  # a digest: nothing to pin
     }
-    decision = admission.decide(rules=rules, uses=uses, verdicts=verdicts, mutate=True)
+    decision = admission.decide(uses=uses, verdicts=verdicts, mutate=True)
     assert decision.patch == (
         {
             "op": "replace",
@@ -424,8 +427,17 @@ def test_an_exempt_namespace_is_allowed_and_says_so(api, admin, review_client, e
         format="json",
     )
     assert changed.status_code == 200, changed.content
+    # Exempt namespaces are the rule exempt-namespaces (mode off), changed in place.
     assert changed.json()["changed"] == ["exempt_namespaces"]
-    assert PolicyVersion.objects.first().policy["exempt_namespaces"] == ["kube-system", "shop"]
+    assert PolicyVersion.objects.first().policy["rules"] == [
+        {
+            "name": "exempt-namespaces",
+            "images": [],
+            "namespaces": ["kube-system", "shop"],
+            "mode": "off",
+            "require": {"match": "all", "teams": []},
+        }
+    ]
     shop = review_client(VALIDATE, load("deployment.json"))["response"]
     assert shop["allowed"] is True
     assert "namespace shop is exempt" in shop["status"]["message"]
@@ -451,7 +463,7 @@ def test_exempt_namespaces_are_kept_when_omitted_and_checked_when_given(api, adm
     )
     assert bad.status_code == 400
     assert "exempt_namespaces" in bad.json()
-    assert policy_get().exempt_namespaces == ["tools"]
+    assert policy_settings(policy_get())["exempt_namespaces"] == ["tools"]
 
 
 def test_repositories_in_allow_repos_are_allowed_and_say_so(admin, review_client, enforced):
@@ -466,7 +478,10 @@ def test_repositories_in_allow_repos_are_allowed_and_say_so(admin, review_client
     assert response["allowed"] is True
     message = response["status"]["message"]
     assert "[registry.example.com/shop/report:5.0] allowed unchecked: exempt: " in message
-    assert "registry.example.com/shop/* is in allow_repos" in message
+    assert (
+        "rule exempt-repositories matches by image pattern registry.example.com/shop/*, and its "
+        "mode is off" in message
+    )
     assert "patch" not in response
 
 
@@ -537,9 +552,9 @@ def test_permissive_mode_allows_with_one_warning_per_failing_image(
         assert "Notary cannot be reached" in warning
     assert "2 of 3 images would be denied" in response["status"]["message"]
     assert (
-        "[busybox:1.36] allowed unchecked: exempt: docker.io/library/busybox is in allow_repos"
-        in (response["status"]["message"])
-    )
+        "[busybox:1.36] allowed unchecked: exempt: rule exempt-repositories matches by image "
+        "pattern docker.io/library/busybox, and its mode is off"
+    ) in response["status"]["message"]
 
 
 def test_an_invalid_image_reference_fails_closed(review_client, enforced):

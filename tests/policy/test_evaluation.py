@@ -903,8 +903,7 @@ def test_exempt_with_trust_data_still_reports_the_findings():
     result = check(f"{GUN}:1.0", policy, JENKINS_SIGNED)
     assert result.decision == "allowed"
     assert result.reasons[:2] == (
-        "exempt: rule legacy matches by image pattern registry.example.com/**, "
-        "and its mode is off",
+        "exempt: rule legacy matches by image pattern registry.example.com/**, and its mode is off",
         POLICY_FAILED,
     )
     assert result.teams[0].team == "dev"
@@ -1100,7 +1099,9 @@ def test_to_json_shape():
 @pytest.mark.parametrize(
     ("document", "path"),
     [
-        pytest.param({"enabled": True, "default": {"mode": "strict"}}, "default.mode", id="default"),
+        pytest.param(
+            {"enabled": True, "default": {"mode": "strict"}}, "default.mode", id="default"
+        ),
         pytest.param(
             {"enabled": True, "rules": [{"name": "prod", "images": [GUN], "mode": "strict"}]},
             "rules[0].mode",
@@ -1296,9 +1297,7 @@ def random_scenarios(draw) -> tuple[ImageReference, Policy, TrustData, Identitie
 
 @st.composite
 def policies_and_references(draw) -> tuple[ImageReference, Policy]:
-    policy = rules(
-        *draw(st.lists(st.sampled_from(TEAMS), unique=True)), tofu=draw(st.booleans())
-    )
+    policy = rules(*draw(st.lists(st.sampled_from(TEAMS), unique=True)), tofu=draw(st.booleans()))
     return parse_image_reference(draw(st.sampled_from(REFERENCES))), policy
 
 

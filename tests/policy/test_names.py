@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from policy.evaluation import PolicyRules, exempting_pattern, is_exempt, parse_image_reference
+from policy.evaluation import needs_trust_data, parse_image_reference
 from policy.models import PolicyVersion
-from policy.selectors import policy_get
+from policy.rules import (
+    DEFAULT_RULE,
+    ENFORCED,
+    EXEMPT_REPOSITORIES,
+    Policy,
+    Requirement,
+    Rule,
+    with_ucp_settings,
+)
+from policy.selectors import policy_get, policy_settings
 from policy.services import policy_update
 from tests.factories import make_team
 
@@ -34,6 +43,14 @@ def put(api, admin, allow_repos: list[str]):
 # --- Matching, without a database ---------------------------------------------------------
 
 
+def exempting(*patterns: str) -> Policy:
+    """UCP's ``allow_repos``: the ``exempt-repositories`` rule, mode off."""
+    empty = Policy(enabled=False, default=Rule(DEFAULT_RULE, ENFORCED, Requirement()))
+    return with_ucp_settings(
+        empty, enabled=True, mode=ENFORCED, signing_teams=["ci"], allow_repos=patterns
+    )
+
+
 @pytest.mark.parametrize(
     ("image", "pattern", "exempt"),
     [
@@ -53,17 +70,18 @@ def put(api, admin, allow_repos: list[str]):
     ],
 )
 def test_exemptions_match_by_path_component(image: str, pattern: str, exempt: bool):
-    rules = PolicyRules(
-        enabled=True, mode="enforced", signing_teams=("ci",), allow_repos=(pattern,)
-    )
+    policy = exempting(pattern)
     gun = parse_image_reference(image).gun
-    assert is_exempt(gun, rules) is exempt
-    assert exempting_pattern(gun, rules.allow_repos) == (pattern if exempt else None)
+    assert needs_trust_data(policy, gun) is not exempt
+    applied = policy.applied(gun)
+    assert applied.rule.name == (EXEMPT_REPOSITORIES if exempt else DEFAULT_RULE)
+    assert applied.image == (pattern if exempt else None)
 
 
 def test_a_stored_pattern_that_exempted_everything_now_exempts_nothing():
-    rules = PolicyRules(enabled=True, mode="enforced", signing_teams=(), allow_repos=("*",))
-    assert not is_exempt("registry.example.com/ci/app", rules)
+    policy = exempting("*")
+    assert needs_trust_data(policy, "registry.example.com/ci/app")
+    assert policy.applied("registry.example.com/ci/app").rule.name == DEFAULT_RULE
 
 
 # --- The API and the page ---------------------------------------------------------------
@@ -72,10 +90,10 @@ def test_a_stored_pattern_that_exempted_everything_now_exempts_nothing():
 @pytest.mark.parametrize(
     ("pattern", "words"),
     [
-        ("*", "would exempt every repository"),
-        ("**", "would exempt every repository"),
-        ("**/**", "would exempt every repository"),
-        ("*/*", "would exempt every repository"),
+        ("*", "would match every repository"),
+        ("**", "would match every repository"),
+        ("**/**", "would match every repository"),
+        ("*/*", "would match every repository"),
         ("*.*/**", "at least one label as written"),
         ("team-*/app", "must stay inside a registry host"),
         ("../../etc/passwd", "not a valid host[:port]"),
@@ -111,7 +129,7 @@ def test_patterns_are_stored_as_docker_normalises_them(api, admin, teams):
     assert response.status_code == 200, response.content
     stored = ["docker.io/library/nginx", "docker.io/ci/*", "registry.example.com:5000/sandbox/**"]
     assert response.json()["allow_repos"] == stored
-    assert policy_get().allow_repos == stored
+    assert policy_settings(policy_get())["allow_repos"] == stored
     # Saving what Docker makes of it changes nothing.
     assert put(api, admin, stored).json()["changed"] == []
 
@@ -125,8 +143,8 @@ def test_the_policy_page_shows_why_a_pattern_is_refused(client, admin, teams):
     assert response.status_code == 200
     errors = response.context["policy_form"].errors
     assert list(errors) == ["allow_repos"]
-    assert "'*': it would exempt every repository of every registry" in errors["allow_repos"][0]
-    assert "it would exempt every repository of every registry" in response.text
+    assert "'*': it would match every repository of every registry" in errors["allow_repos"][0]
+    assert "it would match every repository of every registry" in response.text
     assert policy_get().version == 0
 
 
@@ -180,7 +198,10 @@ def test_whitespace_around_an_image_is_dropped_by_api_and_admission_alike(
 
     admitted = review_client(review_of(image))
     assert admitted["allowed"] is True, admitted["status"]
-    assert "exempt: docker.io/library/busybox is in allow_repos" in admitted["status"]["message"]
+    assert (
+        "exempt: rule exempt-repositories matches by image pattern docker.io/library/busybox, "
+        "and its mode is off" in admitted["status"]["message"]
+    )
 
 
 def test_whitespace_inside_an_image_is_refused_by_api_and_admission_alike(

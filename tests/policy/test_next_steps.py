@@ -11,7 +11,6 @@ from policy import evaluation as ev
 from policy.evaluation import (
     Identities,
     ImageReference,
-    PolicyRules,
     RoleData,
     Signer,
     SignerKey,
@@ -19,12 +18,19 @@ from policy.evaluation import (
     evaluate,
 )
 from policy.next_steps import Remembered, gone_signatures
+from policy.rules import ANY, DEFAULT_RULE, ENFORCED, Policy, Requirement, Rule, TeamQuota
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(days=365)
 GUN = "registry.example.com/ci/app"
 A = "a1" * 32
-RULES = PolicyRules(enabled=True, mode=ev.ENFORCED, signing_teams=("ci",), allow_repos=())
+
+
+def requiring(*quotas: TeamQuota, match: str = "all") -> Policy:
+    return Policy(enabled=True, default=Rule(DEFAULT_RULE, ENFORCED, Requirement(quotas, match)))
+
+
+RULES = requiring(TeamQuota("ci"))
 JENKINS = "targets/jenkins"
 
 
@@ -45,9 +51,9 @@ def trust(**roles: dict[str, str]) -> TrustData:
     )
 
 
-def check(tag: str, data: TrustData | None, who: Identities):
+def check(tag: str, data: TrustData | None, who: Identities, policy: Policy = RULES):
     reference = ImageReference(f"{GUN}:{tag}", GUN, tag, None)
-    return evaluate(reference, RULES, data, who, now=NOW)
+    return evaluate(reference, policy, data, who, now=NOW)
 
 
 REMEMBERED = (Remembered("1.0", f"sha256:{A}", JENKINS, "jenkins"),)
@@ -75,6 +81,54 @@ def test_a_passing_evaluation_has_nothing_to_do():
     )
     assert result.allowed
     assert next_steps.next_steps(result) == ()
+
+
+def test_an_unpinned_root_under_a_rule_of_no_teams_says_to_pin_it():
+    unpinned = dataclasses.replace(trust(targets_releases={"1.0": A}), root_pinned=False)
+    result = check("1.0", unpinned, identities(), requiring())
+    assert result.decision == ev.DENIED
+    steps = next_steps.next_steps(result)
+    assert [step.reason for step in steps] == [ev.ROOT_NOT_PINNED]
+    assert "pin its root key" in steps[0].step
+
+
+def test_too_few_signers_says_how_many_more_must_sign():
+    signed = trust(targets_releases={"1.0": A}, targets_jenkins={"1.0": A})
+    result = check("1.0", signed, identities(), requiring(TeamQuota("ci", 3)))
+    assert result.decision == "denied"
+
+    (step,) = next_steps.next_steps(result)
+
+    assert step.reason == ev.TOO_FEW
+    assert step.why == "3 distinct members of ci must sign it, and only 1 did (jenkins)"
+    assert step.step.startswith(
+        "More distinct members of ci must sign it: 3 needed, each in their own role. "
+        "To sign, push it with DOCKER_CONTENT_TRUST=1"
+    )
+
+    (hidden,) = next_steps.next_steps(redaction.redact(result))
+    assert hidden.reason == ev.TOO_FEW
+    assert "jenkins" not in hidden.why + hidden.step
+    assert hidden.step.startswith(
+        "More distinct members of a signing team must sign it: 3 needed, each in their own role."
+    )
+
+
+def test_with_any_team_one_satisfied_team_is_enough_and_none_fails():
+    signed = trust(targets_releases={"1.0": A}, targets_jenkins={"1.0": A})
+    either = requiring(TeamQuota("ops"), TeamQuota("ci"), match=ANY)
+    passed = check("1.0", signed, identities(), either)
+    assert passed.allowed
+    assert not passed.teams[0].satisfied  # ops: jenkins is not in it, and need not be
+    assert not next_steps.failing(passed)
+    assert next_steps.next_steps(passed) == ()
+
+    failed = check("1.0", signed, identities(teams={"qa"}), either)
+    assert next_steps.failing(failed)
+    assert [step.step for step in next_steps.next_steps(failed)] == [
+        "Have a current member of ops sign it, or ask an admin to add jenkins to ops.",
+        "Have a current member of ci sign it, or ask an admin to add jenkins to ci.",
+    ]
 
 
 def test_a_signer_not_in_the_team_is_told_apart_from_never_signed():

@@ -2,12 +2,14 @@
 repository (admins, members of its signer teams) learn who signed it, in which role and for
 which team. The trust data is given as Notary would verify it, so no Notary is needed."""
 
+import datetime as dt
 import json
 
 import pytest
 
 from bundles.selectors import signing_role_of
 from bundles.services import bundle_issue, public_key_revoke
+from policy import evaluation as ev
 from policy import redaction, services
 from policy.evaluation import (
     KEY_REVOKED,
@@ -20,6 +22,7 @@ from policy.evaluation import (
     TeamResult,
     TrustData,
 )
+from policy.rules import ANY, DEFAULT_RULE, ENFORCED, Policy, Requirement, Rule, TeamQuota
 from policy.services import policy_update
 from tests.factories import make_team, make_user
 from trust.services.repositories import repository_create
@@ -111,7 +114,17 @@ def test_a_viewer_who_may_not_see_the_repository_gets_the_decision_without_names
         True,
         f"sha256:{SIGNED}",
     )
-    assert allowed["teams"] == [{"team": None, "satisfied": True, "signers": [], "not_counted": []}]
+    assert allowed["teams"] == [
+        {
+            "team": None,
+            "needed": 1,
+            "signed": None,
+            "satisfied": True,
+            "signers": [],
+            "not_counted": [],
+        }
+    ]
+    assert allowed["rule"]["require"]["teams"] == [{"team": None, "count": 1}]
     assert allowed["reasons"] == [
         f"signing team 1 of 1: a current member signed sha256:{SIGNED} in their own role"
     ]
@@ -228,7 +241,10 @@ def test_every_reason_code_has_words_that_name_nobody():
 def test_reasons_that_name_nobody_are_kept_as_they_are():
     kept = (
         "content trust is disabled",
-        "exempt: registry.example.com/public/* is in allow_repos",
+        "exempt: rule exempt-repositories matches by image pattern registry.example.com/public/*, "
+        "and its mode is off",
+        "exempt: rule exempt-namespaces matches by namespace name kube-system and every image, "
+        "and its mode is off",
         f"image or trust data does not exist for {GUN}:1.0",
     )
     redacted = redaction.redact(explanation(reasons=kept, teams=()))
@@ -237,3 +253,74 @@ def test_reasons_that_name_nobody_are_kept_as_they_are():
         explanation(reasons=("trust data does not verify: targets/alice is bad",), teams=())
     )
     assert broken.reasons == ("trust data does not verify",)
+
+
+def judged(requirement: Requirement, *signed_by: str) -> Evaluation:
+    """A real evaluation of 1.0 under ``requirement``, signed in their own role by each of
+    ``signed_by``: alice and carol are in ci, bob in no team."""
+    later = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    teams = {"alice": {"ci"}, "carol": {"ci"}, "bob": set()}
+    identities = ev.Identities(
+        signers={
+            f"targets/{name}": ev.Signer(name, f"targets/{name}", True, frozenset(team))
+            for name, team in teams.items()
+        },
+        keys={f"key-{name}": ev.SignerKey(name, True, False, None, later) for name in teams},
+    )
+    trust = TrustData(
+        root_pinned=True,
+        roles={
+            "targets/releases": RoleData({"1.0": SIGNED}, frozenset({"key-alice"})),
+            **{
+                f"targets/{name}": RoleData({"1.0": SIGNED}, frozenset({f"key-{name}"}), name)
+                for name in signed_by
+            },
+        },
+    )
+    policy = Policy(enabled=True, default=Rule(DEFAULT_RULE, ENFORCED, requirement))
+    return ev.evaluate(ev.parse_image_reference(f"{GUN}:1.0"), policy, trust, identities)
+
+
+def assert_names_nobody(body: dict) -> None:
+    text = json.dumps(body)
+    for name in ("alice", "carol", "bob", '"ci"', '"ops"', "key-"):
+        assert name not in text
+
+
+def test_a_team_that_needs_more_signers_is_redacted_without_saying_nobody_signed():
+    two_of_ci = Requirement((TeamQuota("ci", 2),))
+    denied = judged(two_of_ci, "alice", "bob")
+    assert denied.teams[0].not_counted[0].reason == ev.TOO_FEW  # alice counted, bob did not
+    redacted = redaction.redact(denied)
+    assert redacted.reasons == (
+        POLICY_FAILED,
+        f"signing team 1 of 1: fewer than 2 distinct current members signed sha256:{SIGNED} "
+        "in their own role (fewer distinct members of this team signed it than the rule "
+        "requires; someone who signed it is not in this team)",
+    )
+    body = redaction.explanation_json(redacted, redacted=True)
+    (team,) = body["teams"]
+    # How many signed is left out with who did: the signers are gone, so 0 would be false.
+    assert (team["needed"], team["signed"], team["satisfied"]) == (2, None, False)
+    assert body["rule"]["require"]["teams"] == [{"team": None, "count": 2}]
+    assert_names_nobody(body)
+
+    allowed = redaction.redact(judged(two_of_ci, "alice", "carol"))
+    assert allowed.reasons == (
+        f"signing team 1 of 1: at least 2 distinct current members signed sha256:{SIGNED} "
+        "in their own role",
+    )
+    assert_names_nobody(redaction.explanation_json(allowed, redacted=True))
+
+
+def test_with_any_team_each_reason_is_redacted_for_the_team_it_names():
+    """A passing image under ``any`` has a reason for each satisfied team only: that one is
+    the second team here, and an unsatisfied team must not take its reason."""
+    ops_or_ci = Requirement((TeamQuota("ops"), TeamQuota("ci")), ANY)
+    result = judged(ops_or_ci, "alice")
+    assert (result.decision, [t.satisfied for t in result.teams]) == ("allowed", [False, True])
+    redacted = redaction.redact(result)
+    assert redacted.reasons == (
+        f"signing team 2 of 2: a current member signed sha256:{SIGNED} in their own role",
+    )
+    assert_names_nobody(redaction.explanation_json(redacted, redacted=True))

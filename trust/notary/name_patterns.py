@@ -96,7 +96,7 @@ def parse_pattern(text: str) -> str:
     first = components[0]
     if first and not first.strip(WILDCARDS):
         raise InvalidPattern(
-            "it would exempt every repository of every registry; name the registry, such "
+            "it would match every repository of every registry; name the registry, such "
             "as registry.example.com/sandbox/**"
         )
     if len(components) > 1 and is_domain_like(first):

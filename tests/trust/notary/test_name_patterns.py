@@ -40,11 +40,11 @@ def test_patterns_are_normalised_as_docker_reads_names(pattern: str, normalised:
 @pytest.mark.parametrize(
     ("pattern", "why"),
     [
-        ("*", "would exempt every repository"),
-        ("**", "would exempt every repository"),
-        ("**/**", "would exempt every repository"),
-        ("*/**", "would exempt every repository"),
-        ("?*/*", "would exempt every repository"),
+        ("*", "would match every repository"),
+        ("**", "would match every repository"),
+        ("**/**", "would match every repository"),
+        ("*/**", "would match every repository"),
+        ("?*/*", "would match every repository"),
         ("*.*/**", "at least one label as written"),
         ("*:5000/**", "at least one label as written"),
         ("ci-*/app", "must stay inside a registry host"),
