@@ -145,7 +145,7 @@ def main() -> None:
             reference = parse_image_reference(IMAGE)
             context = evaluation_context()
             trust = trust_data_from_verified(verified_repository(GUN))
-            floor = rate(lambda: evaluate(reference, context.rules, trust, context.identities))
+            floor = rate(lambda: evaluate(reference, context.policy, trust, context.identities))
             service = rate(lambda: image_evaluate(image=IMAGE))
             parts = {
                 "one SQL round trip, no ORM (SELECT 1)": rate(round_trip, 1.0),

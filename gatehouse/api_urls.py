@@ -13,6 +13,11 @@ from policy.api import (
     AdmissionValidateView,
     ContentTrustPolicyView,
     EvaluateView,
+    PolicyPreviewView,
+    PolicyRevertView,
+    PolicyVersionDetailView,
+    PolicyVersionListView,
+    PolicyView,
     WebhookConfigurationView,
 )
 from trust.api.repositories import JobViewSet, RepositoryViewSet
@@ -39,6 +44,19 @@ urlpatterns = [
     path("bundles/", BundleView.as_view(), name="api-bundles"),
     path("bundles/ca.pem", ClientCAView.as_view(), name="api-client-ca"),
     path("keys/challenge/", KeyChallengeView.as_view(), name="api-key-challenge"),
+    path("policy/", PolicyView.as_view(), name="api-policy-document"),
+    path("policy/preview/", PolicyPreviewView.as_view(), name="api-policy-preview"),
+    path("policy/versions/", PolicyVersionListView.as_view(), name="api-policy-versions"),
+    path(
+        "policy/versions/<int:number>/",
+        PolicyVersionDetailView.as_view(),
+        name="api-policy-version",
+    ),
+    path(
+        "policy/versions/<int:number>/revert/",
+        PolicyRevertView.as_view(),
+        name="api-policy-revert",
+    ),
     path("policy/content-trust/", ContentTrustPolicyView.as_view(), name="api-policy"),
     path("policy/evaluate/", EvaluateView.as_view(), name="api-evaluate"),
     path("admission/validate/", AdmissionValidateView.as_view(), name="api-admission-validate"),

@@ -23,7 +23,7 @@ from accounts.models import User
 from accounts.typing import AuthenticatedHttpRequest
 from bundles import selectors as bundles_selectors
 from policy import selectors as policy_selectors
-from policy.rules import ENFORCED
+from policy.rules import ENFORCED, Policy, ucp_settings
 from trust import selectors as trust_selectors
 
 DRIFTED_SHOWN = 5
@@ -45,12 +45,11 @@ class Step:
     done: bool
 
 
-def getting_started(
-    *, viewer: User, policy: dict[str, Any], signing_teams: list[str], repositories: int
-) -> list[Step]:
-    """From a new user to a checked image: each step is done once the database shows it.
-    ``policy`` is UCP's view of it (``policy.selectors.policy_settings``)."""
-    enforced = policy["enabled"] and policy["mode"] == ENFORCED
+def getting_started(*, viewer: User, policy: Policy, repositories: int) -> list[Step]:
+    """From a new user to a checked image: each step is done once the database shows it."""
+    enforced = policy.enabled and any(
+        rule.mode == ENFORCED and rule.requirement.teams for rule in (policy.default, *policy.rules)
+    )
     signed = (
         bundles_selectors.signing_keys_current().exists() and trust_selectors.signed_tags_seen()
     )
@@ -78,7 +77,7 @@ def getting_started(
             "signature from one of its members.",
             reverse("content_trust"),
             "Content trust policy",
-            enforced and bool(signing_teams),
+            enforced,
         ),
         Step(
             "step-repository",
@@ -113,15 +112,10 @@ def _admin_context(viewer: User) -> dict[str, Any]:
     by_state = trust_selectors.repository_counts_by_state()
     drifted = trust_selectors.repositories_drifted()
     drift_count = drifted.count()
-    policy = policy_selectors.policy_settings(policy_selectors.policy_get())
-    signing_teams = policy["signing_teams"]
+    policy = policy_selectors.policy_current()
+    settings = ucp_settings(policy)
     root_key_id = trust_selectors.root_key_id()
-    steps = getting_started(
-        viewer=viewer,
-        policy=policy,
-        signing_teams=signing_teams,
-        repositories=sum(by_state.values()),
-    )
+    steps = getting_started(viewer=viewer, policy=policy, repositories=sum(by_state.values()))
     return {
         "user_count": accounts_selectors.user_list(viewer=viewer).count(),
         "team_count": accounts_selectors.team_list(viewer=viewer).count(),
@@ -132,8 +126,9 @@ def _admin_context(viewer: User) -> dict[str, Any]:
         "failed_job_count": trust_selectors.jobs_failed_count(),
         "drift_count": drift_count,
         "drifted": list(drifted[:DRIFTED_SHOWN]) if drift_count else [],
-        "policy": policy,
-        "signing_teams": signing_teams,
+        "policy": settings,
+        "signing_teams": settings["signing_teams"],
+        "rule_count": len(policy.rules),
         "denials": list(policy_selectors.denials(viewer=viewer)[:DENIALS_SHOWN]),
         "denial_count": policy_selectors.denials_since(
             viewer=viewer, since=timezone.now() - DENIALS_WINDOW

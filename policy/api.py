@@ -105,7 +105,7 @@ class ContentTrustPolicyView(APIView):
 
 # What a read gives beside the document: a client may send it back as it came.
 READ_ONLY_FIELDS = ("updated_by", "updated_at", "changed")
-IF_MATCH = re.compile(r'\A"?(\d{1,18})"?\Z')
+IF_MATCH = re.compile(r'\A(?:"(\d{1,18})"|(\d{1,18}))\Z')  # "5", or a bare 5
 
 
 class DocumentQuotaSerializer(serializers.Serializer):
@@ -231,7 +231,7 @@ def _expected_version(request: Request) -> int:
             raise exceptions.ValidationError(
                 {"If-Match": ['The ETag of GET /api/v1/policy/, as it was given: "<version>".']}
             )
-        from_header = int(match[1])
+        from_header = int(match[1] or match[2])
     if given is not None:
         if isinstance(given, bool) or not isinstance(given, int) or given < 0:
             raise exceptions.ValidationError(
@@ -285,7 +285,7 @@ class PolicyView(APIView):
     )
     def put(self, request: AuthenticatedRequest) -> Response:
         expected = _expected_version(request)
-        policy = services.policy_whole(_draft(request.data))
+        policy = services.policy_checked(_draft(request.data))
         try:
             row, changed = services.policy_replace(
                 actor=request.user, policy=policy, expected_version=expected
@@ -352,7 +352,7 @@ class PolicyPreviewView(APIView):
             )
         days = int(text)
         result = services.policy_preview(
-            draft=services.policy_whole(_draft(request.data)), days=days
+            draft=services.policy_checked(_draft(request.data)), days=days
         )
         return Response({**result.to_json(), "days": days})
 
@@ -388,7 +388,7 @@ class PolicyVersionDetailSerializer(PolicyVersionSerializer):
     @extend_schema_field(PolicyDocumentSerializer)
     def get_policy(self, version: PolicyVersion) -> dict:
         """The policy as this version made it, its fields in the document's order."""
-        return rules.policy_document(rules.policy_from_document(version.policy))
+        return rules.policy_document(selectors.policy_stored(version.policy))
 
     @extend_schema_field(FieldChangeSerializer(many=True))
     def get_diff(self, version: PolicyVersion) -> list[dict]:

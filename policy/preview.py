@@ -45,8 +45,8 @@ class Subject:
     """An image as recorded: where it was seen and what its trust data said.
 
     ``signatures`` are (username, key ID) pairs that counted for their signer; a key ID
-    of ``""`` is one Gatehouse did not record (a remembered signed tag), which is judged
-    by its signer alone. ``examined`` false: the trust data was never read.
+    of ``""`` is one Gatehouse did not record (a remembered signed tag), which counts while
+    its signer has any usable signing key. ``examined`` false: the trust data was never read.
     """
 
     image: str
@@ -115,13 +115,14 @@ def findings_of(
     subject: Subject,
     identities: Identities,
     signers: dict[str, Signer],
+    usable: set[str],
     *,
     now: dt.datetime,
     trust_on_first_use: bool,
 ) -> Findings:
-    """The subject's recorded findings with today's people (``signers`` by username): a
-    signature counts while its signer still has a signing role and its key (when recorded)
-    is still theirs and usable."""
+    """The subject's recorded findings with today's people (``signers`` by username;
+    ``usable``, who has a usable signing key): a signature counts while its signer still
+    has a signing role and its key (when recorded) is still theirs and usable."""
     if not subject.examined:
         return Findings(subject.digest, missing=NO_TRUST_DATA)
     if subject.missing is not None:
@@ -137,6 +138,10 @@ def findings_of(
             key = identities.keys.get(key_id)
             if key is None or key.owner != username or key.unusable(now) is not None:
                 continue
+        elif not any(  # a remembered tag: its signer must still have a usable signing key
+            key.owner == username and key.unusable(now) is None for key in identities.keys.values()
+        ):
+            continue
         counted.append(Signature(signer, key_id))
     return Findings(subject.digest, counted=tuple(counted), named=subject.digest or "")
 
@@ -164,6 +169,7 @@ def preview(
     count = occurrences = judged = newly_denied = newly_allowed = 0
     switch_changed = current.enabled != draft.enabled
     signers = {signer.username: signer for signer in identities.signers.values()}
+    usable = {key.owner for key in identities.keys.values() if key.unusable(now) is None}
     for subject in subjects:
         count += 1
         occurrences += subject.occurrences
@@ -177,7 +183,12 @@ def preview(
             continue
         judged += 1
         findings = findings_of(
-            subject, identities, signers, now=now, trust_on_first_use=draft.trust_on_first_use
+            subject,
+            identities,
+            signers,
+            usable,
+            now=now,
+            trust_on_first_use=draft.trust_on_first_use,
         )
         before = decision_under(current, before_rule, findings)
         after = decision_under(draft, after_rule, findings)

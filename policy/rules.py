@@ -24,7 +24,7 @@ Pure: no Django, no I/O.
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trust.notary import name_patterns, references
@@ -40,10 +40,12 @@ ANY = "any"
 MATCHES = (ALL, ANY)
 
 DEFAULT_RULE = "default"
+DOCUMENT_FIELDS = ("enabled", "default", "rules")  # each required: none quietly defaults
 MAX_RULES = 200
 MAX_PATTERNS = 200  # image patterns or namespaces, per rule
 MAX_TEAMS = 20  # per requirement
 MAX_COUNT = 100
+APPLIED_KEPT = 10_000  # answers a policy keeps (``Policy.applied``) before starting afresh
 RULE_NAME = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 # A Kubernetes namespace name (an RFC 1123 label), where a pattern may also hold * and ?.
 NAMESPACE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -164,9 +166,26 @@ class Policy:
     default: Rule
     rules: tuple[Rule, ...] = ()
     trust_on_first_use: bool = False
+    # Each (GUN, namespace)'s answer, kept while this policy is the one in force: a policy
+    # never changes, and admission asks about the same images again and again.
+    _applied: dict[tuple[str, str | None], Applied] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
 
     def applied(self, gun: str, namespace: str | None = None) -> Applied:
         """The rule that applies to ``gun`` in ``namespace``, by the precedence above."""
+        key = (gun, namespace)
+        found = self._applied.get(key)
+        if found is None:
+            if len(self._applied) >= APPLIED_KEPT:
+                self._applied.clear()
+            found = self._applied[key] = self._ranked(gun, namespace)
+        return found
+
+    def rule_for(self, gun: str, namespace: str | None = None) -> Rule:
+        return self.applied(gun, namespace).rule
+
+    def _ranked(self, gun: str, namespace: str | None) -> Applied:
         ranked = self._matching(gun, namespace)
         if not ranked:
             return Applied(self.default, None, None, None)
@@ -178,16 +197,6 @@ class Policy:
             image_pattern,
             tuple(other.name for _, _, other, _, _ in ranked[1:]),
         )
-
-    def rule_for(self, gun: str, namespace: str | None = None) -> Rule:
-        """``applied(...).rule`` without the explanation: what preview and admission need."""
-        best: tuple[tuple[int, int, int], int] | None = None
-        winner = self.default
-        for position, rule in enumerate(self.rules):
-            match = _specificity(rule, gun, namespace)
-            if match is not None and (best is None or match[0] > best[0]):
-                best, winner = (match[0], position), rule
-        return winner
 
     def strictest_mode(self, namespace: str | None) -> str:
         """The strictest mode an image in ``namespace`` can meet: what an image that cannot
@@ -319,6 +328,15 @@ class _Errors:
         self.found.setdefault(path, []).append(message)
 
 
+PLAIN = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
+
+
+def _named(text: str) -> str:
+    """``text`` as a message names it: as it is when plain, else quoted and escaped (it
+    may hold a NUL, a lone surrogate, anything a JSON document can)."""
+    return text if PLAIN.match(text) else references.shown(text)
+
+
 def _mapping(
     value: object, path: str, errors: _Errors, keys: Iterable[str]
 ) -> dict[str, Any] | None:
@@ -327,7 +345,8 @@ def _mapping(
         return None
     unknown = sorted(set(value) - set(keys), key=str)
     for key in unknown:
-        errors.add(f"{path}.{key}" if path else str(key), "is not a field of this object.")
+        name = _named(str(key))
+        errors.add(f"{path}.{name}" if path else name, "is not a field of this object.")
     return value
 
 
@@ -382,20 +401,23 @@ def _requirement(value: object, path: str, errors: _Errors) -> Requirement:
             errors.add(f"{where}.count", f"must be a whole number from 1 to {MAX_COUNT}.")
             continue
         if any(quota.team == team for quota in quotas):
-            errors.add(f"{where}.team", f"{team} is named twice in this requirement.")
+            errors.add(f"{where}.team", f"{_named(team)} is named twice in this requirement.")
             continue
         quotas.append(TeamQuota(team, count))
     return Requirement(tuple(quotas), match if match in MATCHES else ALL)
 
 
-def _images(value: object, path: str, errors: _Errors) -> tuple[str, ...]:
+def _images(value: object, path: str, errors: _Errors, *, stored: bool) -> tuple[str, ...]:
     patterns = _strings(value, path, errors, MAX_PATTERNS)
     cleaned = []
     for index, pattern in enumerate(patterns or []):
         try:
             cleaned.append(name_patterns.parse_pattern(pattern.strip()))
         except references.InvalidPattern as error:
-            errors.add(f"{path}[{index}]", f"{references.shown(pattern.strip())}: {error}.")
+            if stored:  # written under an older grammar: kept, and it matches nothing
+                cleaned.append(pattern)
+            else:
+                errors.add(f"{path}[{index}]", f"{references.shown(pattern.strip())}: {error}.")
     return tuple(dict.fromkeys(cleaned))
 
 
@@ -415,17 +437,26 @@ def _namespaces(value: object, path: str, errors: _Errors) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names or []))
 
 
-def policy_from_document(document: object, *, trust_on_first_use: bool = False) -> Policy:
+def policy_from_document(
+    document: object, *, trust_on_first_use: bool = False, stored: bool = False
+) -> Policy:
     """Read a policy document; ``DocumentError`` names every field that is wrong.
 
-    Image patterns are normalised as Docker reads names (``nginx`` →
-    ``docker.io/library/nginx``). Whether the teams exist is for the caller to check
-    (``Policy.team_names``). ``version`` is allowed and ignored: it is the caller's.
+    Every one of ``DOCUMENT_FIELDS`` must be given, so that a field left out can never
+    quietly disable the policy or drop its rules. Image patterns are normalised as Docker
+    reads names (``nginx`` → ``docker.io/library/nginx``). Whether the teams exist is for
+    the caller to check (``Policy.team_names``). ``version`` is allowed and ignored: it is
+    the caller's. ``stored``: a document Gatehouse wrote, read again; an image pattern an
+    earlier version's grammar took and this one refuses is kept and matches nothing (as it
+    did before rules), so reading the policy never fails on it; saving it again refuses it.
     """
     errors = _Errors()
-    data = _mapping(document, "", errors, ("version", "enabled", "default", "rules"))
+    data = _mapping(document, "", errors, ("version", *DOCUMENT_FIELDS))
     if data is None:
         raise DocumentError(errors.found)
+    for name in DOCUMENT_FIELDS:
+        if name not in data:
+            errors.add(name, "This field is required: the document is the whole policy.")
     enabled = data.get("enabled", False)
     if not isinstance(enabled, bool):
         errors.add("enabled", "must be true or false.")
@@ -449,8 +480,9 @@ def policy_from_document(document: object, *, trust_on_first_use: bool = False) 
         entry = _mapping(item, path, errors, ("name", "images", "namespaces", "mode", "require"))
         if entry is None:
             continue
-        name = entry.get("name")
-        if not isinstance(name, str) or not RULE_NAME.match(name):
+        given = entry.get("name")
+        name = given if isinstance(given, str) else ""
+        if not RULE_NAME.match(name):
             errors.add(
                 f"{path}.name",
                 "must be at most 63 lowercase letters, digits and '-', starting and ending "
@@ -462,7 +494,7 @@ def policy_from_document(document: object, *, trust_on_first_use: bool = False) 
         elif name in names:
             errors.add(f"{path}.name", f"{name} names two rules; rule names are unique.")
         names.add(name)
-        images = _images(entry.get("images"), f"{path}.images", errors)
+        images = _images(entry.get("images"), f"{path}.images", errors, stored=stored)
         namespaces = _namespaces(entry.get("namespaces"), f"{path}.namespaces", errors)
         scope_errors = any(
             key.startswith((f"{path}.images", f"{path}.namespaces")) for key in errors.found
@@ -581,21 +613,23 @@ def _exemption(*, images: tuple[str, ...] = (), namespaces: tuple[str, ...] = ()
 
 def readable(policy: Policy) -> dict[str, Any]:
     """The policy as the audit log and the history compare it: rules by name, each field
-    in words, so a diff reads ``rules.prod.require: 1 of security → 2 of security``."""
+    in words, so a diff reads ``rules.prod.require: 1 of security → 2 of security``. No
+    rules, no ``rules`` key: a diff then lists each rule's fields, not an empty object."""
+    rules = {
+        rule.name: {
+            "position": position,
+            "images": ", ".join(rule.images) or "every image",
+            "namespaces": ", ".join(rule.namespaces) or "every namespace",
+            "mode": rule.mode,
+            "require": rule.requirement.describe(),
+        }
+        for position, rule in enumerate(policy.rules, start=1)
+    }
     return {
         "enabled": policy.enabled,
         "default": {
             "mode": policy.default.mode,
             "require": policy.default.requirement.describe(),
         },
-        "rules": {
-            rule.name: {
-                "position": position,
-                "images": ", ".join(rule.images) or "every image",
-                "namespaces": ", ".join(rule.namespaces) or "every namespace",
-                "mode": rule.mode,
-                "require": rule.requirement.describe(),
-            }
-            for position, rule in enumerate(policy.rules, start=1)
-        },
+        **({"rules": rules} if rules else {}),
     }

@@ -10,12 +10,12 @@ from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from audit.models import AuditEntry
-from audit.selectors import audit_entries
+from audit.selectors import FieldChange, audit_changes, audit_entries
 from policy.evaluation import Evaluation, InvalidReference, parse_image_reference
-from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
+from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion, default_document
 from policy.preview import ADMISSION, SIGNED_TAG, Subject
 from policy.redaction import redact
-from policy.rules import Policy, policy_from_document, ucp_settings
+from policy.rules import Policy, policy_from_document, readable, ucp_settings
 from trust.selectors import repository_list, signed_tags_managed
 
 
@@ -27,9 +27,14 @@ def policy_get() -> ContentTrustPolicy:
 
 def policy_of(row: ContentTrustPolicy) -> Policy:
     """The row as a ``Policy``: its switch and its document, checked when it was written."""
+    return policy_stored({"enabled": row.enabled, **row.document})
+
+
+def policy_stored(document: object) -> Policy:
+    """A document Gatehouse wrote (the policy's, a version's), read again: never refused
+    for a pattern an earlier grammar took (``policy_from_document``'s ``stored``)."""
     return policy_from_document(
-        {"enabled": row.enabled, **row.document},
-        trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE,
+        document, trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE, stored=True
     )
 
 
@@ -49,6 +54,14 @@ def policy_versions() -> QuerySet[PolicyVersion]:
 
 def policy_version(number: int) -> PolicyVersion | None:
     return policy_versions().filter(number=number).first()
+
+
+def policy_version_diff(version: PolicyVersion) -> list[FieldChange]:
+    """What ``version`` changed, field by field in words (``rules.readable``), against the
+    version before it; version 1 against the policy every installation starts with."""
+    previous = policy_version(version.number - 1)
+    before = previous.policy if previous else {"enabled": False, **default_document()}
+    return audit_changes(readable(policy_stored(before)), readable(policy_stored(version.policy)))
 
 
 def preview_subjects(*, since: dt.datetime) -> list[Subject]:
@@ -82,10 +95,12 @@ def preview_subjects(*, since: dt.datetime) -> list[Subject]:
                 occurrences=occurrences,
             )
         )
-    by_digest: dict[tuple[str, str, str], list[str]] = {}
+    tags: dict[tuple[str, str, str], None] = {}
+    signers: dict[tuple[str, str], dict[str, None]] = {}
     for gun, tag, digest, username in signed_tags_managed():
-        by_digest.setdefault((gun, tag, digest), []).append(username)
-    for (gun, tag, digest), usernames in by_digest.items():
+        tags[(gun, tag, digest)] = None
+        signers.setdefault((gun, digest), {})[username] = None
+    for gun, tag, digest in tags:
         try:
             reference = parse_image_reference(f"{gun}:{tag}@{digest}")
         except InvalidReference:
@@ -98,7 +113,8 @@ def preview_subjects(*, since: dt.datetime) -> list[Subject]:
                 source=SIGNED_TAG,
                 examined=True,
                 digest=digest,
-                signatures=tuple((username, "") for username in usernames),
+                # Whoever signed the digest, under any tag, as a digest reference counts them.
+                signatures=tuple((username, "") for username in signers[(gun, digest)]),
             )
         )
     return subjects

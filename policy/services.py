@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiToken, Team, User
+from accounts.models import ApiToken, Team, User, team_name_syntax
 from accounts.services import api_token_create, api_tokens_revoke
 from audit.selectors import audit_changes
 from audit.services import audit_record, audit_record_folded, request_actor
@@ -94,17 +94,29 @@ def _clean_exempt_namespaces(namespaces: list[str]) -> list[str]:
     return list(dict.fromkeys(namespaces))
 
 
+def _is_team_name(name: str) -> bool:
+    """Whether ``name`` could name a team: only those are looked up (a NUL would make the
+    database refuse the query)."""
+    try:
+        team_name_syntax(name)
+    except ValidationError:
+        return False
+    return True
+
+
 def policy_checked(document: object) -> Policy:
-    """``document`` as a ``Policy``, or a ``ValidationError`` naming each field that is
-    wrong (``rules[1].require.teams[0].team``), unknown teams included."""
+    """``document`` as a ``Policy`` (a ``PUT``, a YAML file, a console draft, a version to
+    revert to), or a ``ValidationError`` naming each field that is wrong
+    (``rules[1].require.teams[0].team``), unknown teams included."""
     try:
         policy = rules.policy_from_document(
             document, trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE
         )
     except rules.DocumentError as error:
         raise ValidationError(error.errors) from error
+    names = {name for name in policy.team_names() if _is_team_name(name)}
     unknown = policy.team_names() - set(
-        Team.objects.filter(name__in=policy.team_names()).values_list("name", flat=True)
+        Team.objects.filter(name__in=names).values_list("name", flat=True)
     )
     if unknown:
         errors: dict[str, list[str]] = {}
@@ -112,32 +124,12 @@ def policy_checked(document: object) -> Policy:
             (f"rules[{index}]", rule) for index, rule in enumerate(policy.rules)
         ]:
             for position, quota in enumerate(rule.requirement.teams):
+                shown = references.shown(quota.team)  # not a team name: quoted, escaped
                 if quota.team in unknown:
                     errors[f"{path}.require.teams[{position}].team"] = [
-                        f"Unknown team: {quota.team}."
+                        f"Unknown team: {quota.team if quota.team in names else shown}."
                     ]
         raise ValidationError(errors)
-    return policy
-
-
-DOCUMENT_FIELDS = ("enabled", "default", "rules")
-
-
-def policy_whole(document: object) -> Policy:
-    """``policy_checked`` for a whole policy (a ``PUT``, a YAML file, a draft): each of
-    ``DOCUMENT_FIELDS`` must be given, so one left out cannot quietly become its default
-    (disabled, no rules) and undo the policy."""
-    missing = {
-        field: ["This field is required: the document is the whole policy."]
-        for field in DOCUMENT_FIELDS
-        if isinstance(document, dict) and field not in document
-    }
-    try:
-        policy = policy_checked(document)
-    except ValidationError as error:
-        raise ValidationError({**missing, **error.message_dict}) from error
-    if missing:
-        raise ValidationError(missing)
     return policy
 
 
@@ -331,6 +323,7 @@ def _verdicts(
     verdicts: dict[str, admission.Verdict] = {}
     evaluations: dict[str, Evaluation] = {}
     by_reference: dict[str, admission.Verdict] = {}
+    evaluated: dict[str, Evaluation] = {}  # by reference, so each spelling gets it
     unavailable: str | None = None
     for image in images:
         try:
@@ -350,7 +343,7 @@ def _verdicts(
                     evaluation = image_evaluate_under(
                         image=image, policy=policy, identities=identities, namespace=namespace
                     )
-                    evaluations[image] = evaluation
+                    evaluated[reference.image] = evaluation
                     verdict = admission.verdict_of(image, evaluation)
                 except ValidationError as error:
                     verdict = admission.verdict_of_error(image, " ".join(error.messages), mode)
@@ -358,6 +351,8 @@ def _verdicts(
                     unavailable = f"Notary cannot be reached, so nothing is verified: {error}"
                     verdict = admission.verdict_of_error(image, unavailable, mode)
             by_reference[reference.image] = verdict
+        if reference.image in evaluated:
+            evaluations[image] = evaluated[reference.image]
         # Pinned as each is written, so short names stay short.
         pin = verdict.pin and admission.pinned_image(image, verdict.pin.rpartition("@")[2])
         verdicts[image] = dataclasses.replace(verdict, image=image, pin=pin)
@@ -400,6 +395,9 @@ def admission_review(*, body: bytes | str, mutate: bool) -> dict[str, Any]:
         policy = context.policy
         namespace_mode = policy.strictest_mode(review.namespace or None)
         if policy.enabled and namespace_mode == OFF:
+            recorded = [
+                recorded_image(image, None) for image in admission.distinct_images(workload.images)
+            ]
             decision = admission.allow(
                 f"Gatehouse content trust: namespace {review.namespace or '(none)'} is exempt "
                 "(every rule that can apply there is off); no image was checked"

@@ -1,7 +1,7 @@
-"""A team the content-trust policy or a repository names cannot be deleted.
+"""A team a content-trust policy rule or a repository names cannot be deleted.
 
-Deleting it would drop the M2M rows silently, with no policy version and no audit entry, and
-images that needed the team's signature would then be allowed.
+Deleting it would silently drop a repository's signer team, with no audit entry, and leave
+a rule requiring a team that no longer exists, with no policy version.
 """
 
 import io
@@ -14,15 +14,15 @@ from django.core.management import call_command
 from accounts import services
 from accounts.models import Membership, Team
 from audit.models import AuditEntry
-from policy.selectors import policy_get
-from policy.services import policy_update
+from policy.selectors import policy_current
+from policy.services import policy_apply, policy_update
 from tests.factories import make_team, make_user
 from trust.services.repositories import repository_create
 
 pytestmark = pytest.mark.django_db
 
 GUN = "registry.example.com/ci/app"
-POLICY_USE = "the content-trust policy (signing teams)"
+POLICY_USE = "the content-trust policy (a rule requires it)"
 
 
 @pytest.fixture
@@ -53,7 +53,25 @@ def test_a_team_the_policy_names_is_a_409_and_stays(api, admin, ci):
         "used_by": [POLICY_USE],
     }
     assert_kept(ci)
-    assert [team.name for team in policy_get().signing_teams.all()] == ["ci"]
+    assert [quota.team for quota in policy_current().default.requirement.teams] == ["ci"]
+
+
+def test_a_team_only_a_scoped_rule_requires_is_a_409_too(api, admin, ci):
+    policy_apply(
+        actor=admin,
+        document={
+            "enabled": True,
+            "rules": [
+                {"name": "prod", "namespaces": ["prod"], "require": {"teams": [{"team": "ci"}]}}
+            ],
+        },
+    )
+
+    response = api(admin).delete("/api/v1/teams/ci/")
+
+    assert response.status_code == 409
+    assert response.json()["used_by"] == [POLICY_USE]
+    assert_kept(ci)
 
 
 def test_a_team_a_repository_names_is_a_409_naming_the_gun(api, admin, ci):

@@ -190,8 +190,16 @@ def test_policy_update_keeps_changed_fields_only(admin):
         "policy",
         "content-trust",
     )
-    assert entry.before == {"enabled": False, "signing_teams": []}  # only what changed
-    assert entry.after == {"enabled": True, "signing_teams": ["ci"]}
+    # Only what changed: the exemption rules stay out.
+    assert entry.before == {
+        "enabled": False,
+        "default": {"mode": "enforced", "require": "no signers"},
+    }
+    assert entry.after == {
+        "enabled": True,
+        "default": {"mode": "enforced", "require": "1 of ci"},
+        "version": 1,
+    }
     policy.policy_update(
         actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
     )

@@ -8,7 +8,7 @@ import pytest
 
 from audit.services import audit_record, audit_record_folded
 from bundles.services import public_key_revoke
-from policy.services import policy_update
+from policy.services import policy_apply, policy_update
 from tests.factories import make_team, make_user
 from tests.trust.helpers import signing_key_of
 from trust.models import Job, Repository, RoleFileSighting, RootKeyExport, SignedTag
@@ -96,6 +96,21 @@ def test_a_fresh_installation_shows_every_step_to_do_with_links_that_work(as_adm
     assert 'id="root-key-status">Not made yet' in response.text
     assert "No denials yet." in response.text
     assert "No drift found" in response.text
+
+
+def test_a_scoped_rule_that_enforces_a_team_ticks_the_policy_step(as_admin, admin):
+    make_team("ci", members=(make_user("jenkins"),), actor=admin)
+    rule = {
+        "name": "prod",
+        "namespaces": ["prod"],
+        "mode": "enforced",
+        "require": {"teams": [{"team": "ci", "count": 1}]},
+    }
+    document = {"enabled": True, "default": {"mode": "permissive"}, "rules": [rule]}
+    policy_apply(actor=admin, document=document)
+    response = as_admin.get("/")
+    assert "step-policy" in steps_done(response)
+    assert "1 besides the default" in response.text
 
 
 def test_each_step_is_ticked_from_real_state_and_the_list_goes_once_all_are(as_admin, admin):

@@ -149,6 +149,7 @@ def fuzz_world(db, settings) -> FuzzWorld:
     from accounts.services import api_token_create, user_deactivate
     from audit.models import AuditEntry
     from bundles.services import bundle_issue
+    from policy.services import policy_apply
     from tests.factories import make_team, make_user
     from trust.pins import root_key_pin_create
     from trust.services.repositories import repository_create
@@ -164,10 +165,21 @@ def fuzz_world(db, settings) -> FuzzWorld:
     pin = root_key_pin_create(
         actor=admin, pattern="registry.example.com/pinned/*", key_ids=["a" * 64]
     )
+    # Two versions, so the history offers a revert; a rule named as the team is, so the rule
+    # pages find one under the same ``name``.
+    document = {"enabled": False, "default": {"mode": "permissive"}, "rules": []}
+    policy_apply(actor=admin, document=document)
+    rule = {"name": FUZZ_TEAM, "images": [FUZZ_GUN], "require": {"teams": [{"team": FUZZ_TEAM}]}}
+    policy, _ = policy_apply(actor=admin, document={**document, "rules": [rule]})
     raw_token, _ = api_token_create(user=admin)
     return FuzzWorld(
         token=raw_token,
-        values={"username": ADMIN, "name": FUZZ_TEAM, "key_id": key.pk},
+        values={
+            "username": ADMIN,
+            "name": FUZZ_TEAM,
+            "key_id": key.pk,
+            "number": str(policy.version),
+        },
         ids={
             "/api/v1/audit/": str(AuditEntry.objects.latest("pk").pk),
             "/api/v1/jobs/": str(job.pk),
@@ -377,7 +389,7 @@ def _console_url(world: FuzzWorld, name: str, parameters: list[str], bad=None) -
     # Reversed with a stand-in (a number, for an <int:…>) then replaced: reverse() checks
     # the value against the converter, and the point is a value no converter accepts.
     parameter, value = bad
-    stand_in = "987654321" if parameter == "pk" else "fuzz-stand-in"
+    stand_in = "987654321" if parameter in {"pk", "number"} else "fuzz-stand-in"
     return reverse(name, kwargs={**kwargs, parameter: stand_in}).replace(stand_in, quoted(value))
 
 
@@ -499,6 +511,11 @@ def test_console_forms_refuse_bad_strings_without_server_errors(
     client = Client(raise_request_exception=False) if name == "login" else console
     page = _console_call(client, "get", page_url)
     assert_no_server_error(page, f"GET {page_url}")
+    _submit_forms_with(client, page_url, page, bad)
+
+
+def _submit_forms_with(client, page_url: str, page: HttpResponse, bad: str) -> None:
+    """Each form of ``page`` sent with ``bad`` in each of its fields in turn."""
     for form in forms_of(page.content.decode()):
         action = urllib.parse.urljoin(page_url, form["action"])
         for field in form["fields"]:
@@ -507,3 +524,56 @@ def test_console_forms_refuse_bad_strings_without_server_errors(
                 data.append((field, bad))
             response = _console_call(client, form["method"], action, form_encoded(data))
             assert_no_server_error(response, f"{form['method']} {action} with {data!r}")
+
+
+# A whole policy, as the YAML editor and a previewed draft's Save button send it: its strings
+# can hold bad ones escaped ("\u0000" in JSON, "\0" in YAML), which no form field sees.
+DRAFT = {
+    "enabled": True,
+    "default": {"mode": "enforced", "require": {"teams": [{"team": FUZZ_TEAM, "count": 1}]}},
+    "rules": [
+        {
+            "name": "fuzz",
+            "images": [FUZZ_GUN],
+            "namespaces": ["prod"],
+            "mode": "permissive",
+            "require": {"match": "any", "teams": [{"team": FUZZ_TEAM}]},
+        }
+    ],
+}
+
+
+def _spoiled(value: object, bad: str) -> list[object]:
+    """``value`` with ``bad`` in place of each of its strings in turn, and added as a key to
+    each of its objects."""
+    if isinstance(value, str):
+        return [bad]
+    if isinstance(value, list):
+        return [
+            [*value[:i], new, *value[i + 1 :]]
+            for i, old in enumerate(value)
+            for new in _spoiled(old, bad)
+        ]
+    if isinstance(value, dict):
+        found: list[object] = [{**value, bad: "fuzz"}]
+        for key, old in value.items():
+            found += [{**value, key: new} for new in _spoiled(old, bad)]
+        return found
+    return []
+
+
+@pytest.mark.django_db
+@fuzzed
+def test_console_policy_drafts_refuse_bad_strings_without_server_errors(bad, fuzz_world, console):
+    # The preview a POST shows (here of a rule's deletion), with the Save button's form.
+    preview_url = reverse("content_trust_rule_delete", kwargs={"name": FUZZ_TEAM})
+    preview = _console_call(console, "post", preview_url)
+    assert preview.status_code == 200, preview.content[:2000]
+    _submit_forms_with(console, preview_url, preview, bad)
+    version = str(fuzz_world.values["number"])
+    for document in _spoiled(DRAFT, bad):
+        text = json.dumps(document)  # JSON is YAML too
+        for name, field in (("content_trust_save", "draft"), ("content_trust_yaml", "document")):
+            url = reverse(name)
+            data = form_encoded([(field, text), ("version", version)])
+            assert_no_server_error(_console_call(console, "post", url, data), f"{url} {text}")

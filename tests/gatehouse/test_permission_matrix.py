@@ -10,6 +10,7 @@ reads or changes what is not theirs (what a non-admin may not see is a 404); adm
 writes by non-admins are a 403; console pages send visitors to the login page (302).
 """
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -18,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from audit.models import AuditEntry
 from bundles.services import bundle_issue
+from policy.services import policy_apply
 from tests.bundles.helpers import certificate_pem, registration
 from tests.factories import PASSWORD, make_team, make_user
 from trust import custody
@@ -32,6 +34,17 @@ NEW_PASSWORD = "another-long-passphrase"
 EXPORT_PASSPHRASE = "correct horse battery"
 GUN = "registry.example.com/ci/app"
 POLICY = {"enabled": False, "mode": "permissive", "signing_teams": [], "allow_repos": []}
+# The whole policy (/api/v1/policy/), written to version 1, which the world makes.
+DOCUMENT = {"version": 1, "enabled": False, "default": {"mode": "permissive"}, "rules": []}
+# Version 1's one rule, and the console's rule editor's fields for another.
+WEB_RULE = {"name": "web", "images": ["registry.example.com/web/*"], "mode": "permissive"}
+RULE_FORM = {
+    "name": "api",
+    "images": "registry.example.com/api/*",
+    "mode": "enforced",
+    "match": "all",
+    "position": "1",
+}
 OTHER_GUN = "registry.example.com/ops/db"
 ROOT_KEY_ID = "a" * 64
 
@@ -213,6 +226,16 @@ TABLE: dict[str, list[Case]] = {
     "api-policy": [
         api("get", "policy/content-trust/", None, 401, 200, 200, 200),
         api("put", "policy/content-trust/", POLICY, 401, 403, 403, 200),
+    ],
+    "api-policy-document": [
+        api("get", "policy/", None, 401, 200, 200, 200),
+        api("put", "policy/", DOCUMENT, 401, 403, 403, 200),
+    ],
+    "api-policy-preview": [api("post", "policy/preview/", DOCUMENT, 401, 403, 403, 200)],
+    "api-policy-versions": [api("get", "policy/versions/", None, 401, 200, 200, 200)],
+    "api-policy-version": [api("get", "policy/versions/1/", None, 401, 200, 200, 200)],
+    "api-policy-revert": [
+        api("post", "policy/versions/1/revert/", {"version": 1}, 401, 403, 403, 200)
     ],
     "api-evaluate": [
         # A malformed reference: answered without Notary.
@@ -400,6 +423,50 @@ TABLE: dict[str, list[Case]] = {
     ],
     "content_trust_check": [page("get", "/content-trust/check/", None, 302, 200, 200, 200)],
     "admission_decisions": [page("get", "/content-trust/admission/", None, 302, 403, 403, 200)],
+    # The editor's changes are drafts: a valid one is previewed (200); only a save redirects.
+    "content_trust_rule_add": [
+        page("get", "/content-trust/rules/new/", None, 302, 403, 403, 200),
+        page("post", "/content-trust/rules/new/", RULE_FORM, 302, 403, 403, 200),
+    ],
+    "content_trust_rule_edit": [
+        page("get", "/content-trust/rules/web/edit/", None, 302, 403, 403, 200),
+        page("get", "/content-trust/rules/ghost/edit/", None, 302, 403, 403, 404),
+        page("post", "/content-trust/rules/web/edit/", RULE_FORM, 302, 403, 403, 200),
+    ],
+    "content_trust_rule_delete": [
+        page("post", "/content-trust/rules/web/delete/", None, 302, 403, 403, 200),
+        page("post", "/content-trust/rules/ghost/delete/", None, 302, 403, 403, 404),
+    ],
+    "content_trust_rule_move": [
+        page("post", "/content-trust/rules/web/move/", {"direction": "up"}, 302, 403, 403, 200),
+    ],
+    "content_trust_yaml": [
+        page("get", "/content-trust/yaml/", None, 302, 403, 403, 200),
+        page(
+            "post",
+            "/content-trust/yaml/",
+            {"document": "enabled: true\ndefault: {mode: enforced}\nrules: []\n", "version": "1"},
+            302,
+            403,
+            403,
+            200,
+        ),
+    ],
+    "content_trust_save": [
+        page(
+            "post",
+            "/content-trust/save/",
+            {"draft": json.dumps({**DOCUMENT, "enabled": True}), "version": "1"},
+            302,
+            403,
+            403,
+            302,
+        ),
+    ],
+    "content_trust_history": [page("get", "/content-trust/history/", None, 302, 200, 200, 200)],
+    "content_trust_revert": [
+        page("post", "/content-trust/history/1/revert/", {"version": "1"}, 302, 403, 403, 302),
+    ],
 }
 
 
@@ -436,8 +503,10 @@ def test_every_url_is_in_the_table():
 def world(admin, alice):
     """alice is in ci, which signs repo, and has a key; bob is in no team but has a key;
     ops signs other; qa has no members and nothing names it (so it may be deleted); every
-    repository has its queued initialize job; the root key exists (so it can be exported)."""
+    repository has its queued initialize job; the root key exists (so it can be exported); the
+    policy is at version 1, with the one rule web."""
     custody.root_key()
+    policy_apply(actor=admin, document={**DOCUMENT, "rules": [WEB_RULE]})  # version 1
     bob = make_user("bob")
     make_team("ci", members=(alice,), actor=admin)
     make_team("ops", actor=admin)

@@ -125,9 +125,10 @@ def test_one_unsigned_image_denies_the_deployment_naming_it(signed, review, nota
     assert response["status"]["code"] == 403
     message = response["status"]["message"]
     assert message.startswith("Gatehouse content trust (enforced) denied 1 of 3 images: ")
-    assert f"[{notary_gun}:envoy] image or trust data does not exist for {notary_gun}:envoy" in (
-        message
-    )
+    assert (
+        f"[{notary_gun}:envoy] (rule default) image or trust data does not exist for "
+        f"{notary_gun}:envoy"
+    ) in message
     assert f"{notary_gun}:api" not in message
     assert f"{notary_gun}:metrics" not in message
     assert "patch" not in review("mutate", deployment(notary_gun))
@@ -177,7 +178,7 @@ def test_a_signature_outside_the_team_is_denied_in_the_evaluation_s_words(
     assert response["allowed"] is False
     assert "denied 3 of 3 images" in response["status"]["message"]
     assert (
-        f"[{notary_gun}:api] {POLICY_FAILED}; team ci: no current member signed"
+        f"[{notary_gun}:api] (rule default) {POLICY_FAILED}; team ci: no current member signed"
         in (response["status"]["message"])
     )
 
@@ -278,7 +279,9 @@ def test_admission_and_the_evaluate_api_agree_on_every_image_of_every_kind(
         message = response["status"]["message"]
         assert message == (
             "Gatehouse content trust (enforced) denied 1 of 3 images: "
-            f"[{notary_gun}:envoy] " + "; ".join(unsigned["reasons"]) + " (used by volume models)"
+            f"[{notary_gun}:envoy] (rule {unsigned['rule']['name']}) "
+            + "; ".join(unsigned["reasons"])
+            + " (used by volume models)"
         )
         assert "patch" not in response
 

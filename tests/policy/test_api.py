@@ -31,13 +31,30 @@ def test_anyone_reads_the_policy_admins_change_it(api, admin, alice, teams):
     body = response.json()
     assert body["changed"] == ["enabled", "signing_teams"]
     assert body["signing_teams"] == ["ci"]
+    assert body["exempt_namespaces"] == ["kube-system"]
     assert body["version"] == 1
     assert body["updated_by"] == "root"
     again = api(admin).put("/api/v1/policy/content-trust/", POLICY, format="json").json()
     assert again["changed"] == []
     assert again["version"] == 1
     version = PolicyVersion.objects.get()
-    assert version.policy == {**POLICY}
+    assert version.changed == ["enabled", "default.require"]
+    assert version.policy == {  # the whole document: the settings and the kept exemption rule
+        "enabled": True,
+        "default": {
+            "mode": "enforced",
+            "require": {"match": "all", "teams": [{"team": "ci", "count": 1}]},
+        },
+        "rules": [
+            {
+                "name": "exempt-namespaces",
+                "images": [],
+                "namespaces": ["kube-system"],
+                "mode": "off",
+                "require": {"match": "all", "teams": []},
+            }
+        ],
+    }
     assert version.actor == admin
 
 
@@ -92,6 +109,7 @@ def test_evaluation_without_notary_when_disabled_or_exempt(api, admin, alice, te
     )
     assert exempt["decision"] == "allowed"
     assert any("registry.example.com/public/*" in reason for reason in exempt["reasons"])
+    assert (exempt["rule"]["name"], exempt["mode"]) == ("exempt-repositories", "off")
 
 
 @pytest.mark.parametrize("image", ["", "Not A Valid::ref", "app@sha256:abc", "http://x/y", " "])

@@ -51,13 +51,31 @@ def test_admin_enables_content_trust_then_checks_an_exempt_image(
     expect(policy.get_by_label("dev", exact=True)).not_to_be_checked()
     history = page.locator("table.history tbody tr")
     expect(history).to_have_count(1)
-    expect(history).to_contain_text("enabled, signing teams, exemptions")
+    expect(history).to_contain_text("enabled, default rule's signers, rule exempt-repositories")
     expect(history).to_contain_text("root")
+    no_teams = {"match": "all", "teams": []}
     assert PolicyVersion.objects.get().policy == {
         "enabled": True,
-        "mode": "enforced",
-        "signing_teams": ["ci"],
-        "allow_repos": ["registry.example.com/sandbox/*"],
+        "default": {
+            "mode": "enforced",
+            "require": {"match": "all", "teams": [{"team": "ci", "count": 1}]},
+        },
+        "rules": [
+            {
+                "name": "exempt-namespaces",
+                "images": [],
+                "namespaces": ["kube-system"],
+                "mode": "off",
+                "require": no_teams,
+            },
+            {
+                "name": "exempt-repositories",
+                "images": ["registry.example.com/sandbox/*"],
+                "namespaces": [],
+                "mode": "off",
+                "require": no_teams,
+            },
+        ],
     }
     page.screenshot(path=POLICY_SCREENSHOT, full_page=True)
 
@@ -69,9 +87,10 @@ def test_admin_enables_content_trust_then_checks_an_exempt_image(
     expect(result.locator("[data-decision]").first).to_have_text("Allowed")
     expect(result).to_contain_text("registry.example.com/sandbox/app:1.0")
     expect(result.locator(".reasons")).to_contain_text(
-        "Exempt: registry.example.com/sandbox/* is in allow_repos"
+        "Exempt: rule exempt-repositories matches by image pattern "
+        "registry.example.com/sandbox/*, and its mode is off"
     )
-    expect(page).to_have_url(
-        "/content-trust/check/?image=registry.example.com%2Fsandbox%2Fapp%3A1.0"
+    expect(page).to_have_url(  # a GET: the answer has an address to share
+        "/content-trust/check/?image=registry.example.com%2Fsandbox%2Fapp%3A1.0&namespace="
     )
     page.screenshot(path=CHECK_SCREENSHOT, full_page=True)

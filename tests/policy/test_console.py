@@ -6,9 +6,10 @@ import socket
 
 import pytest
 
+from policy import rules
 from policy.models import PolicyVersion
-from policy.selectors import policy_get, policy_settings
-from policy.services import policy_update
+from policy.selectors import policy_current, policy_get, policy_settings
+from policy.services import policy_apply, policy_update
 from tests.factories import make_team
 from trust.trust_data import forget
 
@@ -137,12 +138,13 @@ def test_admin_saves_the_policy_and_is_told_what_changed(as_admin, admin):
         "mode": "enforced",
         "signing_teams": ["ci"],
         "allow_repos": [],
+        "exempt_namespaces": ["kube-system"],
     }
     (version,) = PolicyVersion.objects.all()
     assert (version.number, version.actor, version.changed) == (
         1,
         admin,
-        ["enabled", "signing_teams"],
+        ["enabled", "default.require"],
     )
 
     again = as_admin.post("/content-trust/", policy_form(), follow=True)
@@ -161,12 +163,19 @@ def test_several_teams_patterns_and_the_mode_are_saved(as_admin):
         follow=True,
     )
 
-    assert messages_of(response) == ["Saved: enabled, mode, signing teams, exemptions."]
+    assert messages_of(response) == [
+        "Saved: enabled, default rule's mode, signing teams, exemptions."
+    ]
+    # The version names what changed in the rules: the exemptions are a new rule.
+    assert response.context["history"][0]["changed"] == (
+        "enabled, default rule's mode, default rule's signers, rule exempt-repositories"
+    )
     assert policy_settings(policy_get()) == {
         "enabled": True,
         "mode": "permissive",
         "signing_teams": ["ci", "dev"],
         "allow_repos": ["registry.example.com/sandbox/*", "docker.io/library/nginx"],
+        "exempt_namespaces": ["kube-system"],
     }
 
 
@@ -177,7 +186,52 @@ def test_turning_it_off_keeps_the_rest(as_admin, admin):
 
     assert messages_of(response) == ["Saved: enabled."]
     assert policy_get().enabled is False
-    assert [team.name for team in policy_get().signing_teams.all()] == ["ci"]
+    assert policy_settings(policy_get()) == {
+        "enabled": False,
+        "mode": "enforced",
+        "signing_teams": ["ci"],
+        "allow_repos": [],
+        "exempt_namespaces": ["kube-system"],
+    }
+
+
+def test_a_save_keeps_the_rules_the_form_does_not_show(as_admin, admin):
+    """The form holds UCP's settings only: a scoped rule and its team count stay as they
+    are, and the history names the rule a change added."""
+    policy_apply(
+        actor=admin,
+        document={
+            "enabled": True,
+            "default": {"mode": "enforced", "require": {"teams": [{"team": "ci"}]}},
+            "rules": [
+                {
+                    "name": "prod",
+                    "images": ["registry.example.com/prod/*"],
+                    "mode": "enforced",
+                    "require": {"teams": [{"team": "dev", "count": 2}]},
+                }
+            ],
+        },
+    )
+
+    response = as_admin.post("/content-trust/", policy_form(mode="permissive"), follow=True)
+
+    assert messages_of(response) == ["Saved: default rule's mode."]  # the form's label
+    policy = policy_current()
+    assert policy.default.mode == rules.PERMISSIVE
+    assert policy.rules == (
+        rules.Rule(
+            "prod",
+            rules.ENFORCED,
+            rules.Requirement((rules.TeamQuota("dev", 2),)),
+            images=("registry.example.com/prod/*",),
+        ),
+    )
+    history = [row["changed"] for row in response.context["history"]]
+    assert history == [
+        "default rule's mode",
+        "enabled, default rule's signers, rule exempt-namespaces, rule prod",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -214,10 +268,11 @@ def test_the_history_lists_the_ten_latest_versions(as_admin, admin, alice):
 
     rows = page.context["history"]
     assert [row["version"].number for row in rows] == list(range(12, 2, -1))
-    assert rows[0]["changed"] == "exemptions"
-    assert rows[-1]["changed"] == "exemptions"
+    assert rows[0]["changed"] == "rule exempt-repositories's images"
+    assert rows[-1]["changed"] == "rule exempt-repositories's images"
     assert rows[0]["version"].actor == admin
-    assert page.text.count("<tr>") == 10 + 1  # the heading row
+    table = page.text.split('<table class="table history">')[1].split("</table>")[0]
+    assert table.count("<tr>") == 10 + 1  # the heading row
 
 
 def test_without_history_the_page_says_so(as_admin):
@@ -253,7 +308,10 @@ def test_an_exempt_image_is_allowed_and_names_the_pattern(as_alice, admin):
 
     assert page.context["evaluation"].decision == "allowed"
     assert 'data-decision="allowed">Allowed</span>' in page.text
-    assert "Exempt: registry.example.com/sandbox/* is in allow_repos" in page.text
+    assert (
+        "Exempt: rule exempt-repositories matches by image pattern "
+        "registry.example.com/sandbox/*, and its mode is off"
+    ) in page.text
     assert "Not read: the policy does not apply here" in page.text
 
 

@@ -1100,10 +1100,16 @@ def test_to_json_shape():
     ("document", "path"),
     [
         pytest.param(
-            {"enabled": True, "default": {"mode": "strict"}}, "default.mode", id="default"
+            {"enabled": True, "default": {"mode": "strict"}, "rules": []},
+            "default.mode",
+            id="default",
         ),
         pytest.param(
-            {"enabled": True, "rules": [{"name": "prod", "images": [GUN], "mode": "strict"}]},
+            {
+                "enabled": True,
+                "default": {},
+                "rules": [{"name": "prod", "images": [GUN], "mode": "strict"}],
+            },
             "rules[0].mode",
             id="rule",
         ),

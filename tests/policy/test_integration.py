@@ -134,6 +134,8 @@ def test_jenkins_signs_for_ci_and_the_image_is_allowed(world):
     (ci,) = result["teams"]
     assert ci == {
         "team": "ci",
+        "needed": 1,
+        "signed": 1,
         "satisfied": True,
         "signers": [
             {
@@ -242,7 +244,11 @@ def test_an_exempt_repository_is_allowed_and_says_which_pattern_exempts_it(world
     result = world.tag("2.0")
 
     assert result["decision"] == "allowed"
-    assert result["reasons"][0] == f"exempt: {GUN_PREFIX}/* is in allow_repos"
+    assert result["reasons"][0] == (
+        f"exempt: rule exempt-repositories matches by image pattern {GUN_PREFIX}/*, "
+        "and its mode is off"
+    )
+    assert (result["rule"]["name"], result["mode"]) == ("exempt-repositories", "off")
 
 
 # --- Trust data Gatehouse does not manage, tampered with or out of reach ------------------
@@ -302,7 +308,16 @@ def test_tampered_trust_data_is_denied_with_the_reason(world, settings, notary_s
 
     assert result["decision"] == "denied"
     assert result["digest"] is None
-    assert result["teams"] == [{"team": "ci", "satisfied": False, "signers": [], "not_counted": []}]
+    assert result["teams"] == [
+        {
+            "team": "ci",
+            "needed": 1,
+            "signed": 0,
+            "satisfied": False,
+            "signers": [],
+            "not_counted": [],
+        }
+    ]
     assert result["reasons"][0] == f"image or trust data does not exist for {world.gun}:1.0"
     assert result["reasons"][1].startswith("trust data does not verify: ")
     assert "targets: sha256 does not match the snapshot" in result["reasons"][1]

@@ -440,9 +440,22 @@ SCOPED = {"name": "ok", "images": [f"{REGISTRY}/ok/*"]}
 
 
 def errors_of(document: object) -> dict[str, list[str]]:
+    """The errors of ``document``, completed with what a whole policy must hold when it
+    is an object, so each test's errors are its own."""
+    if isinstance(document, dict):
+        document = {"enabled": True, "default": {}, "rules": [], **document}
     with pytest.raises(DocumentError) as raised:
         policy_from_document(document)
     return raised.value.errors
+
+
+def test_a_document_must_say_every_field_of_the_policy():
+    with pytest.raises(DocumentError) as raised:
+        policy_from_document({"version": 3})
+    assert raised.value.errors == {
+        field: ["This field is required: the document is the whole policy."]
+        for field in ("enabled", "default", "rules")
+    }
 
 
 @pytest.mark.parametrize(

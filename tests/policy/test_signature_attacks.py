@@ -362,10 +362,9 @@ def test_a_repository_made_with_the_cli_alone_counts_only_on_trust_on_first_use(
 
 
 def test_deleting_a_team_the_policy_names_is_refused_and_changes_no_decision(world):
-    """Deleting a team drops its rows from the policy's signing teams; were that allowed,
-    a policy left with fewer teams (none at all: "no signing teams are required") would
-    admit moby's tag, which ci never signed. Both deletions are refused, naming the policy,
-    and the decision does not change."""
+    """Deleting a team the default rule requires would leave the rule naming a team that no
+    longer exists, with no policy version to show the change. Both deletions are refused,
+    naming the policy, and the decision does not change."""
     moby = world.person("moby", "dev")
     world.person("jenkins", "ci")
     gun = world.repository("ci", "dev")
@@ -379,7 +378,7 @@ def test_deleting_a_team_the_policy_names_is_refused_and_changes_no_decision(wor
         answer = world.api(world.admin).delete(f"/api/v1/teams/{name}/")
         assert answer.status_code == 409, answer.content
         body = answer.json()
-        assert "the content-trust policy (signing teams)" in body["used_by"]
+        assert "the content-trust policy (a rule requires it)" in body["used_by"]
         assert "content-trust policy" in body["detail"]
         assert Team.objects.filter(name=name).exists()
 
