@@ -152,6 +152,22 @@ class PolicyForm(ServiceForm):
         }
 
 
+def namespace_field(label: str) -> forms.RegexField:
+    """An optional Kubernetes namespace, where an image would run."""
+    return forms.RegexField(
+        regex=rules.NAMESPACE,
+        label=label,
+        required=False,
+        max_length=63,
+        help_text="Optional: where it would run. Without one, only the rules for every "
+        "namespace apply.",
+        error_messages={"invalid": NAMESPACE_INVALID},
+        widget=forms.TextInput(
+            attrs={"placeholder": "prod", "spellcheck": "false", "autocapitalize": "off"}
+        ),
+    )
+
+
 class ImageCheckForm(ServiceForm):
     image = forms.CharField(
         label="Image",
@@ -160,16 +176,7 @@ class ImageCheckForm(ServiceForm):
         "a digest (@sha256:…) may follow the tag.",
         widget=forms.TextInput(attrs=IMAGE_ATTRS),
     )
-    namespace = forms.RegexField(
-        regex=rules.NAMESPACE,
-        label="Kubernetes namespace",
-        required=False,
-        max_length=63,
-        help_text="Optional: where it would run. Without one, only the rules for every "
-        "namespace apply.",
-        error_messages={"invalid": NAMESPACE_INVALID},
-        widget=forms.TextInput(attrs={"placeholder": "prod", "spellcheck": "false"}),
-    )
+    namespace = namespace_field("Kubernetes namespace")
 
 
 class RuleForm(ServiceForm):
@@ -376,18 +383,7 @@ class WhichRuleForm(ServiceForm):
         help_text="As you would pull it, such as registry.example.com/team/app:1.0.",
         widget=forms.TextInput(attrs=IMAGE_ATTRS),
     )
-    namespace = forms.RegexField(
-        regex=rules.NAMESPACE,
-        label="Namespace",
-        required=False,
-        max_length=63,
-        help_text="Optional. Without one, rules scoped to namespaces do not apply, as for a "
-        "check or a signed tag.",
-        error_messages={"invalid": NAMESPACE_INVALID},
-        widget=forms.TextInput(
-            attrs={"placeholder": "prod", "spellcheck": "false", "autocapitalize": "off"}
-        ),
-    )
+    namespace = namespace_field("Namespace")
 
     def clean_image(self) -> str:
         """The image's GUN, which rules match."""

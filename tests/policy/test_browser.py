@@ -5,10 +5,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from policy.models import PolicyVersion
-from tests.factories import PASSWORD, make_team
+from tests.browser import log_in
+from tests.factories import make_team
 from trust.trust_data import forget
 
 pytestmark = pytest.mark.browser
@@ -16,14 +17,6 @@ pytestmark = pytest.mark.browser
 # Written for a person to look at after a run; nothing compares them.
 POLICY_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-policy.png"
 CHECK_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-check.png"
-
-
-def log_in(page: Page, username: str = "root") -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
 
 
 def test_admin_enables_content_trust_then_checks_an_exempt_image(

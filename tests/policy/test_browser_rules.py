@@ -5,25 +5,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from policy.selectors import policy_current, policy_get
 from policy.services import policy_apply
-from tests.factories import PASSWORD, make_team
+from tests.browser import log_in
+from tests.factories import make_team
 
 pytestmark = pytest.mark.browser
 
 # Written for a person to look at after a run; nothing compares them.
 PREVIEW_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-rules-preview.png"
 RULES_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-rules.png"
-
-
-def log_in(page: Page, username: str = "root") -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
 
 
 def test_admin_adds_a_rule_previews_it_and_saves_it(transactional_db, admin, browser_page):

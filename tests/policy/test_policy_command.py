@@ -13,21 +13,9 @@ from policy.rules import policy_document
 from policy.selectors import policy_current, policy_get
 from policy.services import policy_apply
 from tests.factories import make_team
+from tests.policy.documents import DOCUMENT, PROD
 
 pytestmark = pytest.mark.django_db
-
-PROD = {
-    "name": "prod",
-    "images": ["registry.example.com/prod/*"],
-    "namespaces": [],
-    "mode": "enforced",
-    "require": {"match": "all", "teams": [{"team": "ci", "count": 1}]},
-}
-DOCUMENT = {
-    "enabled": True,
-    "default": {"mode": "permissive", "require": {"match": "all", "teams": []}},
-    "rules": [PROD],
-}
 
 
 @pytest.fixture

@@ -10,22 +10,11 @@ from audit.selectors import FieldChange, audit_changes
 from policy.models import AdmissionDecision, PolicyVersion
 from policy.selectors import policy_current, policy_get
 from tests.factories import make_team
+from tests.policy.documents import DOCUMENT, PROD
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/policy/"
-PROD = {
-    "name": "prod",
-    "images": ["registry.example.com/prod/*"],
-    "namespaces": [],
-    "mode": "enforced",
-    "require": {"match": "all", "teams": [{"team": "ci", "count": 1}]},
-}
-DOCUMENT = {
-    "enabled": True,
-    "default": {"mode": "permissive", "require": {"match": "all", "teams": []}},
-    "rules": [PROD],
-}
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.factories import PASSWORD, make_team, make_user
+from tests.browser import log_in
+from tests.factories import make_team, make_user
 from tests.trust.helpers import run_jobs, signing_key_of
 from trust import custody
 from trust.models import CustodyKey, Job, Repository, RootKeyExport
@@ -24,14 +25,6 @@ ROOT_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-root.png"
 BULK_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-bulk.png"
 JOB_SCREENSHOT = Path(tempfile.gettempdir()) / "gatehouse-job.png"
 PASSPHRASE = "a-long-export-passphrase"
-
-
-def log_in(page: Page, username: str = "root") -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
 
 
 @pytest.mark.notary
