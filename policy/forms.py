@@ -94,6 +94,12 @@ def _path_errors(error: ValidationError) -> list[str]:
 
 
 class PolicyForm(ServiceForm):
+    version = forms.IntegerField(
+        required=False,
+        min_value=0,
+        widget=forms.HiddenInput,
+        help_text="The version this form showed: a save over a newer one is refused.",
+    )
     enabled = forms.BooleanField(
         label="Run only signed images",
         required=False,
@@ -141,10 +147,11 @@ class PolicyForm(ServiceForm):
         return patterns
 
     @staticmethod
-    def initial_from(settings: dict) -> dict:
-        """The form's initial data from ``policy.selectors.policy_settings``: the exempt
-        namespaces are not the form's, and a save keeps them."""
+    def initial_from(settings: dict, version: int) -> dict:
+        """The form's initial data from ``policy.selectors.policy_settings`` and the version
+        it shows: the exempt namespaces are not the form's, and a save keeps them."""
         return {
+            "version": version,
             "enabled": settings["enabled"],
             "mode": settings["mode"],
             "signing_teams": settings["signing_teams"],

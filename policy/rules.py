@@ -43,6 +43,7 @@ DEFAULT_RULE = "default"
 DOCUMENT_FIELDS = ("enabled", "default", "rules")  # each required: none quietly defaults
 MAX_RULES = 200
 MAX_PATTERNS = 200  # image patterns or namespaces, per rule
+MAX_PATTERNS_IN_ALL = 1_000  # of each, in all the rules: each new image is matched by all
 MAX_TEAMS = 20  # per requirement
 MAX_COUNT = 100
 APPLIED_KEPT = 10_000  # answers a policy keeps (``Policy.applied``) before starting afresh
@@ -97,25 +98,32 @@ class Requirement:
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A scope, a mode and a requirement. Empty ``images``: every image; empty
-    ``namespaces``: every namespace, and no namespace at all."""
+    ``namespaces``: every namespace, and no namespace at all.
+
+    The patterns are compiled once, when the rule is made: a policy holds up to
+    ``MAX_PATTERNS_IN_ALL`` of each, more than any shared cache keeps."""
 
     name: str
     mode: str
     requirement: Requirement
     images: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
+    _image_matchers: tuple[tuple[str, re.Pattern[str] | None], ...] = field(
+        init=False, compare=False, repr=False, hash=False
+    )
+    _namespace_matchers: tuple[tuple[str, re.Pattern[str]], ...] = field(
+        init=False, compare=False, repr=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in RULE_MODES:  # an unknown mode must never read as permissive
             raise ValueError(f"mode must be one of {RULE_MODES}, not {self.mode!r}")
-
-    def scope_text(self) -> str:
-        images = ", ".join(self.images) if self.images else "every image"
-        if not self.namespaces:
-            return images
-        return f"{images} in namespace{'s' if len(self.namespaces) > 1 else ''} " + ", ".join(
-            self.namespaces
+        images = tuple((p, name_patterns.pattern_matcher(p)) for p in self.images)
+        object.__setattr__(self, "_image_matchers", images)
+        namespaces = tuple(
+            (p, re.compile(fnmatch.translate(p))) for p in self.namespaces if _has_wildcard(p)
         )
+        object.__setattr__(self, "_namespace_matchers", namespaces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +240,9 @@ class Policy:
         self, gun: str, namespace: str | None
     ) -> list[tuple[tuple[int, int, int], int, Rule, str | None, str | None]]:
         found = []
+        subject = name_patterns.matched_name(gun) + "/"  # what a pattern's regex matches
         for position, rule in enumerate(self.rules):
-            match = _specificity(rule, gun, namespace)
+            match = _specificity(rule, subject, namespace)
             if match is not None:
                 rank, namespace_pattern, image_pattern = match
                 found.append((rank, position + 1, rule, namespace_pattern, image_pattern))
@@ -258,17 +267,18 @@ def _namespace_rank(rule: Rule, namespace: str | None) -> tuple[int, str | None]
         return None
     if namespace in rule.namespaces:
         return 2, namespace
-    for pattern in rule.namespaces:
-        if _has_wildcard(pattern) and fnmatch.fnmatchcase(namespace, pattern):
+    for pattern, matcher in rule._namespace_matchers:
+        if matcher.match(namespace):
             return 1, pattern
     return None
 
 
 def _specificity(
-    rule: Rule, gun: str, namespace: str | None
+    rule: Rule, subject: str, namespace: str | None
 ) -> tuple[tuple[int, int, int], str | None, str | None] | None:
     """(namespace rank, exact image, literal characters), with the patterns that matched;
-    None when the rule's scope does not match."""
+    None when the rule's scope does not match. ``subject`` is the GUN as patterns match it
+    (``name_patterns.matched_name``), with a ``/`` after it."""
     namespace_match = _namespace_rank(rule, namespace)
     if namespace_match is None:
         return None
@@ -277,8 +287,8 @@ def _specificity(
         return (namespace_rank, 0, 0), namespace_pattern, None
     best: tuple[int, int] | None = None
     best_pattern = None
-    for pattern in rule.images:
-        if name_patterns.pattern_matches(pattern, gun):
+    for pattern, matcher in rule._image_matchers:
+        if matcher is not None and matcher.fullmatch(subject):
             rank = (0 if _has_wildcard(pattern) else 1, _literals(pattern))
             if best is None or rank > best:
                 best, best_pattern = rank, pattern
@@ -371,12 +381,21 @@ def _mode(value: object, path: str, errors: _Errors) -> str:
     return str(value)
 
 
-def _requirement(value: object, path: str, errors: _Errors) -> Requirement:
+REQUIRED_TEAMS = "This field is required: name the teams that must sign, or give [] for none."
+
+
+def _requirement(value: object, path: str, errors: _Errors, *, required: bool) -> Requirement:
+    """``required``: a rule that checks must say who signs; leaving it out must never
+    quietly mean nobody (an ``off`` rule checks nothing, so it may)."""
     if value is None:
+        if required:
+            errors.add(f"{path}.teams", REQUIRED_TEAMS)
         return Requirement()
     data = _mapping(value, path, errors, ("match", "teams"))
     if data is None:
         return Requirement()
+    if "teams" not in data and required:
+        errors.add(f"{path}.teams", REQUIRED_TEAMS)
     match = data.get("match", ALL)
     if match not in MATCHES:
         errors.add(f"{path}.match", f"must be all or any, not {match!r}.")
@@ -460,11 +479,18 @@ def policy_from_document(
     enabled = data.get("enabled", False)
     if not isinstance(enabled, bool):
         errors.add("enabled", "must be true or false.")
+    has_default = "default" in data  # when it is not, that is the one error to say of it
     default_data = _mapping(data.get("default", {}), "default", errors, ("mode", "require"))
+    default_mode = _mode((default_data or {}).get("mode", ENFORCED), "default.mode", errors)
     default = Rule(
         DEFAULT_RULE,
-        _mode((default_data or {}).get("mode", ENFORCED), "default.mode", errors),
-        _requirement((default_data or {}).get("require"), "default.require", errors),
+        default_mode,
+        _requirement(
+            (default_data or {}).get("require"),
+            "default.require",
+            errors,
+            required=has_default and default_mode != OFF,
+        ),
     )
     rules_data = data.get("rules", [])
     rules: list[Rule] = []
@@ -504,15 +530,20 @@ def policy_from_document(
                 f"{path}.images",
                 "a rule scopes images, namespaces or both; the default rule covers the rest.",
             )
-        rules.append(
-            Rule(
-                name,
-                _mode(entry.get("mode", ENFORCED), f"{path}.mode", errors),
-                _requirement(entry.get("require"), f"{path}.require", errors),
-                images,
-                namespaces,
-            )
+        mode = _mode(entry.get("mode", ENFORCED), f"{path}.mode", errors)
+        requirement = _requirement(
+            entry.get("require"), f"{path}.require", errors, required=mode != OFF
         )
+        rules.append(Rule(name, mode, requirement, images, namespaces))
+    for what, total in (
+        ("image", sum(len(rule.images) for rule in rules)),
+        ("namespace", sum(len(rule.namespaces) for rule in rules)),
+    ):
+        if total > MAX_PATTERNS_IN_ALL:
+            errors.add(
+                "rules",
+                f"hold at most {MAX_PATTERNS_IN_ALL:,} {what} patterns in all, not {total:,}.",
+            )
     if errors.found:
         raise DocumentError(errors.found)
     return Policy(

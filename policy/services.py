@@ -208,10 +208,13 @@ def policy_update(
     signing_team_names: list[str],
     allow_repos: list[str],
     exempt_namespaces: list[str] | None = None,
+    expected_version: int | None = None,
 ) -> tuple[ContentTrustPolicy, list[str]]:
     """Change UCP's five settings (``rules.with_ucp_settings``): the default rule's mode and
     teams and the exemption rules; every other rule stays. ``exempt_namespaces`` is kept
-    as it is when not given. Returns the row and which of the five settings changed."""
+    as it is when not given; ``expected_version`` as for ``policy_replace`` (the console's
+    form carries it; UCP's API never had one). Returns the row and which of the five
+    settings changed."""
     if mode not in rules.RULE_MODES:
         raise ValidationError({"mode": [f"Mode is one of {', '.join(rules.RULE_MODES)}."]})
     names = list(dict.fromkeys(signing_team_names))
@@ -233,7 +236,9 @@ def policy_update(
                 else None
             ),
         )
-        row, changed = policy_replace(actor=actor, policy=policy)
+        row, changed = policy_replace(
+            actor=actor, policy=policy, expected_version=expected_version
+        )
     before, after = rules.ucp_settings(current), rules.ucp_settings(policy)
     return row, [field for field in after if after[field] != before[field]] if changed else []
 

@@ -127,7 +127,7 @@ def _policy_page(
     if request.user.is_admin:
         context["policy_form"] = form or PolicyForm(
             teams=accounts_selectors.team_list(viewer=request.user).order_by("name"),
-            initial=PolicyForm.initial_from(current),
+            initial=PolicyForm.initial_from(current, policy.version),
         )
     return render(request, "policy/content_trust.html", context, status=status)
 
@@ -151,9 +151,12 @@ def content_trust(request: AuthenticatedHttpRequest) -> HttpResponse:
                 mode=form.cleaned_data["mode"],
                 signing_team_names=form.cleaned_data["signing_teams"],
                 allow_repos=form.cleaned_data["allow_repos"],
+                expected_version=form.cleaned_data["version"],
             )
         except ValidationError as error:
             form.add_service_error(error)
+        except services.StaleVersion as error:
+            form.add_error(None, str(error))
         else:
             messages.success(
                 request, f"Saved: {changed_text(changed)}." if changed else "Nothing changed."

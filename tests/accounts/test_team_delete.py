@@ -61,7 +61,7 @@ def test_a_team_only_a_scoped_rule_requires_is_a_409_too(api, admin, ci):
         actor=admin,
         document={
             "enabled": True,
-            "default": {},
+            "default": {"require": {"teams": []}},
             "rules": [
                 {"name": "prod", "namespaces": ["prod"], "require": {"teams": [{"team": "ci"}]}}
             ],

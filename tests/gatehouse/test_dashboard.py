@@ -106,7 +106,11 @@ def test_a_scoped_rule_that_enforces_a_team_ticks_the_policy_step(as_admin, admi
         "mode": "enforced",
         "require": {"teams": [{"team": "ci", "count": 1}]},
     }
-    document = {"enabled": True, "default": {"mode": "permissive"}, "rules": [rule]}
+    document = {
+        "enabled": True,
+        "default": {"mode": "permissive", "require": {"teams": []}},
+        "rules": [rule],
+    }
     policy_apply(actor=admin, document=document)
     response = as_admin.get("/")
     assert "step-policy" in steps_done(response)

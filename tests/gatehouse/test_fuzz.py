@@ -167,7 +167,11 @@ def fuzz_world(db, settings) -> FuzzWorld:
     )
     # Two versions, so the history offers a revert; a rule named as the team is, so the rule
     # pages find one under the same ``name``.
-    document = {"enabled": False, "default": {"mode": "permissive"}, "rules": []}
+    document = {
+        "enabled": False,
+        "default": {"mode": "permissive", "require": {"teams": []}},
+        "rules": [],
+    }
     policy_apply(actor=admin, document=document)
     rule = {"name": FUZZ_TEAM, "images": [FUZZ_GUN], "require": {"teams": [{"team": FUZZ_TEAM}]}}
     policy, _ = policy_apply(actor=admin, document={**document, "rules": [rule]})

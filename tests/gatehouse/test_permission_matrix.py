@@ -35,9 +35,20 @@ EXPORT_PASSPHRASE = "correct horse battery"
 GUN = "registry.example.com/ci/app"
 POLICY = {"enabled": False, "mode": "permissive", "signing_teams": [], "allow_repos": []}
 # The whole policy (/api/v1/policy/), written to version 1, which the world makes.
-DOCUMENT = {"version": 1, "enabled": False, "default": {"mode": "permissive"}, "rules": []}
+NO_TEAMS = {"teams": []}
+DOCUMENT = {
+    "version": 1,
+    "enabled": False,
+    "default": {"mode": "permissive", "require": NO_TEAMS},
+    "rules": [],
+}
 # Version 1's one rule, and the console's rule editor's fields for another.
-WEB_RULE = {"name": "web", "images": ["registry.example.com/web/*"], "mode": "permissive"}
+WEB_RULE = {
+    "name": "web",
+    "images": ["registry.example.com/web/*"],
+    "mode": "permissive",
+    "require": NO_TEAMS,
+}
 RULE_FORM = {
     "name": "api",
     "images": "registry.example.com/api/*",
@@ -445,7 +456,12 @@ TABLE: dict[str, list[Case]] = {
         page(
             "post",
             "/content-trust/yaml/",
-            {"document": "enabled: true\ndefault: {mode: enforced}\nrules: []\n", "version": "1"},
+            {
+                "document": (
+                    "enabled: true\ndefault: {mode: enforced, require: {teams: []}}\nrules: []\n"
+                ),
+                "version": "1",
+            },
             302,
             403,
             403,

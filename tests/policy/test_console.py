@@ -120,6 +120,7 @@ def test_the_form_shows_the_policy_as_it_is(as_admin, admin):
     form = as_admin.get("/content-trust/").context["policy_form"]
 
     assert form.initial == {
+        "version": 1,
         "enabled": True,
         "mode": "permissive",
         "signing_teams": ["ci"],
@@ -405,3 +406,20 @@ def test_the_admission_decision_log_is_for_admins_only(client, alice, admin):
     client.force_login(admin)
     sidebar = client.get("/").content.decode().split('<nav aria-label="Console">')[1]
     assert 'href="/content-trust/admission/"' in sidebar.split("</nav>")[0]
+
+
+def test_a_form_opened_before_someone_else_saved_is_refused_not_saved_over(as_admin, admin):
+    """The quick form carries the version it showed: a save over a newer version would
+    silently undo another admin's change, so it is refused and says so."""
+    shown = as_admin.get("/content-trust/")
+    assert 'name="version" value="0"' in shown.text
+    policy_update(
+        actor=admin, enabled=True, mode="enforced", signing_team_names=["ci"], allow_repos=[]
+    )
+
+    response = as_admin.post("/content-trust/", {**policy_form(mode="permissive"), "version": 0})
+
+    assert response.status_code == 200
+    assert "The policy is at version 1, not 0" in response.text
+    assert policy_current().default.mode == rules.ENFORCED
+    assert policy_get().version == 1

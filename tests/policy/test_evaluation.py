@@ -1107,7 +1107,7 @@ def test_to_json_shape():
         pytest.param(
             {
                 "enabled": True,
-                "default": {},
+                "default": {"require": {"teams": []}},
                 "rules": [{"name": "prod", "images": [GUN], "mode": "strict"}],
             },
             "rules[0].mode",

@@ -521,7 +521,7 @@ DRAFTS = {
     "dev-enforced": with_rules(LEGACY, {**DEV_RELAXED, "mode": "enforced"}, API_TWO),
     "switched-off": {**copy.deepcopy(IN_FORCE), "enabled": False},
     "everything-exempt-but-prod": with_rules(
-        {"name": "prod-only", "namespaces": ["prod"], "mode": "enforced", "require": {}},
+        {"name": "prod-only", "namespaces": ["prod"], "mode": "enforced", "require": {"teams": []}},
         {"name": "elsewhere", "images": ["registry.example.com/**", "nginx"], "mode": "off"},
     ),
 }

@@ -443,7 +443,7 @@ def errors_of(document: object) -> dict[str, list[str]]:
     """The errors of ``document``, completed with what a whole policy must hold when it
     is an object, so each test's errors are its own."""
     if isinstance(document, dict):
-        document = {"enabled": True, "default": {}, "rules": [], **document}
+        document = {"enabled": True, "default": {"require": {"teams": []}}, "rules": [], **document}
     with pytest.raises(DocumentError) as raised:
         policy_from_document(document)
     return raised.value.errors
@@ -527,7 +527,7 @@ def test_all_the_errors_come_at_once():
 
 
 def test_a_bad_image_pattern_is_the_only_error_of_its_rule():
-    assert errors_of({"rules": [{"name": "a", "images": ["Bad Pattern"]}]}) == {
+    assert errors_of({"rules": [{"name": "a", "images": ["Bad Pattern"], "mode": "off"}]}) == {
         "rules[0].images[0]": ["'Bad Pattern': it contains whitespace."]
     }
 
@@ -911,3 +911,59 @@ def test_property_admission_s_shortcuts_agree_with_the_full_explanation(rules):
             applied = rules.applied(gun, namespace)
             assert rules.rule_for(gun, namespace) == applied.rule
             assert STRICTNESS[applied.rule.mode] <= strictest
+
+
+# --- What an outside review found -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        f"{REGISTRY}:443/prod/app",  # https's own port: the same registry
+        f"{REGISTRY}/prod/app",
+    ],
+)
+def test_another_spelling_of_the_registry_cannot_slip_past_a_rule(image):
+    prod = rule("prod", f"{REGISTRY}/prod/**", require=needs(("security", 1)))
+    hub = rule("nginx", "nginx", require=needs(("security", 1)))
+    rules = policy(prod, hub, default=PERMISSIVE)
+    assert rules.applied(image).rule.name == "prod"
+    assert rules.applied("registry-1.docker.io/library/nginx").rule.name == "nginx"
+    assert rules.applied(f"{REGISTRY}:5000/prod/app").rule.name == DEFAULT_RULE  # another port
+
+
+def test_a_rule_that_checks_must_say_who_signs():
+    with pytest.raises(DocumentError) as raised:
+        policy_from_document(
+            {
+                "enabled": True,
+                "default": {"mode": "enforced"},
+                "rules": [
+                    {"name": "prod", "namespaces": ["prod"], "require": {"match": "any"}},
+                    {"name": "public", "images": [f"{REGISTRY}/public/**"], "mode": "off"},
+                ],
+            }
+        )
+    required = "This field is required: name the teams that must sign, or give [] for none."
+    assert raised.value.errors == {
+        "default.require.teams": [required],
+        "rules[0].require.teams": [required],
+    }
+
+
+def test_a_policy_holds_at_most_a_thousand_image_patterns_in_all():
+    rules = [
+        {
+            "name": f"r{number}",
+            "images": [f"{REGISTRY}/team{number}/app{index}" for index in range(200)],
+            "mode": "off",
+        }
+        for number in range(6)
+    ]
+    assert errors_of({"rules": rules}) == {
+        "rules": ["hold at most 1,000 image patterns in all, not 1,200."]
+    }
+    big = policy_from_document(
+        {"enabled": True, "default": {"require": {"teams": []}}, "rules": rules[:5]}
+    )
+    assert big.applied(f"{REGISTRY}/team4/app199").rule.name == "r4"

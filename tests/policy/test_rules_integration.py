@@ -167,7 +167,7 @@ def test_a_rule_for_prod_decides_in_prod_and_nowhere_else(world, validate):
             actor=world.admin,
             document={
                 "enabled": True,
-                "default": {"mode": default},
+                "default": {"mode": default, "require": {"teams": []}},
                 "rules": [
                     {
                         "name": "prod",

@@ -153,10 +153,26 @@ def pattern_matcher(pattern: str) -> re.Pattern[str] | None:
     return re.compile("".join(_component_regex(c) for c in normalised.split("/")))
 
 
+# Other names of registries: Docker Hub's API host, and any host with https's own port.
+REGISTRY_ALIASES = {"registry-1.docker.io": DEFAULT_DOMAIN}
+HTTPS_PORT = ":443"
+
+
+def matched_name(gun: str) -> str:
+    """The GUN as patterns match it: ``host:443/...`` is ``host/...`` and
+    ``registry-1.docker.io/...`` is ``docker.io/...``, since each reaches the same registry,
+    so another spelling cannot slip an image past a rule. Trust data is still read under
+    the GUN as written: Notary keeps each spelling apart."""
+    host, slash, path = gun.partition("/")
+    if host.endswith(HTTPS_PORT):
+        host = host.removesuffix(HTTPS_PORT)
+    return REGISTRY_ALIASES.get(host, host) + slash + path
+
+
 def pattern_matches(pattern: str, gun: str) -> bool:
     """Whether ``pattern`` (normalised or not) matches the GUN, component by component."""
     matcher = pattern_matcher(pattern)
-    return matcher is not None and matcher.fullmatch(gun + "/") is not None
+    return matcher is not None and matcher.fullmatch(matched_name(gun) + "/") is not None
 
 
 # --- Root key pin prefixes --------------------------------------------------------------
