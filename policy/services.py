@@ -236,9 +236,7 @@ def policy_update(
                 else None
             ),
         )
-        row, changed = policy_replace(
-            actor=actor, policy=policy, expected_version=expected_version
-        )
+        row, changed = policy_replace(actor=actor, policy=policy, expected_version=expected_version)
     before, after = rules.ucp_settings(current), rules.ucp_settings(policy)
     return row, [field for field in after if after[field] != before[field]] if changed else []
 
