@@ -230,6 +230,16 @@ class Policy:
             modes.append(self.default.mode)
         return max(modes, key=STRICTNESS.__getitem__)
 
+    @property
+    def escapable(self) -> bool:
+        """Whether an image rule enforces over a default that does not: then the same
+        registry under a name no pattern covers (its IP address, a mirror) is not enforced."""
+        return (
+            self.enabled
+            and self.default.mode != ENFORCED
+            and any(rule.mode == ENFORCED and rule.images for rule in self.rules)
+        )
+
     def team_names(self) -> set[str]:
         """Every team a requirement names."""
         return {

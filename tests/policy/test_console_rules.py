@@ -112,6 +112,19 @@ def test_the_rules_table_lists_the_rules_in_order_and_explains_precedence(as_ali
     assert "A tie goes to the rule listed first." in page.text
 
 
+def test_an_enforced_image_rule_over_a_default_that_is_not_enforced_is_warned_about(
+    as_alice, admin
+):
+    assert 'id="escapable"' not in as_alice.get("/content-trust/").text  # default enforced
+    policy_apply(
+        actor=admin,
+        document={**DOCUMENT, "default": {"mode": "permissive", "require": {"teams": []}}},
+    )
+    page = as_alice.get("/content-trust/").text
+    assert 'id="escapable"' in page
+    assert "Keep the default rule enforced" in page
+
+
 def test_a_user_sees_no_editor(as_alice):
     page = as_alice.get("/content-trust/")
 

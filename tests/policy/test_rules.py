@@ -967,3 +967,13 @@ def test_a_policy_holds_at_most_a_thousand_image_patterns_in_all():
         {"enabled": True, "default": {"require": {"teams": []}}, "rules": rules[:5]}
     )
     assert big.applied(f"{REGISTRY}/team4/app199").rule.name == "r4"
+
+
+def test_an_image_rule_enforced_over_a_default_that_is_not_can_be_escaped():
+    prod = rule("prod", f"{REGISTRY}/prod/**", require=needs(("security", 1)))
+    only_namespace = rule("ns", namespaces=("prod",), require=needs(("security", 1)))
+    assert policy(prod, default=PERMISSIVE).escapable
+    assert policy(prod, default=OFF).escapable
+    assert not policy(prod, default=ENFORCED).escapable
+    assert not policy(prod, default=PERMISSIVE, enabled=False).escapable
+    assert not policy(only_namespace, default=PERMISSIVE).escapable  # every image there

@@ -1,6 +1,12 @@
 """Asking for syncs: one repository, many at once, or every repository an identity change
 may concern. A queued sync reads the desired state when it runs, so it absorbs later
-requests for its repository."""
+requests for its repository.
+
+A request that a queued sync absorbs locks that job's row until the requester's
+transaction ends: a worker's claim (``jobs._claim``) waits for it, so the sync reads the
+desired state with the requester's change in it. Without the lock a worker could start the
+job between the request and its commit, read the state from before, and no later job
+would follow."""
 
 from collections.abc import Iterable
 
@@ -23,9 +29,12 @@ def repository_sync_request(
     update.
     """
     delay = settings.GATEHOUSE_SYNC_DELAY_SECONDS if delay is None else delay
-    queued = Job.objects.filter(
-        repository=repository, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
-    ).first()
+    with transaction.atomic():
+        queued = (
+            Job.objects.select_for_update()
+            .filter(repository=repository, kind=Job.Kind.SYNC, status=Job.Status.QUEUED)
+            .first()
+        )
     if queued is not None:
         return queued
     try:
@@ -45,11 +54,13 @@ def repositories_sync_request(
     ids = {repository.pk for repository in repositories}
     if not ids:
         return 0
-    absorbed = set(
-        Job.objects.filter(
-            repository_id__in=ids, kind=Job.Kind.SYNC, status=Job.Status.QUEUED
-        ).values_list("repository_id", flat=True)
-    )
+    with transaction.atomic():
+        absorbed = set(
+            Job.objects.select_for_update()
+            .filter(repository_id__in=ids, kind=Job.Kind.SYNC, status=Job.Status.QUEUED)
+            .order_by("pk")  # one order for every requester: no deadlock between two
+            .values_list("repository_id", flat=True)
+        )
     wanted = ids - absorbed
     if not wanted:
         return 0

@@ -3,16 +3,19 @@ and a finished job that records what its runner did and releases its repository 
 step, never disturbing a claim another job took over."""
 
 import datetime as dt
+import threading
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.models import Team
 from tests.trust.helpers import runner_replace
 from trust.models import Job, Repository
 from trust.services import jobs
 from trust.services.jobs import LOCK_RETRY_SECONDS, JobRunner, RunResult
 from trust.services.repositories import repository_create
-from trust.services.sync_requests import repositories_sync_request
+from trust.services.sync_requests import repositories_sync_request, repository_sync_request
 
 pytestmark = pytest.mark.django_db
 
@@ -266,3 +269,53 @@ def test_syncs_asked_for_in_bulk_are_queued_once_each(admin):
 
     syncs = Job.objects.filter(kind="sync")
     assert [history(job) for job in syncs] == [[("queued", 0, "")]] * 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_never_starts_between_a_request_it_absorbs_and_that_requests_commit(
+    admin, monkeypatch
+):
+    """A membership change asks for a sync in its own transaction; when a queued sync
+    absorbs the request, a worker must not start that sync before the change commits, or
+    it reads the state from before and no later job follows (Notary is left out of step
+    until the next drift check)."""
+    repository = Repository.objects.create(gun="registry.example.com/race/app", state="ready")
+    queued = Job.objects.create(kind="sync", repository=repository, gun=repository.gun)
+    seen: list[bool] = []
+
+    def runner(job: Job) -> RunResult:
+        seen.append(Team.objects.filter(name="late").exists())
+        return RunResult({"ok": True}, {"state": Repository.State.READY, "drift": None})
+
+    runner_replace(monkeypatch, Job.Kind.SYNC, runner)
+    absorbed, go = threading.Event(), threading.Event()
+
+    def change() -> None:
+        try:
+            with transaction.atomic():
+                Team.objects.create(name="late")
+                assert (
+                    repository_sync_request(repository=repository, actor=None, cause="t") == queued
+                )
+                absorbed.set()
+                go.wait(10)
+        finally:
+            connection.close()
+
+    def work() -> None:
+        try:
+            jobs.job_run(job_id=queued.pk)
+        finally:
+            connection.close()
+
+    changer = threading.Thread(target=change)
+    changer.start()
+    assert absorbed.wait(10)
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive(), "the sync started before the change it absorbed committed"
+    go.set()
+    changer.join(10)
+    worker.join(10)
+    assert seen == [True]
