@@ -400,7 +400,7 @@ def verdict_of(image: str, evaluation: Evaluation) -> Verdict:
     if evaluation.decision == DENIED:
         return Verdict(image, REFUSED, reasons, rule=rule)
     if evaluation.decision == ALLOWED:
-        exempt = reasons[0] if reasons and reasons[0].startswith("exempt: ") else None
+        exempt = reasons[0] if evaluation.mode == OFF else None  # its rule checks nothing
         pin = None
         if exempt is None and evaluation.digest is not None:
             pin = pinned_image(image, evaluation.digest)

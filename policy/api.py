@@ -455,10 +455,7 @@ class EvaluateRequestSerializer(serializers.Serializer):
         allow_null=True,
         help_text="The Kubernetes namespace it would run in; without one, only the rules "
         "for every namespace apply.",
-        error_messages={
-            "invalid": "Not a namespace name: at most 63 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit."
-        },
+        error_messages={"invalid": rules.NAMESPACE_INVALID},
     )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from policy.rules import ALL, ANY, ENFORCED, OFF, PERMISSIVE, Applied, Policy, Requirement
+from policy.rules import ALL, ANY, ENFORCED, OFF, Applied, Policy, Requirement
 from trust.notary import references
 from trust.notary.metadata import RELEASES, TARGETS
 from trust.notary.references import InvalidReference as InvalidReference
@@ -40,7 +40,6 @@ NAME_MAX = references.NAME_MAX  # Docker's limit on the whole name, registry inc
 ALLOWED = "allowed"
 DENIED = "denied"
 NOT_ENFORCED = "not_enforced"
-MODES = (PERMISSIVE, ENFORCED, OFF)
 DISABLED_REASON = "content trust is disabled"
 
 POLICY_FAILED = "image did not meet required signing policy"

@@ -30,10 +30,6 @@ IMAGE_ATTRS = {
     "spellcheck": "false",
     "autocapitalize": "off",
 }
-NAMESPACE_INVALID = (
-    "Not a namespace name: at most 63 lowercase letters, digits and '-', starting and ending "
-    "with a letter or digit."
-)
 MAX_DOCUMENT = 500_000  # characters of YAML or JSON: 200 rules of 200 long patterns fit
 MODE_CHOICES = [
     ("enforced", "Enforced: deny what fails"),
@@ -168,7 +164,7 @@ def namespace_field(label: str) -> forms.RegexField:
         max_length=63,
         help_text="Optional: where it would run. Without one, only the rules for every "
         "namespace apply.",
-        error_messages={"invalid": NAMESPACE_INVALID},
+        error_messages={"invalid": rules.NAMESPACE_INVALID},
         widget=forms.TextInput(
             attrs={"placeholder": "prod", "spellcheck": "false", "autocapitalize": "off"}
         ),

@@ -51,6 +51,10 @@ RULE_NAME = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 # A Kubernetes namespace name (an RFC 1123 label), where a pattern may also hold * and ?.
 NAMESPACE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 NAMESPACE_PATTERN = re.compile(r"\A[a-z0-9*?](?:[a-z0-9*?-]{0,61}[a-z0-9*?])?\Z")
+NAMESPACE_INVALID = (
+    "Not a namespace name: at most 63 lowercase letters, digits and '-', starting and ending "
+    "with a letter or digit."
+)
 NAMESPACE_RULE = (
     "at most 63 lowercase letters, digits and '-', starting and ending with a letter or "
     "digit; * and ? as wildcards"
@@ -436,33 +440,44 @@ def _requirement(value: object, path: str, errors: _Errors, *, required: bool) -
     return Requirement(tuple(quotas), match if match in MATCHES else ALL)
 
 
+def image_pattern(text: str) -> str:
+    """``text`` as an image pattern, normalised as Docker reads names (``nginx`` →
+    ``docker.io/library/nginx``), or ``ValueError`` saying, in words, what is wrong."""
+    try:
+        return name_patterns.parse_pattern(text.strip())
+    except references.InvalidPattern as error:
+        raise ValueError(f"{references.shown(text.strip())}: {error}.") from error
+
+
+def namespace_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as a namespace or namespace pattern, or None."""
+    if not name.strip(WILDCARDS):
+        return "wildcards alone match every namespace: leave namespaces out instead."
+    if not NAMESPACE_PATTERN.match(name):
+        return f"{references.shown(name)} is not a namespace name or pattern ({NAMESPACE_RULE})."
+    return None
+
+
 def _images(value: object, path: str, errors: _Errors, *, stored: bool) -> tuple[str, ...]:
     patterns = _strings(value, path, errors, MAX_PATTERNS)
     cleaned = []
     for index, pattern in enumerate(patterns or []):
         try:
-            cleaned.append(name_patterns.parse_pattern(pattern.strip()))
-        except references.InvalidPattern as error:
+            cleaned.append(image_pattern(pattern))
+        except ValueError as error:
             if stored:  # written under an older grammar: kept, and it matches nothing
                 cleaned.append(pattern)
             else:
-                errors.add(f"{path}[{index}]", f"{references.shown(pattern.strip())}: {error}.")
+                errors.add(f"{path}[{index}]", str(error))
     return tuple(dict.fromkeys(cleaned))
 
 
 def _namespaces(value: object, path: str, errors: _Errors) -> tuple[str, ...]:
     names = _strings(value, path, errors, MAX_PATTERNS)
     for index, name in enumerate(names or []):
-        if not name.strip(WILDCARDS):
-            errors.add(
-                f"{path}[{index}]",
-                "wildcards alone match every namespace: leave namespaces out instead.",
-            )
-        elif not NAMESPACE_PATTERN.match(name):
-            errors.add(
-                f"{path}[{index}]",
-                f"{references.shown(name)} is not a namespace name or pattern ({NAMESPACE_RULE}).",
-            )
+        problem = namespace_problem(name)
+        if problem is not None:
+            errors.add(f"{path}[{index}]", problem)
     return tuple(dict.fromkeys(names or []))
 
 

@@ -32,7 +32,7 @@ from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
 from policy.preview import Preview, preview
 from policy.rules import OFF, Policy
 from policy.selectors import policy_get, policy_of, policy_version, preview_subjects
-from trust.notary import name_patterns, references
+from trust.notary import references
 from trust.notary.errors import InvalidMetadata, NotaryRejected, NotaryUnavailable, NotFound
 from trust.replays import replays_found
 from trust.trust_data import verified_repository
@@ -57,36 +57,24 @@ class StaleVersion(Exception):
 
 def _clean_allow_repos(patterns: list[str]) -> list[str]:
     """The patterns as Docker normalises them (``nginx`` → ``docker.io/library/nginx``),
-    each once; every bad one named with the reason (``trust.notary.references``)."""
+    each once; every bad one named with the reason (``rules.image_pattern``)."""
     if len(patterns) > MAX_ALLOW_REPOS:
         raise ValidationError({"allow_repos": [f"At most {MAX_ALLOW_REPOS} patterns."]})
     cleaned, errors = [], []
     for pattern in patterns:
         try:
-            cleaned.append(name_patterns.parse_pattern(pattern.strip()))
-        except references.InvalidPattern as error:
-            errors.append(f"{references.shown(pattern.strip())}: {error}.")
+            cleaned.append(rules.image_pattern(pattern))
+        except ValueError as error:
+            errors.append(str(error))
     if errors:
         raise ValidationError({"allow_repos": errors})
     return list(dict.fromkeys(cleaned))
 
 
 def _clean_exempt_namespaces(namespaces: list[str]) -> list[str]:
-    bad = [
-        n
-        for n in namespaces
-        if not isinstance(n, str) or not rules.NAMESPACE_PATTERN.match(n) or not n.strip("*?")
-    ]
-    if bad:
-        raise ValidationError(
-            {
-                "exempt_namespaces": [
-                    f"{n!r} is not a namespace name or pattern ({rules.NAMESPACE_RULE}; "
-                    "not wildcards alone)."
-                    for n in bad
-                ]
-            }
-        )
+    problems = [problem for name in namespaces if (problem := rules.namespace_problem(name))]
+    if problems:
+        raise ValidationError({"exempt_namespaces": problems})
     if len(namespaces) > MAX_EXEMPT_NAMESPACES:
         raise ValidationError(
             {"exempt_namespaces": [f"At most {MAX_EXEMPT_NAMESPACES} namespaces."]}
