@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+OIDC_PROVIDER := devtools/oidc_provider
+OIDC_INSTALLED := $(OIDC_PROVIDER)/node_modules/.package-lock.json
 
 .PHONY: run test lint format install clean
 
@@ -11,6 +13,10 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
+
+# The test OpenID Connect provider's npm packages, exactly as locked.
+$(OIDC_INSTALLED): $(OIDC_PROVIDER)/package-lock.json
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
 
 install: $(INSTALLED)
 
@@ -25,7 +31,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint $(OIDC_INSTALLED)
 	$(BIN)/lint-imports
 	GATEHOUSE_DEBUG=1 $(BIN)/mypy
 	GATEHOUSE_DEBUG=1 $(BIN)/python manage.py check

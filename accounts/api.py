@@ -53,9 +53,22 @@ def login_throttled(error: services.LoginRefused) -> exceptions.Throttled:
     return exceptions.Throttled(wait=error.retry_after, detail=services.LoginThrottled.MESSAGE)
 
 
+class DirectoryUnavailable(exceptions.APIException):
+    """A 503 with ``Retry-After``: the directory that checks the password cannot be reached."""
+
+    status_code = 503
+    default_code = "directory_unavailable"
+
+    def __init__(self, error: services.LoginUnavailable) -> None:
+        super().__init__(detail=str(error))
+        self.wait = error.retry_after
+
+
 def login_refused(error: services.LoginRefused) -> exceptions.APIException:
     if isinstance(error, services.LoginLocked):
         return LockedOut(error)
+    if isinstance(error, services.LoginUnavailable):
+        return DirectoryUnavailable(error)
     return login_throttled(error)
 
 

@@ -25,7 +25,11 @@ from redis import RedisError
 
 from accounts.metrics import LOGIN_FAILURES, LOGIN_LOCKOUTS
 from accounts.models import ApiToken, LoginFailure, LoginGuard, Membership, Team, User
-from accounts.signals import identity_change_announce, team_delete_blockers
+from accounts.signals import (
+    identity_change_announce,
+    team_delete_blockers,
+    team_membership_owners,
+)
 from audit.services import audit_record
 from gatehouse.addresses import address_group
 
@@ -100,11 +104,14 @@ def user_create(
     *,
     actor: User | None,
     username: str,
-    password: str,
+    password: str | None,
     full_name: str = "",
     email: str = "",
     is_admin: bool = False,
+    actor_name: str = "",
 ) -> User:
+    """``password=None`` makes an account that cannot log in with a password of Gatehouse's:
+    one whose identity the directory checks (``directory.services``)."""
     user = User(username=username, full_name=full_name, email=email, is_admin=is_admin)
     existing = User.objects.with_username(username).values_list("username", flat=True).first()
     if existing is not None:
@@ -118,28 +125,33 @@ def user_create(
                 ]
             }
         )
-    _check_password(password, user=user)
-    user.set_password(password)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        _check_password(password, user=user)
+        user.set_password(password)
     _save_new(user, unique_field="username")
     audit_record(
         action="user.created",
         actor=actor,
+        actor_name=actor_name,
         target_type="user",
         target_id=user.username,
         after=_user_fields(user),
     )
-    logger.info("user %s created by %s", user.username, actor or "system")
+    logger.info("user %s created by %s", user.username, actor or actor_name or "system")
     return user
 
 
 @transaction.atomic
 def user_update(
     *,
-    actor: User,
+    actor: User | None,
     user: User,
     full_name: str | None = None,
     email: str | None = None,
     is_admin: bool | None = None,
+    actor_name: str = "",
 ) -> User:
     _lock_admins(user)
     if is_admin is False:
@@ -153,19 +165,21 @@ def user_update(
     audit_record(
         action="user.updated",
         actor=actor,
+        actor_name=actor_name,
         target_type="user",
         target_id=user.username,
         before=before,
         after=_user_fields(user),
     )
-    logger.info("user %s updated by %s", user.username, actor)
+    logger.info("user %s updated by %s", user.username, actor or actor_name)
     return user
 
 
 @transaction.atomic
-def user_deactivate(*, actor: User, user: User) -> User:
-    """Deactivate instead of deleting: memberships, keys and history stay for the record."""
-    if user.pk == actor.pk:
+def user_deactivate(*, actor: User | None, user: User, actor_name: str = "") -> User:
+    """Deactivate instead of deleting: memberships, keys and history stay for the record.
+    ``actor=None`` with an ``actor_name``: Gatehouse does it for that source (the directory)."""
+    if actor is not None and user.pk == actor.pk:
         raise ValidationError({"is_active": ["You cannot deactivate your own account."]})
     _lock_admins(user)
     _guard_last_admin(user, change="deactivate")
@@ -177,17 +191,18 @@ def user_deactivate(*, actor: User, user: User) -> User:
         audit_record(
             action="user.deactivated",
             actor=actor,
+            actor_name=actor_name,
             target_type="user",
             target_id=user.username,
             before={"is_active": True},
             after={"is_active": False},
         )
-        logger.info("user %s deactivated by %s", user.username, actor)
+        logger.info("user %s deactivated by %s", user.username, actor or actor_name)
     return user
 
 
 @transaction.atomic
-def user_reactivate(*, actor: User, user: User) -> User:
+def user_reactivate(*, actor: User | None, user: User, actor_name: str = "") -> User:
     if not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
@@ -195,12 +210,13 @@ def user_reactivate(*, actor: User, user: User) -> User:
         audit_record(
             action="user.reactivated",
             actor=actor,
+            actor_name=actor_name,
             target_type="user",
             target_id=user.username,
             before={"is_active": False},
             after={"is_active": True},
         )
-        logger.info("user %s reactivated by %s", user.username, actor)
+        logger.info("user %s reactivated by %s", user.username, actor or actor_name)
     return user
 
 
@@ -355,9 +371,31 @@ def team_delete(*, actor: User, team: Team) -> None:
     logger.info("team %s deleted by %s", name, actor)
 
 
+class MembershipOwned(ValidationError):
+    """The team's membership belongs to something else (the directory), which changes it
+    with ``team_membership_sync``; ``detail`` says what owns it, and is the ``members``
+    field's error."""
+
+    def __init__(self, *, team: Team, owners: list[str]) -> None:
+        self.owners = owners
+        self.detail = (
+            f"The members of {team.name} come from {', '.join(owners)}; "
+            "change them there, not by hand."
+        )
+        super().__init__({"members": [self.detail]})
+
+
+def _refuse_if_owned(team: Team) -> None:
+    owners = team_membership_owners(team)
+    if owners:
+        raise MembershipOwned(team=team, owners=owners)
+
+
 @transaction.atomic
 def team_member_add(*, actor: User, team: Team, user: User) -> tuple[Membership, bool]:
-    """Add ``user`` to ``team``; returns the membership and whether it is new."""
+    """Add ``user`` to ``team``; returns the membership and whether it is new. Refused
+    (``MembershipOwned``) for a team whose membership the directory owns."""
+    _refuse_if_owned(team)
     if not user.is_active:
         raise ValidationError({"username": [f"'{user.username}' is deactivated."]})
     membership, created = Membership.objects.get_or_create(team=team, user=user)
@@ -378,7 +416,9 @@ def team_member_add(*, actor: User, team: Team, user: User) -> tuple[Membership,
 
 @transaction.atomic
 def team_member_remove(*, actor: User, team: Team, user: User) -> bool:
-    """Remove ``user`` from ``team``; returns whether they were a member."""
+    """Remove ``user`` from ``team``; returns whether they were a member. Refused
+    (``MembershipOwned``) for a team whose membership the directory owns."""
+    _refuse_if_owned(team)
     deleted, _ = Membership.objects.filter(team=team, user=user).delete()
     if deleted:
         identity_change_announce(
@@ -393,6 +433,46 @@ def team_member_remove(*, actor: User, team: Team, user: User) -> bool:
         )
         logger.info("%s removed from team %s by %s", user.username, team.name, actor)
     return bool(deleted)
+
+
+@transaction.atomic
+def team_membership_sync(
+    *, team: Team, add: list[User], remove: list[User], actor_name: str
+) -> tuple[int, int]:
+    """Make the owner's changes to ``team``'s membership (``membership_owners``): add the
+    active users of ``add``, remove those of ``remove``; each change audited as made by
+    ``actor_name``, one identity change for all. Returns how many joined and left."""
+    joined = [
+        user
+        for user in add
+        if user.is_active and Membership.objects.get_or_create(team=team, user=user)[1]
+    ]
+    left = [user for user in remove if Membership.objects.filter(team=team, user=user).delete()[0]]
+    if not (joined or left):
+        return 0, 0
+    names = [f"{user.username} joined" for user in joined] + [
+        f"{user.username} left" for user in left
+    ]
+    identity_change_announce(
+        actor=None, cause=f"{actor_name} changed {team.name}: {', '.join(names)}", teams=[team]
+    )
+    for action, key, users in (
+        ("membership.added", "after", joined),
+        ("membership.removed", "before", left),
+    ):
+        for user in users:
+            audit_record(
+                action=action,
+                actor=None,
+                actor_name=actor_name,
+                target_type="team",
+                target_id=team.name,
+                **{key: {"member": user.username}},
+            )
+    logger.info(
+        "team %s: %d joined and %d left, by %s", team.name, len(joined), len(left), actor_name
+    )
+    return len(joined), len(left)
 
 
 def api_token_digest(raw_token: str) -> str:
@@ -467,6 +547,13 @@ class LoginRefused(Exception):
 
     def wait_text(self) -> str:
         return f"Try again in {self.retry_after} s."
+
+
+class LoginUnavailable(LoginRefused):
+    """The password could not be checked: the directory that holds it cannot be reached.
+    Not a failed login: nothing is counted against the account."""
+
+    MESSAGE = "The directory cannot be reached to check the password."
 
 
 class LoginLocked(LoginRefused):
@@ -599,7 +686,11 @@ def password_check(*, username: str, address: str, check: Callable[[], _Checked]
     except LoginThrottled:
         login_attempt_cancel(attempt)
         raise
-    result = check()
+    try:
+        result = check()
+    except LoginUnavailable:
+        login_attempt_cancel(attempt)
+        raise
     if result:
         login_attempt_succeeded(attempt)
     else:

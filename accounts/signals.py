@@ -5,6 +5,7 @@ here in their ``AppConfig.ready()`` instead.
 """
 
 from collections.abc import Iterable
+from typing import cast
 
 from django.dispatch import Signal
 
@@ -16,6 +17,13 @@ from accounts.models import Team, User
 # ``"repository registry.example.com/ci/app"``), or an empty list. Any string refuses the
 # deletion (``accounts.services.TeamInUse``); a receiver that raises refuses it too.
 team_delete_blockers = Signal()
+
+# Sent by ``accounts.services.team_member_add`` and ``team_member_remove`` before they change
+# anything, with ``sender=Team`` and ``team=``. Each receiver returns a list of strings naming
+# what owns the team's membership (``"directory group cn=ci,ou=groups,dc=example,dc=org"``), or
+# an empty list. Any string refuses a change by hand (``accounts.services.MembershipOwned``):
+# the owner changes the membership through ``team_membership_sync`` instead.
+membership_owners = Signal()
 
 # Sent in the transaction of every change to who may sign: membership, deactivation and
 # reactivation, team deletion, signing keys issued, registered, marked, unmarked or revoked
@@ -37,3 +45,12 @@ def identity_change_announce(
     identity_changed.send(
         sender=User, actor=actor, cause=cause, teams=list(teams), users=list(users)
     )
+
+
+def team_membership_owners(team: Team) -> list[str]:
+    """What owns ``team``'s membership (``membership_owners``); empty: it is edited by hand."""
+    return [
+        owner
+        for _, owners in membership_owners.send(sender=Team, team=team)
+        for owner in cast(list[str], owners)
+    ]

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "trust",
     "policy",
     "audit",
+    "directory",
 ]
 
 MIDDLEWARE = [
@@ -139,7 +140,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]
+# One backend checks every password: a local account's here, a directory user's in LDAP.
+AUTHENTICATION_BACKENDS = ["directory.backends.DirectoryBackend"]
 # Lockout after repeated failed logins, per account and per address, for a while.
 GATEHOUSE_LOGIN_MAX_FAILURES = int(os.environ.get("GATEHOUSE_LOGIN_MAX_FAILURES", "5"))
 GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS = int(
@@ -325,6 +327,56 @@ if GATEHOUSE_METRICS_TOKEN and len(GATEHOUSE_METRICS_TOKEN) < 32:
         "openssl rand -hex 32)."
     )
 
+# The company directory (docs/directory.md): LDAP logins and a scheduled sync, and OpenID
+# Connect logins. Each is off while its URL is blank.
+GATEHOUSE_LDAP_URL = os.environ.get("GATEHOUSE_LDAP_URL", "").strip()
+GATEHOUSE_LDAP_START_TLS = env_bool("GATEHOUSE_LDAP_START_TLS", True)
+GATEHOUSE_LDAP_ALLOW_PLAIN = env_bool("GATEHOUSE_LDAP_ALLOW_PLAIN")
+if GATEHOUSE_LDAP_ALLOW_PLAIN and not DEBUG:
+    raise ImproperlyConfigured(
+        "GATEHOUSE_LDAP_ALLOW_PLAIN sends passwords in the clear and is for development only "
+        "(GATEHOUSE_DEBUG=1); use ldaps:// or StartTLS."
+    )
+GATEHOUSE_LDAP_CA_FILE = os.environ.get("GATEHOUSE_LDAP_CA_FILE", "")
+GATEHOUSE_LDAP_BIND_DN = os.environ.get("GATEHOUSE_LDAP_BIND_DN", "")
+GATEHOUSE_LDAP_BIND_PASSWORD = os.environ.get("GATEHOUSE_LDAP_BIND_PASSWORD", "")
+GATEHOUSE_LDAP_USER_DN_TEMPLATE = os.environ.get("GATEHOUSE_LDAP_USER_DN_TEMPLATE", "")
+GATEHOUSE_LDAP_USER_BASE = os.environ.get("GATEHOUSE_LDAP_USER_BASE", "")
+GATEHOUSE_LDAP_USER_FILTER = os.environ.get(
+    "GATEHOUSE_LDAP_USER_FILTER", "(objectClass=inetOrgPerson)"
+)
+GATEHOUSE_LDAP_DISABLED_FILTER = os.environ.get("GATEHOUSE_LDAP_DISABLED_FILTER", "")
+GATEHOUSE_LDAP_USERNAME_ATTRIBUTE = os.environ.get("GATEHOUSE_LDAP_USERNAME_ATTRIBUTE", "uid")
+GATEHOUSE_LDAP_FULL_NAME_ATTRIBUTE = os.environ.get("GATEHOUSE_LDAP_FULL_NAME_ATTRIBUTE", "cn")
+GATEHOUSE_LDAP_EMAIL_ATTRIBUTE = os.environ.get("GATEHOUSE_LDAP_EMAIL_ATTRIBUTE", "mail")
+GATEHOUSE_LDAP_GROUP_BASE = os.environ.get("GATEHOUSE_LDAP_GROUP_BASE", "")
+GATEHOUSE_LDAP_GROUP_FILTER = os.environ.get(
+    "GATEHOUSE_LDAP_GROUP_FILTER", "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+)
+GATEHOUSE_LDAP_MEMBER_ATTRIBUTE = os.environ.get("GATEHOUSE_LDAP_MEMBER_ATTRIBUTE", "member")
+GATEHOUSE_LDAP_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_LDAP_TIMEOUT_SECONDS", "5"))
+# How often the worker's beat reads the whole directory (0: only at logins and on demand).
+GATEHOUSE_DIRECTORY_SYNC_SECONDS = int(os.environ.get("GATEHOUSE_DIRECTORY_SYNC_SECONDS", "300"))
+GATEHOUSE_OIDC_ISSUER = os.environ.get("GATEHOUSE_OIDC_ISSUER", "").strip().rstrip("/")
+GATEHOUSE_OIDC_CLIENT_ID = os.environ.get("GATEHOUSE_OIDC_CLIENT_ID", "")
+GATEHOUSE_OIDC_CLIENT_SECRET = os.environ.get("GATEHOUSE_OIDC_CLIENT_SECRET", "")
+GATEHOUSE_OIDC_SCOPES = os.environ.get("GATEHOUSE_OIDC_SCOPES", "openid profile email groups")
+GATEHOUSE_OIDC_GROUPS_CLAIM = os.environ.get("GATEHOUSE_OIDC_GROUPS_CLAIM", "groups")
+GATEHOUSE_OIDC_USERNAME_CLAIM = os.environ.get(
+    "GATEHOUSE_OIDC_USERNAME_CLAIM", "preferred_username"
+)
+GATEHOUSE_OIDC_NAME = os.environ.get("GATEHOUSE_OIDC_NAME", "single sign-on")
+GATEHOUSE_OIDC_CA_FILE = os.environ.get("GATEHOUSE_OIDC_CA_FILE", "")
+GATEHOUSE_OIDC_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_OIDC_TIMEOUT_SECONDS", "5"))
+if GATEHOUSE_OIDC_ISSUER and not (GATEHOUSE_OIDC_ISSUER.startswith("https://") or DEBUG):
+    raise ImproperlyConfigured(
+        "GATEHOUSE_OIDC_ISSUER must be an https:// URL (plain http only with GATEHOUSE_DEBUG=1)."
+    )
+if GATEHOUSE_OIDC_ISSUER and not (GATEHOUSE_OIDC_CLIENT_ID and GATEHOUSE_OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "GATEHOUSE_OIDC_ISSUER needs GATEHOUSE_OIDC_CLIENT_ID and GATEHOUSE_OIDC_CLIENT_SECRET."
+    )
+
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("GATEHOUSE_CELERY_QUEUE", "gatehouse")
 CELERY_BEAT_SCHEDULE = {
@@ -334,6 +386,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": min(60.0, GATEHOUSE_JOB_REQUEUE_SECONDS / 2),
     },
 }
+if GATEHOUSE_LDAP_URL and GATEHOUSE_DIRECTORY_SYNC_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["sync-directory"] = {
+        "task": "directory.sync",
+        "schedule": GATEHOUSE_DIRECTORY_SYNC_SECONDS,
+    }
 if CELERY_BROKER_URL == "filesystem://":
     _queue_dir = VAR_DIR / "celery-queue"
     _queue_dir.mkdir(parents=True, exist_ok=True)

@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("bundles.urls")),
     path("", include("trust.urls")),
     path("", include("policy.urls")),
+    path("", include("directory.urls")),
 ]

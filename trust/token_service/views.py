@@ -16,7 +16,7 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.services import LoginRefused
+from accounts.services import LoginRefused, LoginUnavailable
 from trust.token_service import tokens
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ def notary_token(request: HttpRequest) -> JsonResponse:
         if username:
             try:
                 user = tokens.user_for_credentials(username, password, request=request)
+            except LoginUnavailable as error:  # the directory cannot check the password
+                response = _error(503, "UNAVAILABLE", str(error))
+                response["Retry-After"] = str(error.retry_after)
+                return response
             except LoginRefused as error:  # locked out, or too many password checks
                 response = _error(429, "TOOMANYREQUESTS", str(error))
                 response["Retry-After"] = str(error.retry_after)

@@ -1,0 +1,74 @@
+"""The one authentication backend: a local account's password is checked here, a directory
+user's by an LDAP bind, and every check is one counted attempt (``password_check``), so the
+lockout and the per-address limits hold for both."""
+
+import logging
+from functools import partial
+
+from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
+
+from accounts import services as accounts
+from accounts.backends import LockoutModelBackend
+from accounts.models import User
+from directory import config, services
+from directory.ldap import DirectoryUnavailable
+from directory.models import DirectoryAccount, Source
+from gatehouse.addresses import client_address
+
+logger = logging.getLogger(__name__)
+# How long a refused login asks the caller to wait while the directory cannot be reached.
+RETRY_AFTER_SECONDS = 30
+
+
+class DirectoryBackend(LockoutModelBackend):
+    """A username of a local account (no directory account) is checked against Gatehouse's
+    own hash, whether or not LDAP is up: the break-glass admin always gets in. Any other is
+    checked by LDAP, when it is configured: an unknown username is looked up there, and a
+    directory user is created at their first login. A user from OpenID Connect has no
+    password here at all."""
+
+    @sensitive_variables("password")
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: object,
+    ) -> User | None:
+        if username is None or password is None:
+            return None
+        return accounts.password_check(
+            username=username,
+            address=client_address(request),
+            check=partial(self._check, request, username, password),
+        )
+
+    @sensitive_variables("password")
+    def _check(self, request: HttpRequest | None, username: str, password: str) -> User | None:
+        user = User.objects.with_username(username).first()
+        source = (
+            DirectoryAccount.objects.filter(user=user).values_list("source", flat=True).first()
+            if user is not None
+            else None
+        )
+        if user is not None and source is None:
+            return super(LockoutModelBackend, self).authenticate(
+                request, username=username, password=password
+            )
+        directory = config.ldap_directory()
+        if directory is None or source == Source.OIDC:
+            return None
+        try:
+            person = directory.authenticate(username, password)
+        except DirectoryUnavailable as error:
+            logger.warning("LDAP login of a directory user impossible: %s", error)
+            raise accounts.LoginUnavailable(retry_after=RETRY_AFTER_SECONDS) from error
+        if person is None:
+            return None
+        try:
+            user = services.ldap_login(person)
+        except services.LoginRefusedByDirectory as error:
+            logger.warning("LDAP login refused: %s", error)
+            return None
+        return user if self.user_can_authenticate(user) else None

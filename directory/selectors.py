@@ -1,0 +1,78 @@
+"""Reads of the directory's state, for the console, the API, /readyz and the dashboard."""
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from accounts.models import Team
+from directory import config
+from directory.ldap import DirectoryUnavailable
+from directory.models import GroupMapping, SyncRun
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DirectoryStatus:
+    ldap_url: str
+    oidc_issuer: str
+    sync_seconds: int
+    can_list: bool  # a scheduled sync is possible: a service account and a user base
+    last_run: SyncRun | None
+    last_applied: SyncRun | None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.ldap_url or self.oidc_issuer)
+
+    @property
+    def failing(self) -> bool:
+        """The latest sync could not read the directory, or refused what it read."""
+        return self.last_run is not None and self.last_run.outcome in (
+            SyncRun.Outcome.UNREACHABLE,
+            SyncRun.Outcome.REFUSED,
+        )
+
+
+def directory_status() -> DirectoryStatus:
+    ldap = config.ldap_config()
+    runs = SyncRun.objects.exclude(outcome=SyncRun.Outcome.DRY_RUN)
+    return DirectoryStatus(
+        ldap_url=settings.GATEHOUSE_LDAP_URL,
+        oidc_issuer=settings.GATEHOUSE_OIDC_ISSUER,
+        sync_seconds=settings.GATEHOUSE_DIRECTORY_SYNC_SECONDS if ldap is not None else 0,
+        can_list=ldap is not None and ldap.can_list,
+        last_run=runs.first(),
+        last_applied=runs.filter(outcome=SyncRun.Outcome.APPLIED).first(),
+    )
+
+
+def ldap_reachable() -> str | None:
+    """``None`` when LDAP answers (a connection and the service account's bind), else why
+    not; raises ``LookupError`` when LDAP is not configured."""
+    directory = config.ldap_directory()
+    if directory is None:
+        raise LookupError("LDAP is not configured")
+    try:
+        directory.check()
+    except DirectoryUnavailable as error:
+        return str(error)
+    return None
+
+
+def group_mappings() -> QuerySet[GroupMapping]:
+    return GroupMapping.objects.select_related("team")
+
+
+def sync_runs(limit: int = 20) -> list[SyncRun]:
+    return list(SyncRun.objects.select_related("actor")[:limit])
+
+
+def team_owners(team: Team) -> list[str]:
+    """What owns ``team``'s membership, in words (``accounts.signals.membership_owners``)."""
+    return [
+        f"{mapping.get_source_display()} group {mapping.group}"
+        for mapping in GroupMapping.objects.filter(team=team).order_by("source", "key")
+    ]

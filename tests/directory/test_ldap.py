@@ -1,0 +1,180 @@
+"""LDAP logins and syncs against a real slapd over TLS."""
+
+import pytest
+from django.contrib.auth import authenticate
+from django.test import Client
+
+from accounts.models import Membership, Team, User
+from accounts.services import LoginUnavailable, team_create
+from audit.models import AuditEntry
+from directory import services
+from directory.models import DirectoryAccount, SyncRun
+from tests.directory.conftest import ldap_settings_for
+from tests.factories import PASSWORD, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def members(team_name: str) -> set[str]:
+    return set(
+        Membership.objects.filter(team__name=team_name).values_list("user__username", flat=True)
+    )
+
+
+def test_a_directory_user_logs_in_and_is_created_with_their_name_and_email(ldap_settings):
+    user = authenticate(None, username="alice", password="alice-pass")
+
+    assert user is not None
+    assert (user.username, user.full_name, user.email) == (
+        "alice",
+        "Alice Archer",
+        "alice@example.org",
+    )
+    assert not user.has_usable_password()
+    account = DirectoryAccount.objects.get(user=user)
+    assert "cn=ci,ou=groups,dc=example,dc=org" in account.groups
+    created = AuditEntry.objects.get(action="user.created", target_id="alice")
+    assert created.actor_name == "directory"
+
+
+def test_the_console_login_works_for_a_directory_user(ldap_settings):
+    client = Client()
+    response = client.post("/login/", {"username": "bob", "password": "bob-pass"})
+
+    assert response.status_code == 302
+    assert client.get("/profile/").status_code == 200
+
+
+@pytest.mark.parametrize("password", ["wrong", ""])
+def test_a_wrong_or_empty_password_is_refused_and_counted(ldap_settings, password):
+    assert authenticate(None, username="alice", password=password) is None
+    assert not User.objects.filter(username="alice").exists()
+
+
+@pytest.mark.parametrize(
+    "username", ["*", "*)(uid=*", "alice)(|(uid=*", "al*", "*)(objectClass=*", "alice\\2a"]
+)
+def test_filter_injection_in_the_username_finds_nobody(ldap_settings, username):
+    assert authenticate(None, username=username, password="alice-pass") is None
+    assert not DirectoryAccount.objects.exists()
+
+
+def test_a_dn_template_login_escapes_the_username(settings, slapd):
+    ldap_settings_for(
+        settings,
+        slapd,
+        GATEHOUSE_LDAP_BIND_DN="",
+        GATEHOUSE_LDAP_BIND_PASSWORD="",
+        GATEHOUSE_LDAP_USER_DN_TEMPLATE=f"uid={{username}},{slapd.people_base}",
+    )
+    assert authenticate(None, username="carol", password="carol-pass").username == "carol"
+    assert authenticate(None, username="carol,ou=people", password="carol-pass") is None
+
+
+def test_a_local_account_logs_in_locally_even_with_ldap_configured(settings, slapd):
+    make_user("root", is_admin=True)
+    ldap_settings_for(settings, slapd, GATEHOUSE_LDAP_URL="ldaps://127.0.0.1:1")
+
+    assert authenticate(None, username="root", password=PASSWORD).username == "root"
+
+
+def test_an_unreachable_directory_refuses_without_counting_a_failure(settings, slapd):
+    ldap_settings_for(settings, slapd, GATEHOUSE_LDAP_URL="ldaps://127.0.0.1:1")
+
+    with pytest.raises(LoginUnavailable):
+        authenticate(None, username="alice", password="alice-pass")
+    from accounts.models import LoginFailure
+
+    assert not LoginFailure.objects.exists()
+
+
+def test_a_directory_name_a_local_account_has_cannot_take_it_over(ldap_settings):
+    make_user("dave")
+
+    assert authenticate(None, username="dave", password="dave-pass") is None
+    assert not DirectoryAccount.objects.exists()
+
+
+def test_mapping_a_group_sets_the_team_and_hand_edits_are_refused(ldap_settings, admin):
+    ci = team_create(actor=admin, name="ci")
+    authenticate(None, username="alice", password="alice-pass")
+    authenticate(None, username="carol", password="carol-pass")
+
+    services.group_mapping_create(
+        actor=admin, source="ldap", group="cn=ci,ou=groups,dc=example,dc=org", team=ci
+    )
+
+    assert members("ci") == {"alice"}
+    from accounts.services import MembershipOwned, team_member_add
+
+    with pytest.raises(MembershipOwned):
+        team_member_add(actor=admin, team=ci, user=User.objects.get(username="carol"))
+
+
+def test_a_sync_follows_the_directory(ldap_people_settings, slapd_people, admin):
+    ci = team_create(actor=admin, name="ci")
+    services.group_mapping_create(actor=admin, source="ldap", group="ci", team=ci)
+    for name in ("alice", "bob", "carol"):
+        authenticate(None, username=name, password=f"{name}-pass")
+    assert members("ci") == {"alice", "bob"}
+
+    slapd_people.remove_from_group("bob", "ci")
+    slapd_people.disable("alice")
+    slapd_people.add_to_group("carol", "ci")
+    preview = services.directory_sync(trigger=SyncRun.Trigger.MANUAL, dry_run=True)
+    assert members("ci") == {"alice", "bob"}
+    assert {str(change) for change in preview.changes} >= {
+        "deactivate alice (disabled in the directory)",
+        "remove bob from ci",
+        "add carol to ci",
+    }
+
+    result = services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert result.run.outcome == SyncRun.Outcome.APPLIED
+    assert members("ci") == {"carol"}
+    assert not User.objects.get(username="alice").is_active
+    assert AuditEntry.objects.filter(
+        action="membership.removed", actor_name="directory", target_id="ci"
+    ).exists()
+
+    slapd_people.enable("alice")
+    services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    assert User.objects.get(username="alice").is_active
+    assert members("ci") == {"alice", "carol"}
+
+
+def test_an_unreachable_directory_changes_nothing(ldap_people_settings, slapd_people, admin):
+    ci = team_create(actor=admin, name="ci")
+    services.group_mapping_create(actor=admin, source="ldap", group="ci", team=ci)
+    authenticate(None, username="alice", password="alice-pass")
+    slapd_people.stop()
+
+    result = services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert result.run.outcome == SyncRun.Outcome.UNREACHABLE
+    assert result.run.error
+    assert members("ci") == {"alice"}
+    assert User.objects.get(username="alice").is_active
+
+
+def test_a_directory_that_lists_nobody_is_not_read_as_everyone_leaving(
+    ldap_settings, settings, admin
+):
+    authenticate(None, username="alice", password="alice-pass")
+    settings.GATEHOUSE_LDAP_USER_FILTER = "(objectClass=device)"
+
+    result = services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert result.run.outcome == SyncRun.Outcome.REFUSED
+    assert User.objects.get(username="alice").is_active
+
+
+def test_a_team_a_mapping_names_cannot_be_deleted(ldap_settings, admin):
+    ci = team_create(actor=admin, name="ci")
+    services.group_mapping_create(actor=admin, source="ldap", group="ci", team=ci)
+    from accounts.services import TeamInUse, team_delete
+
+    with pytest.raises(TeamInUse):
+        team_delete(actor=admin, team=ci)
+    assert Team.objects.filter(name="ci").exists()
