@@ -25,7 +25,7 @@ def password_field(label: str, *, autocomplete: str, with_rules: bool = False) -
 class LoginForm(AuthenticationForm):
     """Django's login form, with labels styled like the rest of the console, that says so,
     and for how long, when the account or address is locked out or throttled
-    (``accounts.backends``)."""
+    (``directory.backends``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")

@@ -16,8 +16,8 @@ The directory looks like a small real deployment:
   only member: a client that keeps only members under the people base sees an empty group;
 * the service account ``cn=gatehouse,ou=services,dc=example,dc=org`` reads every entry and
   attribute under the suffix (operational ones included), except password hashes. People
-  may bind, read their own entry and read the groups. Anonymous clients may bind and read the root DSE and
-  the schema, nothing else;
+  may bind, read their own entry and read the groups. Anonymous clients may bind and read
+  the root DSE and the schema, nothing else;
 * the size limit is OpenLDAP's default of 500 for everyone: listing 1,000 people takes the
   paged-results control, with which the service account may read any total in pages of at
   most 500 (a larger page size is refused with adminLimitExceeded).

@@ -1,15 +1,19 @@
-"""The one authentication backend: a local account's password is checked here, a directory
-user's by an LDAP bind, and every check is one counted attempt (``password_check``), so the
-lockout and the per-address limits hold for both."""
+"""The one authentication backend: every login path (console, API, Notary's token service)
+goes through ``authenticate``. A local account's password is checked against Gatehouse's
+hash, a directory user's by an LDAP bind, and each check is one attempt counted atomically
+per account and per address (``accounts.services.password_check``): ``LoginLocked`` when
+either has too many recent failures, even for the right password, ``LoginThrottled`` past
+the address's password checks, ``LoginUnavailable`` when the directory cannot be reached
+(not a failure). The username's case does not matter."""
 
 import logging
 from functools import partial
 
+from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
 from accounts import services as accounts
-from accounts.backends import LockoutModelBackend
 from accounts.models import User
 from directory import config, services
 from directory.ldap import DirectoryUnavailable
@@ -21,7 +25,7 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
 
 
-class DirectoryBackend(LockoutModelBackend):
+class DirectoryBackend(ModelBackend):
     """A username of a local account (no directory account) is checked against Gatehouse's
     own hash, whether or not LDAP is up: the break-glass admin always gets in. Any other is
     checked by LDAP, when it is configured: an unknown username is looked up there, and a
@@ -52,13 +56,11 @@ class DirectoryBackend(LockoutModelBackend):
             if user is not None
             else None
         )
-        if user is not None and source is None:
-            return super(LockoutModelBackend, self).authenticate(
-                request, username=username, password=password
-            )
         directory = config.ldap_directory()
-        if directory is None or source == Source.OIDC:
-            return None
+        if directory is None or (user is not None and source != Source.LDAP):
+            # A local account, or LDAP is off: Gatehouse's own hash (a directory user's is
+            # unusable), which costs the same time whether or not the username exists.
+            return super().authenticate(request, username=username, password=password)
         try:
             person = directory.authenticate(username, password)
         except DirectoryUnavailable as error:

@@ -163,7 +163,7 @@ def _account_create(
     if existing is not None:
         raise LoginRefusedByDirectory(
             f"A Gatehouse account named {existing.username} already exists and is not "
-            "linked to the directory; an admin must rename or remove it first."
+            "this sign-in's; an admin must rename or remove it first."
         )
     try:
         user = accounts.user_create(
@@ -209,6 +209,15 @@ def directory_sync(*, trigger: str, actor: User | None = None, dry_run: bool = F
     directory = config.ldap_directory()
     if directory is None:
         raise ValidationError({"source": ["LDAP is not configured (GATEHOUSE_LDAP_URL)."]})
+    if not directory.config.can_list:
+        raise ValidationError(
+            {
+                "source": [
+                    "A sync reads everyone in the directory, which needs a service account "
+                    "(GATEHOUSE_LDAP_BIND_DN) and a user base (GATEHOUSE_LDAP_USER_BASE)."
+                ]
+            }
+        )
     try:
         snapshot = directory.snapshot()
     except DirectoryUnavailable as error:

@@ -1,7 +1,8 @@
 """``GET /metrics``: Prometheus' text format, written by prometheus_client.
 
 Each app defines what it counts in its own ``metrics.py``; this view gathers them with the
-jobs read from the database (``trust.metrics.JobsCollector``). Under gunicorn's several
+jobs and the directory's syncs read from the database (``trust.metrics.JobsCollector``,
+``directory.metrics.DirectoryCollector``). Under gunicorn's several
 workers, and with the Celery worker on the same host, set ``PROMETHEUS_MULTIPROC_DIR``: every
 process then writes its counts there and a scrape of any one sums them (docs/deployment.md,
 "Metrics").
@@ -32,6 +33,7 @@ from prometheus_client.registry import Collector
 
 # Imported so that their metrics are registered, and shown at zero, before their first use.
 from accounts import metrics as accounts_metrics  # noqa: F401
+from directory.metrics import DirectoryCollector
 from policy import metrics as policy_metrics  # noqa: F401
 from trust.metrics import JobsCollector
 
@@ -83,5 +85,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    body = generate_latest(Scrape(process_metrics(), JobsCollector()))
+    body = generate_latest(Scrape(process_metrics(), JobsCollector(), DirectoryCollector()))
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

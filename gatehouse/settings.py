@@ -337,6 +337,19 @@ if GATEHOUSE_LDAP_ALLOW_PLAIN and not DEBUG:
         "GATEHOUSE_LDAP_ALLOW_PLAIN sends passwords in the clear and is for development only "
         "(GATEHOUSE_DEBUG=1); use ldaps:// or StartTLS."
     )
+if GATEHOUSE_LDAP_URL and not re.fullmatch(r"ldaps?://[^/\s]+/?", GATEHOUSE_LDAP_URL):
+    raise ImproperlyConfigured(
+        "GATEHOUSE_LDAP_URL must be ldaps://host[:port] or ldap://host[:port] (StartTLS)."
+    )
+if (
+    GATEHOUSE_LDAP_URL.startswith("ldap://")
+    and not GATEHOUSE_LDAP_START_TLS
+    and not GATEHOUSE_LDAP_ALLOW_PLAIN
+):
+    raise ImproperlyConfigured(
+        "GATEHOUSE_LDAP_START_TLS is off for an ldap:// URL: passwords would cross the network "
+        "in the clear. Use ldaps://, StartTLS, or GATEHOUSE_LDAP_ALLOW_PLAIN in development."
+    )
 GATEHOUSE_LDAP_CA_FILE = os.environ.get("GATEHOUSE_LDAP_CA_FILE", "")
 GATEHOUSE_LDAP_BIND_DN = os.environ.get("GATEHOUSE_LDAP_BIND_DN", "")
 GATEHOUSE_LDAP_BIND_PASSWORD = os.environ.get("GATEHOUSE_LDAP_BIND_PASSWORD", "")
@@ -386,7 +399,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": min(60.0, GATEHOUSE_JOB_REQUEUE_SECONDS / 2),
     },
 }
-if GATEHOUSE_LDAP_URL and GATEHOUSE_DIRECTORY_SYNC_SECONDS > 0:
+# A scheduled sync reads everyone: it needs the service account and the user base.
+if (
+    GATEHOUSE_LDAP_URL
+    and GATEHOUSE_LDAP_BIND_DN
+    and GATEHOUSE_LDAP_USER_BASE
+    and GATEHOUSE_DIRECTORY_SYNC_SECONDS > 0
+):
     CELERY_BEAT_SCHEDULE["sync-directory"] = {
         "task": "directory.sync",
         "schedule": GATEHOUSE_DIRECTORY_SYNC_SECONDS,

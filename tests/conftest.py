@@ -10,6 +10,8 @@ import warnings
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The directory's real servers: a slapd and an OpenID provider, each started once if asked for.
+pytest_plugins = ["tests.directory.slapd_fixtures", "tests.directory.oidc_fixtures"]
 
 
 def require(available: bool, what: str) -> None:

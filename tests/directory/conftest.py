@@ -1,14 +1,9 @@
-"""The directory's real servers (slapd, an OpenID provider) and Gatehouse pointed at them."""
+"""Gatehouse pointed at the directory's real servers (the ``slapd`` and ``oidc_provider``
+fixtures, loaded for the whole suite by ``tests/conftest.py``)."""
 
 import pytest
 
 from devtools.slapd import DISABLED_FILTER, Slapd
-from tests.directory.oidc_fixtures import oidc_provider, oidc_redirect_uris  # noqa: F401 - fixtures
-from tests.directory.slapd_fixtures import (  # noqa: F401 - fixtures
-    slapd,
-    slapd_people,
-    slapd_thousand_users,
-)
 
 
 def ldap_settings_for(settings, directory: Slapd, **overrides: object) -> None:

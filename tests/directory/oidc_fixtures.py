@@ -1,8 +1,8 @@
 """A real OpenID Connect provider for tests, and ways to sign in at it.
 
-Load the fixtures with ``pytest_plugins = ["tests.directory.oidc_fixtures"]``. The module
-holds no assertions, so PYTEST_DONT_REWRITE: a test module that imports its helpers before
-pytest loads it as a plugin then draws no warning.
+``tests/conftest.py`` loads the fixtures for the whole suite. The module holds no
+assertions, so PYTEST_DONT_REWRITE: a test module that imports its helpers before pytest
+loads it as a plugin then draws no warning.
 
 ``oidc_provider`` (session scope) is oidc-provider over HTTPS on a free loopback port
 (devtools/oidc.py): trust it with ``oidc_provider.ca_file``. A test that rotates its keys

@@ -1,6 +1,6 @@
 """A real OpenLDAP directory for tests: one slapd per session, reset after tests that change it.
 
-Import these fixtures into a conftest (or a test module) to use them. ``slapd`` holds four
+``tests/conftest.py`` loads these fixtures for the whole suite. ``slapd`` holds four
 people and three groups; a test that changes them takes ``slapd_people`` instead, which
 puts them back (and restarts slapd if the test stopped it). ``slapd_thousand_users`` is a
 second directory of 1,000 people in 200 groups, for paging; tests must not change it.

@@ -178,3 +178,56 @@ def test_a_team_a_mapping_names_cannot_be_deleted(ldap_settings, admin):
     with pytest.raises(TeamInUse):
         team_delete(actor=admin, team=ci)
     assert Team.objects.filter(name="ci").exists()
+
+
+def test_directory_logins_lock_out_like_local_ones(ldap_settings, settings):
+    from accounts.services import LoginLocked
+
+    for _ in range(settings.GATEHOUSE_LOGIN_MAX_FAILURES):
+        assert authenticate(None, username="bob", password="not-bobs") is None
+
+    with pytest.raises(LoginLocked):
+        authenticate(None, username="bob", password="bob-pass")
+
+
+def test_no_password_reaches_the_logs_or_the_audit(ldap_settings, settings, caplog):
+    caplog.set_level("DEBUG")
+    authenticate(None, username="alice", password="alice-pass")
+    authenticate(None, username="alice", password="wrong-secret-typed")
+    settings.GATEHOUSE_LDAP_URL = "ldaps://127.0.0.1:1"
+    with pytest.raises(LoginUnavailable):
+        authenticate(None, username="alice", password="alice-pass")
+
+    recorded = caplog.text + repr(list(AuditEntry.objects.values()))
+    for secret in ("alice-pass", "wrong-secret-typed", settings.GATEHOUSE_LDAP_BIND_PASSWORD):
+        assert secret not in recorded
+
+
+def test_metrics_say_when_the_directory_was_last_read_and_whether_it_fails(
+    ldap_people_settings, slapd_people, admin, client
+):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, float]:
+        client.force_login(admin)
+        body = client.get("/metrics").content.decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+            if sample.name.startswith("gatehouse_directory")
+        }
+
+    services.directory_sync(trigger=SyncRun.Trigger.MANUAL)
+    healthy = scrape()
+    assert healthy["gatehouse_directory_sync_failing"] == 0
+    assert healthy["gatehouse_directory_last_sync_timestamp_seconds"] > 0
+
+    slapd_people.stop()
+    services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    failing = scrape()
+    assert failing["gatehouse_directory_sync_failing"] == 1
+    assert (
+        failing["gatehouse_directory_last_sync_timestamp_seconds"]
+        == (healthy["gatehouse_directory_last_sync_timestamp_seconds"])
+    )

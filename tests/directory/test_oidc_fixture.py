@@ -24,8 +24,6 @@ from tests.directory.oidc_fixtures import (
     token_request,
 )
 
-pytest_plugins = ["tests.directory.oidc_fixtures"]
-
 
 def callback_uri(host: str = "127.0.0.1") -> str:
     """A redirect URI on a port the provider has never seen, as a test's live server has."""

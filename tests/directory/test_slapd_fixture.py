@@ -14,12 +14,6 @@ from cryptography.x509.oid import NameOID
 from ldap3.core.exceptions import LDAPSocketOpenError
 
 from devtools.slapd import Slapd
-from tests.directory import slapd_fixtures
-
-# The fixtures by name, so these tests run without a conftest that provides them.
-slapd = slapd_fixtures.slapd
-slapd_people = slapd_fixtures.slapd_people
-slapd_thousand_users = slapd_fixtures.slapd_thousand_users
 
 
 def connection(

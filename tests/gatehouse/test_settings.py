@@ -59,3 +59,47 @@ def test_urls_written_into_pasted_commands_must_be_plain(tmp_path):
         GATEHOUSE_PUBLIC_URL="https://gatehouse.example.com/console",
     )
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_directory_settings_that_would_leak_passwords_refuse_to_start(tmp_path):
+    development = {"GATEHOUSE_DEBUG": "1", "GATEHOUSE_VAR_DIR": str(tmp_path)}
+    production = {
+        "GATEHOUSE_DEBUG": "0",
+        "GATEHOUSE_VAR_DIR": str(tmp_path),
+        "GATEHOUSE_SECRET_KEY": "x" * 50,
+        "GATEHOUSE_KEY_ENCRYPTION_KEY": "dGVzdC1zdWl0ZS1vbmx5LWtleS1lbmNyeXB0aW9uLWs",
+    }
+    refused = {
+        "GATEHOUSE_LDAP_URL must be": {**development, "GATEHOUSE_LDAP_URL": "ldapi://x"},
+        "GATEHOUSE_LDAP_START_TLS is off": {
+            **development,
+            "GATEHOUSE_LDAP_URL": "ldap://ldap.example.org",
+            "GATEHOUSE_LDAP_START_TLS": "0",
+        },
+        "GATEHOUSE_LDAP_ALLOW_PLAIN sends passwords in the clear": {
+            **production,
+            "GATEHOUSE_LDAP_URL": "ldap://ldap.example.org",
+            "GATEHOUSE_LDAP_ALLOW_PLAIN": "1",
+        },
+        "GATEHOUSE_OIDC_ISSUER must be an https:// URL": {
+            **production,
+            "GATEHOUSE_OIDC_ISSUER": "http://sso.example.org",
+            "GATEHOUSE_OIDC_CLIENT_ID": "gatehouse",
+            "GATEHOUSE_OIDC_CLIENT_SECRET": "secret",
+        },
+        "needs GATEHOUSE_OIDC_CLIENT_ID": {
+            **development,
+            "GATEHOUSE_OIDC_ISSUER": "https://sso.example.org",
+        },
+    }
+    for message, env in refused.items():
+        result = run_check(**env)
+        assert result.returncode != 0, message
+        assert message in result.stderr
+    allowed = run_check(
+        **development,
+        GATEHOUSE_LDAP_URL="ldap://ldap.example.org",
+        GATEHOUSE_LDAP_START_TLS="0",
+        GATEHOUSE_LDAP_ALLOW_PLAIN="1",
+    )
+    assert allowed.returncode == 0, allowed.stderr
