@@ -2,7 +2,6 @@
 from it, and how each sync went."""
 
 from django.db import models
-from django.db.models.functions import Lower
 
 from accounts.models import Team, User
 
@@ -46,7 +45,8 @@ class DirectoryAccount(models.Model):
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="directory_account")
     source = models.CharField(max_length=8, choices=Source.choices)
     issuer = models.CharField(max_length=500, blank=True)  # OpenID Connect's iss
-    # LDAP: the username, lowercased; OpenID Connect: the provider's sub.
+    # LDAP: the username, lowercased (logins ignore case); OpenID Connect: the provider's
+    # sub, exactly (it is case-sensitive).
     subject = models.CharField(max_length=500)
     dn = models.CharField(max_length=1000, blank=True)
     groups = models.JSONField(default=list)
@@ -58,7 +58,7 @@ class DirectoryAccount(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                "source", "issuer", Lower("subject"), name="directory_account_unique_subject"
+                fields=["source", "issuer", "subject"], name="directory_account_unique_subject"
             )
         ]
 

@@ -117,7 +117,7 @@ def _login(
         account = (
             DirectoryAccount.objects.select_for_update()
             .select_related("user")
-            .filter(source=source, issuer=issuer, subject__iexact=subject)
+            .filter(source=source, issuer=issuer, subject=subject)
             .first()
         )
         if account is None:
@@ -149,7 +149,7 @@ def _login(
             account.groups = sorted(groups)
         account.save(update_fields=["dn", "seen_at", "groups"])
         if groups is not None and user.is_active:
-            _apply(_plan_for(account), source=source)
+            _apply(_plan_for(account))
     return user
 
 
@@ -201,47 +201,57 @@ class SyncResult:
 
 
 def directory_sync(*, trigger: str, actor: User | None = None, dry_run: bool = False) -> SyncResult:
-    """Read everyone from LDAP and make Gatehouse follow: deactivate who left or was
-    disabled, reactivate who came back, and set mapped teams' members. ``dry_run`` only
-    records what it would change. Unreachable, or listing nobody while Gatehouse knows
-    directory users: nothing changes, and the run says why."""
+    """Make Gatehouse follow the directory: read everyone from LDAP (when it can list them),
+    deactivate who left or was disabled there, reactivate who came back, and set mapped
+    teams' members; an OpenID Connect user whose last sign-in is older than
+    ``GATEHOUSE_OIDC_GROUPS_SECONDS`` leaves the mapped teams until they sign in again.
+    ``dry_run`` only records what it would change. LDAP unreachable, or listing nobody while
+    Gatehouse knows LDAP users: nothing changes, and the run says why."""
     started = timezone.now()
     directory = config.ldap_directory()
-    if directory is None:
-        raise ValidationError({"source": ["LDAP is not configured (GATEHOUSE_LDAP_URL)."]})
-    if not directory.config.can_list:
+    listing = directory is not None and directory.config.can_list
+    if not listing and not config.oidc_enabled():
         raise ValidationError(
             {
                 "source": [
-                    "A sync reads everyone in the directory, which needs a service account "
-                    "(GATEHOUSE_LDAP_BIND_DN) and a user base (GATEHOUSE_LDAP_USER_BASE)."
+                    "Nothing to sync: a sync reads everyone from LDAP, which needs "
+                    "GATEHOUSE_LDAP_URL, a service account (GATEHOUSE_LDAP_BIND_DN) and a "
+                    "user base (GATEHOUSE_LDAP_USER_BASE), or expires OpenID Connect "
+                    "sign-ins (GATEHOUSE_OIDC_ISSUER)."
                 ]
             }
         )
-    try:
-        snapshot = directory.snapshot()
-    except DirectoryUnavailable as error:
-        logger.warning("directory sync: the directory cannot be read: %s", error)
-        return _record(
-            trigger, actor, started, SyncRun.Outcome.UNREACHABLE, error=str(error), changes=[]
-        )
-    known = DirectoryAccount.objects.filter(source=Source.LDAP, user__is_active=True)
-    if not snapshot.people and known.exists():
-        message = (
-            "The directory listed nobody, but Gatehouse has active directory users: "
-            "refusing to read that as everyone having left. Check the user base and filter."
-        )
-        logger.warning("directory sync refused: %s", message)
-        return _record(trigger, actor, started, SyncRun.Outcome.REFUSED, error=message, changes=[])
-    listed = {
-        key: plan.Listed(
-            groups=person.groups,
-            disabled=key in snapshot.disabled,
-            full_name=person.full_name[:150],
-            email=_valid_email(person.email),
-        )
-        for key, person in snapshot.people.items()
-    }
+    source = Source.LDAP if listing else Source.OIDC
+    snapshot = None
+    if directory is not None and listing:
+        try:
+            snapshot = directory.snapshot()
+        except DirectoryUnavailable as error:
+            logger.warning("directory sync: the directory cannot be read: %s", error)
+            return _record(
+                source, trigger, actor, started, SyncRun.Outcome.UNREACHABLE, error=str(error)
+            )
+        known = DirectoryAccount.objects.filter(source=Source.LDAP, user__is_active=True)
+        if not snapshot.people and known.exists():
+            message = (
+                "The directory listed nobody, but Gatehouse has active directory users: "
+                "refusing to read that as everyone having left. Check the user base and filter."
+            )
+            logger.warning("directory sync refused: %s", message)
+            return _record(source, trigger, actor, started, SyncRun.Outcome.REFUSED, error=message)
+    listed = (
+        {
+            key: plan.Listed(
+                groups=person.groups,
+                disabled=key in snapshot.disabled,
+                full_name=person.full_name[:150],
+                email=_valid_email(person.email),
+            )
+            for key, person in snapshot.people.items()
+        }
+        if snapshot is not None
+        else None
+    )
     with transaction.atomic():
         # One sync at a time; a login's changes wait for it (their accounts are locked).
         accounts_now = list(
@@ -249,50 +259,75 @@ def directory_sync(*, trigger: str, actor: User | None = None, dry_run: bool = F
         )
         changes = plan.plan(
             source=Source.LDAP,
-            accounts=[_account(a) for a in accounts_now],
+            accounts=[_account(a, now=started) for a in accounts_now],
             listed=listed,
             mappings=_mappings(),
             members=_members(),
         )
         if not dry_run:
-            for account in accounts_now:
-                entry = snapshot.people.get(account.user.username.lower())
-                if account.source == Source.LDAP and entry is not None:
-                    account.groups = sorted(entry.groups)
-                    account.dn = entry.dn
-                    account.seen_at = started
-            DirectoryAccount.objects.bulk_update(accounts_now, ["groups", "dn", "seen_at"])
-            _apply(changes, source=Source.LDAP, listed=listed)
+            if snapshot is not None:
+                _accounts_refresh(accounts_now, snapshot.people, seen_at=started)
+            _apply(changes, listed=listed)
         result = _record(
+            source,
             trigger,
             actor,
             started,
             SyncRun.Outcome.DRY_RUN if dry_run else SyncRun.Outcome.APPLIED,
             changes=changes,
-            people=len(snapshot.people),
+            people=len(snapshot.people) if snapshot is not None else 0,
         )
     logger.info(
         "directory sync (%s): %d listed, %d change(s)%s",
         trigger,
-        len(snapshot.people),
+        len(listed or ()),
         len(changes),
         " (dry run)" if dry_run else "",
     )
     return result
 
 
+def _accounts_refresh(
+    accounts_now: list[DirectoryAccount], people: dict[str, Person], *, seen_at: dt.datetime
+) -> None:
+    """Keep what LDAP just said of its users; only the rows that changed are written."""
+    changed = []
+    for account in accounts_now:
+        entry = people.get(account.subject.lower()) if account.source == Source.LDAP else None
+        if entry is None:
+            continue
+        groups = sorted(entry.groups)
+        if (account.groups, account.dn) != (groups, entry.dn) or _stale(account, seen_at):
+            account.groups, account.dn, account.seen_at = groups, entry.dn, seen_at
+            changed.append(account)
+    DirectoryAccount.objects.bulk_update(changed, ["groups", "dn", "seen_at"])
+
+
+def _stale(account: DirectoryAccount, now: dt.datetime) -> bool:
+    """Whether the groups last known for ``account`` no longer count: an OpenID Connect
+    sign-in's count for ``GATEHOUSE_OIDC_GROUPS_SECONDS`` (the provider cannot be asked
+    between sign-ins); ``seen_at`` of an LDAP account is refreshed hourly at most."""
+    if account.seen_at is None:
+        return True
+    if account.source == Source.OIDC:
+        return now - account.seen_at > dt.timedelta(seconds=settings.GATEHOUSE_OIDC_GROUPS_SECONDS)
+    return now - account.seen_at > dt.timedelta(hours=1)
+
+
 def _record(
+    source: str,
     trigger: str,
     actor: User | None,
     started: dt.datetime,
     outcome: str,
     *,
-    changes: list[plan.Change],
+    changes: list[plan.Change] | None = None,
     error: str = "",
     people: int = 0,
 ) -> SyncResult:
+    changes = changes or []
     run = SyncRun.objects.create(
-        source=Source.LDAP,
+        source=source,
         trigger=trigger,
         actor=actor,
         started_at=started,
@@ -310,7 +345,7 @@ def _record(
             actor=actor,
             actor_name=ACTOR_NAME if actor is None else "",
             target_type="directory",
-            target_id=Source.LDAP,
+            target_id=source,
             after={"trigger": trigger, "changes": len(changes), "error": error}
             if error
             else {"trigger": trigger, "changes": len(changes)},
@@ -318,11 +353,14 @@ def _record(
     return SyncResult(run=run, changes=changes)
 
 
-def _account(account: DirectoryAccount) -> plan.Account:
+def _account(account: DirectoryAccount, *, now: dt.datetime) -> plan.Account:
+    """The plan's view of ``account``: an OpenID Connect user whose groups no longer count
+    (``_stale``) is in no group."""
+    stale = account.source == Source.OIDC and _stale(account, now)
     return plan.Account(
         username=account.user.username,
         source=account.source,
-        groups=frozenset(account.groups),
+        groups=frozenset() if stale else frozenset(account.groups),
         is_active=account.user.is_active,
         deactivated_by_directory=account.deactivated_by_directory,
         full_name=account.user.full_name,
@@ -352,16 +390,14 @@ def _plan_for(account: DirectoryAccount) -> list[plan.Change]:
     """One directory user's memberships of mapped teams, from their groups."""
     return plan.plan(
         source=account.source,
-        accounts=[_account(account)],
+        accounts=[_account(account, now=timezone.now())],
         listed=None,
         mappings=_mappings(),
         members=_members([account.user.username]),
     )
 
 
-def _apply(
-    changes: list[plan.Change], *, source: str, listed: dict[str, plan.Listed] | None = None
-) -> None:
+def _apply(changes: list[plan.Change], *, listed: dict[str, plan.Listed] | None = None) -> None:
     """Make ``changes`` through the identity services. One that a rule of Gatehouse refuses
     (the last active admin) is logged and skipped, not the sync."""
     usernames = {change.username for change in changes}
@@ -453,9 +489,9 @@ def _team_follow(team: Team) -> None:
     accounts_now = DirectoryAccount.objects.select_related("user")
     changes = plan.plan(
         source="",
-        accounts=[_account(a) for a in accounts_now],
+        accounts=[_account(a, now=timezone.now()) for a in accounts_now],
         listed=None,
         mappings=[m for m in _mappings() if m.team == team.name],
         members={k: v for k, v in _members().items() if k == team.name},
     )
-    _apply(changes, source="")
+    _apply(changes)

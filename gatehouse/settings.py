@@ -380,6 +380,9 @@ GATEHOUSE_OIDC_USERNAME_CLAIM = os.environ.get(
 )
 GATEHOUSE_OIDC_NAME = os.environ.get("GATEHOUSE_OIDC_NAME", "single sign-on")
 GATEHOUSE_OIDC_CA_FILE = os.environ.get("GATEHOUSE_OIDC_CA_FILE", "")
+# How long the groups of an OpenID Connect sign-in count: the provider cannot be asked who
+# left, so after this a user leaves mapped teams until they sign in again.
+GATEHOUSE_OIDC_GROUPS_SECONDS = int(os.environ.get("GATEHOUSE_OIDC_GROUPS_SECONDS", "86400"))
 GATEHOUSE_OIDC_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_OIDC_TIMEOUT_SECONDS", "5"))
 if GATEHOUSE_OIDC_ISSUER and not (GATEHOUSE_OIDC_ISSUER.startswith("https://") or DEBUG):
     raise ImproperlyConfigured(
@@ -399,12 +402,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": min(60.0, GATEHOUSE_JOB_REQUEUE_SECONDS / 2),
     },
 }
-# A scheduled sync reads everyone: it needs the service account and the user base.
-if (
-    GATEHOUSE_LDAP_URL
-    and GATEHOUSE_LDAP_BIND_DN
-    and GATEHOUSE_LDAP_USER_BASE
-    and GATEHOUSE_DIRECTORY_SYNC_SECONDS > 0
+# A scheduled sync reads everyone from LDAP (with the service account and the user base),
+# and expires OpenID Connect sign-ins' groups.
+if GATEHOUSE_DIRECTORY_SYNC_SECONDS > 0 and (
+    (GATEHOUSE_LDAP_URL and GATEHOUSE_LDAP_BIND_DN and GATEHOUSE_LDAP_USER_BASE)
+    or GATEHOUSE_OIDC_ISSUER
 ):
     CELERY_BEAT_SCHEDULE["sync-directory"] = {
         "task": "directory.sync",

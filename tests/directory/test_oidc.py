@@ -122,3 +122,47 @@ def test_a_callback_without_a_sign_in_of_this_session_is_refused(oidc_settings, 
 
     with pytest.raises(oidc.SignInFailed):
         oidc.verified_claims(request)
+
+
+def test_groups_from_a_sign_in_expire_so_a_leaver_leaves_within_a_bounded_time(
+    settings, admin, db
+):
+    """The provider cannot be asked who left: a sign-in's groups count for
+    GATEHOUSE_OIDC_GROUPS_SECONDS, after which a sync takes the user out of mapped teams
+    until they sign in again."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from directory.models import SyncRun
+
+    settings.GATEHOUSE_OIDC_ISSUER = "https://sso.example.org"
+    settings.GATEHOUSE_OIDC_GROUPS_SECONDS = 3600
+    ci = team_create(actor=admin, name="ci")
+    services.group_mapping_create(actor=admin, source="oidc", group="ci", team=ci)
+
+    def sign_in() -> User:
+        return services.oidc_login(
+            issuer="https://sso.example.org",
+            subject="7f3c-alice",
+            username="alice",
+            full_name="Alice",
+            email="",
+            groups=frozenset({"ci"}),
+        )
+
+    alice = sign_in()
+    assert services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE).changes == []
+    assert Membership.objects.filter(team=ci, user=alice).exists()
+
+    DirectoryAccount.objects.filter(user=alice).update(
+        seen_at=timezone.now() - dt.timedelta(seconds=3601)
+    )
+    result = services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert [str(change) for change in result.changes] == ["remove alice from ci"]
+    assert not Membership.objects.filter(team=ci, user=alice).exists()
+    assert User.objects.get(username="alice").is_active
+
+    sign_in()
+    assert Membership.objects.filter(team=ci, user=alice).exists()
