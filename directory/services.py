@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 ACTOR_NAME = "directory"
 KEPT_RUNS = 200
+# A scheduled sync may always deactivate this many people, whatever the percentage says.
+MIN_DEACTIVATIONS_REFUSED = 10
 
 
 class LoginRefusedByDirectory(Exception):
@@ -205,8 +207,9 @@ def directory_sync(*, trigger: str, actor: User | None = None, dry_run: bool = F
     deactivate who left or was disabled there, reactivate who came back, and set mapped
     teams' members; an OpenID Connect user whose last sign-in is older than
     ``GATEHOUSE_OIDC_GROUPS_SECONDS`` leaves the mapped teams until they sign in again.
-    ``dry_run`` only records what it would change. LDAP unreachable, or listing nobody while
-    Gatehouse knows LDAP users: nothing changes, and the run says why."""
+    ``dry_run`` only records what it would change. LDAP unreachable, listing nobody while
+    Gatehouse knows LDAP users, or (scheduled) deactivating more people than it may
+    unattended: nothing changes, and the run says why."""
     started = timezone.now()
     directory = config.ldap_directory()
     listing = directory is not None and directory.config.can_list
@@ -264,6 +267,10 @@ def directory_sync(*, trigger: str, actor: User | None = None, dry_run: bool = F
             mappings=_mappings(),
             members=_members(),
         )
+        too_many = _too_many_deactivations(changes, accounts_now)
+        if too_many and trigger == SyncRun.Trigger.SCHEDULE and not dry_run:
+            logger.warning("directory sync refused: %s", too_many)
+            return _record(source, trigger, actor, started, SyncRun.Outcome.REFUSED, error=too_many)
         if not dry_run:
             if snapshot is not None:
                 _accounts_refresh(accounts_now, snapshot.people, seen_at=started)
@@ -285,6 +292,29 @@ def directory_sync(*, trigger: str, actor: User | None = None, dry_run: bool = F
         " (dry run)" if dry_run else "",
     )
     return result
+
+
+def _too_many_deactivations(
+    changes: list[plan.Change], accounts_now: list[DirectoryAccount]
+) -> str:
+    """Why the sync would deactivate too many people to be trusted unattended (more than
+    ``GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT`` of the active LDAP users, and more
+    than ``MIN_DEACTIVATIONS_REFUSED``), or ``""``. A filter or base changed by mistake
+    looks like that; an admin who previewed it can still sync by hand."""
+    leaving = sum(change.kind == "deactivate" for change in changes)
+    active = sum(a.source == Source.LDAP and a.user.is_active for a in accounts_now)
+    limit = max(
+        MIN_DEACTIVATIONS_REFUSED,
+        active * settings.GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT / 100,
+    )
+    if leaving <= limit:
+        return ""
+    return (
+        f"The directory no longer lists, or lists as disabled, {leaving} of {active} active "
+        f"users, more than GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT "
+        f"({settings.GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT}%) allows unattended: "
+        "nothing was changed. Preview a sync, and sync by hand if it is right."
+    )
 
 
 def _accounts_refresh(

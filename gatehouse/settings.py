@@ -370,6 +370,11 @@ GATEHOUSE_LDAP_MEMBER_ATTRIBUTE = os.environ.get("GATEHOUSE_LDAP_MEMBER_ATTRIBUT
 GATEHOUSE_LDAP_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_LDAP_TIMEOUT_SECONDS", "5"))
 # How often the worker's beat reads the whole directory (0: only at logins and on demand).
 GATEHOUSE_DIRECTORY_SYNC_SECONDS = int(os.environ.get("GATEHOUSE_DIRECTORY_SYNC_SECONDS", "300"))
+# A scheduled sync that would deactivate more than this share of the active LDAP users (and
+# more than 10) changes nothing: a mistaken filter or base looks like a mass departure.
+GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT = float(
+    os.environ.get("GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT", "20")
+)
 GATEHOUSE_OIDC_ISSUER = os.environ.get("GATEHOUSE_OIDC_ISSUER", "").strip().rstrip("/")
 GATEHOUSE_OIDC_CLIENT_ID = os.environ.get("GATEHOUSE_OIDC_CLIENT_ID", "")
 GATEHOUSE_OIDC_CLIENT_SECRET = os.environ.get("GATEHOUSE_OIDC_CLIENT_SECRET", "")

@@ -231,3 +231,34 @@ def test_metrics_say_when_the_directory_was_last_read_and_whether_it_fails(
         failing["gatehouse_directory_last_sync_timestamp_seconds"]
         == (healthy["gatehouse_directory_last_sync_timestamp_seconds"])
     )
+
+
+def test_a_few_leavers_are_always_deactivated_unattended(ldap_settings, settings):
+    """Three of four leaving is 75 %, but under the floor of people a scheduled sync may
+    always deactivate: a small team's leavers are never held back."""
+    for name in ("alice", "bob", "carol", "dave"):
+        authenticate(None, username=name, password=f"{name}-pass")
+    settings.GATEHOUSE_LDAP_USER_FILTER = "(&(objectClass=inetOrgPerson)(uid=alice))"
+
+    scheduled = services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert scheduled.run.outcome == SyncRun.Outcome.APPLIED
+    assert [c.kind for c in scheduled.changes].count("deactivate") == 3
+
+
+def test_the_unattended_limit_applies_above_the_floor(ldap_settings, settings, monkeypatch):
+    for name in ("alice", "bob", "carol", "dave"):
+        authenticate(None, username=name, password=f"{name}-pass")
+    settings.GATEHOUSE_LDAP_USER_FILTER = "(&(objectClass=inetOrgPerson)(uid=alice))"
+    monkeypatch.setattr(services, "MIN_DEACTIVATIONS_REFUSED", 1)
+
+    scheduled = services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert scheduled.run.outcome == SyncRun.Outcome.REFUSED
+    assert "3 of 4 active users" in scheduled.run.error
+    assert User.objects.filter(is_active=True).count() == 4
+
+    by_hand = services.directory_sync(trigger=SyncRun.Trigger.MANUAL)
+
+    assert by_hand.run.outcome == SyncRun.Outcome.APPLIED
+    assert set(User.objects.filter(is_active=True).values_list("username", flat=True)) == {"alice"}
