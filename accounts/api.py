@@ -408,6 +408,23 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return self.get_paginated_response(MemberSerializer(page, many=True).data)
 
 
+MEMBERSHIP_OWNED = OpenApiResponse(
+    response=inline_serializer(
+        "MembershipOwned",
+        {
+            "detail": serializers.CharField(),
+            "owned_by": serializers.ListField(child=serializers.CharField()),
+        },
+    ),
+    description="The team's members come from elsewhere (a directory group mapped to it); "
+    "`owned_by` says what. Nothing is changed.",
+)
+
+
+def membership_owned(error: services.MembershipOwned) -> Conflict:
+    return Conflict({"detail": error.detail, "owned_by": error.owners})
+
+
 class TeamMemberView(APIView):
     """``PUT`` adds a user to a team, ``DELETE`` removes them (admins only)."""
 
@@ -426,19 +443,27 @@ class TeamMemberView(APIView):
                 {"team": serializers.CharField(), "username": serializers.CharField()},
             ),
             200: OpenApiResponse(description="Already a member"),
+            409: MEMBERSHIP_OWNED,
         },
     )
     def put(self, request: AuthenticatedRequest, name: str, username: str) -> Response:
         team, user = self._team_and_user(name, username)
-        _, created = services.team_member_add(actor=request.user, team=team, user=user)
+        try:
+            _, created = services.team_member_add(actor=request.user, team=team, user=user)
+        except services.MembershipOwned as error:
+            raise membership_owned(error) from error
         return Response(
             {"team": team.name, "username": user.username},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: MEMBERSHIP_OWNED})
     def delete(self, request: AuthenticatedRequest, name: str, username: str) -> Response:
         team, user = self._team_and_user(name, username)
-        if not services.team_member_remove(actor=request.user, team=team, user=user):
+        try:
+            removed = services.team_member_remove(actor=request.user, team=team, user=user)
+        except services.MembershipOwned as error:
+            raise membership_owned(error) from error
+        if not removed:
             raise exceptions.NotFound(f"'{username}' is not a member of '{name}'.")
         return Response(status=status.HTTP_204_NO_CONTENT)

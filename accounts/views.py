@@ -4,6 +4,9 @@ Each view parses a form, calls one service or selector, then redirects or render
 action posted from a detail page that fails renders that page again with the errors in place.
 """
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -26,6 +29,7 @@ from accounts.forms import (
     UserUpdateForm,
 )
 from accounts.models import Team, User
+from accounts.signals import team_membership_owners
 from accounts.typing import AuthenticatedHttpRequest
 from gatehouse.addresses import client_address
 from gatehouse.forms import ActionForm
@@ -42,6 +46,14 @@ class LoginView(auth_views.LoginView):
     def get_redirect_url(self) -> str:
         url = super().get_redirect_url()  # "" unless it is safe: our host, our scheme
         return landing_page(url) if url else url
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        """The single sign-on button, when an OpenID provider is configured."""
+        context = super().get_context_data(**kwargs)
+        context["oidc_name"] = (
+            settings.GATEHOUSE_OIDC_NAME if settings.GATEHOUSE_OIDC_ISSUER else ""
+        )
+        return context
 
 
 def _visible_user(request: AuthenticatedHttpRequest, username: str) -> User:
@@ -229,8 +241,13 @@ def _team_page(
     update_form: TeamUpdateForm | None = None,
     member_form: TeamMemberAddForm | None = None,
 ) -> HttpResponse:
-    """The team detail page, with any form that failed in place of its blank version."""
-    context = {"team": team, "members": selectors.team_members(team=team)}
+    """The team detail page, with any form that failed in place of its blank version. A team
+    whose members come from elsewhere (the directory) says so, and offers no edits of them."""
+    context = {
+        "team": team,
+        "members": selectors.team_members(team=team),
+        "owners": team_membership_owners(team),
+    }
     if request.user.is_admin:
         context["update_form"] = update_form or TeamUpdateForm(
             initial={"description": team.description}
@@ -288,6 +305,9 @@ def team_member_add(request: AuthenticatedHttpRequest, name: str) -> HttpRespons
         user = form.cleaned_data["username"]
         try:
             services.team_member_add(actor=request.user, team=team, user=user)
+        except services.MembershipOwned as error:
+            messages.error(request, error.detail)
+            return redirect("teams:detail", name=team.name)
         except ValidationError as error:
             form.add_service_error(error)
         else:
@@ -301,7 +321,12 @@ def team_member_add(request: AuthenticatedHttpRequest, name: str) -> HttpRespons
 def team_member_remove(request: AuthenticatedHttpRequest, name: str, username: str) -> HttpResponse:
     team = _visible_team(request, name)
     user = _visible_user(request, username)
-    if services.team_member_remove(actor=request.user, team=team, user=user):
+    try:
+        removed = services.team_member_remove(actor=request.user, team=team, user=user)
+    except services.MembershipOwned as error:
+        messages.error(request, error.detail)
+        return redirect("teams:detail", name=team.name)
+    if removed:
         messages.success(request, f"{user.username} removed from {team.name}.")
     else:
         messages.info(request, f"{user.username} was not a member of {team.name}.")

@@ -122,17 +122,23 @@ class LdapDirectory:
                 "plain LDAP sends passwords in the clear: use ldaps://, StartTLS, or the "
                 "development setting that allows plain LDAP"
             )
+        self._host, self._port = url.hostname, url.port or (636 if self._secure else 389)
+
+    def _server(self) -> Server:
+        """A new server each time: ldap3 stops trying an address that failed once for five
+        minutes, which would outlast an outage. A CA file that cannot be read raises
+        ldap3's error here, inside ``_connection``'s handling."""
         tls = Tls(
             validate=ssl.CERT_REQUIRED,
-            ca_certs_file=config.ca_file or None,
+            ca_certs_file=self.config.ca_file or None,
             version=ssl.PROTOCOL_TLS_CLIENT,
         )
-        self._server = Server(
-            url.hostname,
-            port=url.port or (636 if self._secure else 389),
+        return Server(
+            self._host,
+            port=self._port,
             use_ssl=self._secure,
             tls=tls if (self._secure or self._start_tls) else None,
-            connect_timeout=config.timeout,
+            connect_timeout=self.config.timeout,
             get_info="NO_INFO",
         )
 
@@ -140,14 +146,17 @@ class LdapDirectory:
     def _connection(self, user: str | None, password: str | None) -> Iterator[Connection]:
         """A bound connection; ``LDAPInvalidCredentialsResult`` for a refused bind, and
         ``DirectoryUnavailable`` for anything else that fails."""
-        connection = Connection(
-            self._server,
-            user=user,
-            password=password,
-            receive_timeout=max(1, round(self.config.timeout)),  # ldap3 packs it as an int
-            raise_exceptions=True,
-            read_only=True,
-        )
+        try:
+            connection = Connection(
+                self._server(),
+                user=user,
+                password=password,
+                receive_timeout=max(1, round(self.config.timeout)),  # ldap3 packs it as an int
+                raise_exceptions=True,
+                read_only=True,
+            )
+        except LDAPException as error:
+            raise DirectoryUnavailable(_describe(error)) from error
         try:
             connection.open()
             if self._start_tls:

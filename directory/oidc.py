@@ -54,6 +54,16 @@ def sign_in_redirect(request: HttpRequest, redirect_uri: str) -> HttpResponse:
         raise SignInFailed(f"The identity provider cannot be reached: {_short(error)}") from error
 
 
+def provider_check() -> None:
+    """Read the provider's metadata as a sign-in does, or raise ``SignInFailed``: what
+    ``/readyz`` asks."""
+    app = client()
+    try:
+        _checked_metadata(app)
+    except (requests.RequestException, ValueError) as error:
+        raise SignInFailed(f"The identity provider cannot be reached: {_short(error)}") from error
+
+
 def verified_claims(request: HttpRequest) -> dict[str, Any]:
     """The claims of the ID token the provider sends back for this session's sign-in."""
     app = client()

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.models import Team
-from directory import config
+from directory import config, oidc
 from directory.ldap import DirectoryUnavailable
 from directory.models import GroupMapping, SyncRun
 
@@ -38,12 +38,15 @@ class DirectoryStatus:
 
 def directory_status() -> DirectoryStatus:
     ldap = config.ldap_config()
+    can_list = ldap is not None and ldap.can_list
+    can_sync = can_list or config.oidc_enabled()
     runs = SyncRun.objects.exclude(outcome=SyncRun.Outcome.DRY_RUN)
     return DirectoryStatus(
         ldap_url=settings.GATEHOUSE_LDAP_URL,
         oidc_issuer=settings.GATEHOUSE_OIDC_ISSUER,
-        sync_seconds=settings.GATEHOUSE_DIRECTORY_SYNC_SECONDS if ldap is not None else 0,
-        can_list=ldap is not None and ldap.can_list,
+        # As the worker's beat schedules it (gatehouse/settings.py).
+        sync_seconds=settings.GATEHOUSE_DIRECTORY_SYNC_SECONDS if can_sync else 0,
+        can_list=can_list,
         last_run=runs.first(),
         last_applied=runs.filter(outcome=SyncRun.Outcome.APPLIED).first(),
     )
@@ -62,12 +65,23 @@ def ldap_reachable() -> str | None:
     return None
 
 
+def oidc_reachable() -> str | None:
+    """``None`` when the OpenID provider serves its metadata for the configured issuer,
+    else why not."""
+    try:
+        oidc.provider_check()
+    except oidc.SignInFailed as error:
+        return str(error)
+    return None
+
+
 def group_mappings() -> QuerySet[GroupMapping]:
     return GroupMapping.objects.select_related("team")
 
 
-def sync_runs(limit: int = 20) -> list[SyncRun]:
-    return list(SyncRun.objects.select_related("actor")[:limit])
+def sync_runs() -> QuerySet[SyncRun]:
+    """Newest first, dry runs included."""
+    return SyncRun.objects.select_related("actor")
 
 
 def team_owners(team: Team) -> list[str]:

@@ -24,6 +24,7 @@ from gatehouse.views import admin_required, landing_page
 logger = logging.getLogger(__name__)
 
 NEXT_KEY = "directory_oidc_next"
+RUNS_SHOWN = 20
 BACKEND = "directory.backends.DirectoryBackend"
 
 
@@ -85,32 +86,28 @@ class LdapCheck:
 
 
 def ldap_check() -> LdapCheck:
-    """Ask LDAP now (``selectors.ldap_reachable``); only when LDAP is configured."""
-    try:
-        problem = selectors.ldap_reachable()
-    except ValueError as error:  # a GATEHOUSE_LDAP_URL that is no LDAP URL
-        problem = str(error)
+    """Ask LDAP now (``selectors.ldap_reachable``); only when LDAP is configured. Shared by
+    the page and the API."""
+    problem = selectors.ldap_reachable()
     return LdapCheck(reachable=problem is None, error=problem or "")
 
 
 def sync_refusal(status: selectors.DirectoryStatus) -> str:
-    """Why no sync can be asked for now; empty when one can."""
+    """Why no sync can be asked for now; empty when one can: LDAP can list everyone, or
+    OpenID Connect sign-ins' groups can expire (as ``services.directory_sync`` decides)."""
+    if status.can_list or status.oidc_issuer:
+        return ""
     if not status.ldap_url:
-        return (
-            "LDAP is not configured (GATEHOUSE_LDAP_URL), so there is nothing to sync: "
-            "OpenID Connect users are brought up to date at each sign-in."
-        )
-    if not status.can_list:
-        return (
-            "Reading everyone needs a service account (GATEHOUSE_LDAP_BIND_DN) and a user base "
-            "(GATEHOUSE_LDAP_USER_BASE); until both are set, each LDAP user is brought up to "
-            "date at their sign-in only."
-        )
-    return ""
+        return "No directory is configured (GATEHOUSE_LDAP_URL, GATEHOUSE_OIDC_ISSUER)."
+    return (
+        "Reading everyone needs a service account (GATEHOUSE_LDAP_BIND_DN) and a user base "
+        "(GATEHOUSE_LDAP_USER_BASE); until both are set, each LDAP user is brought up to date "
+        "at their sign-in only."
+    )
 
 
 def run_message(run: SyncRun) -> str:
-    """A sync's outcome in one sentence, for the console and ``manage.py directory_sync``."""
+    """A sync's outcome in one sentence, for the page and ``manage.py directory_sync``."""
     count = len(run.changes)
     if run.outcome == SyncRun.Outcome.APPLIED:
         return (
@@ -139,17 +136,17 @@ def _console_page(
 ) -> HttpResponse:
     """The page, with the mapping form that failed in place of its blank version."""
     status = selectors.directory_status()
+    refusal = sync_refusal(status)
     return render(
         request,
         "directory/console.html",
         {
             "status": status,
             "ldap": ldap_check() if status.ldap_url else None,
-            "scheduled": bool(status.can_list and status.sync_seconds),
-            "sync_refusal": sync_refusal(status),
+            "sync_refusal": refusal,
             "mappings": selectors.group_mappings(),
             "mapping_form": mapping_form or GroupMappingForm(),
-            "runs": _run_rows(selectors.sync_runs()),
+            "runs": _run_rows(list(selectors.sync_runs()[:RUNS_SHOWN])),
         },
     )
 
@@ -201,8 +198,6 @@ def _sync(request: AuthenticatedHttpRequest, *, dry_run: bool) -> services.SyncR
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    except ValueError as error:  # a GATEHOUSE_LDAP_URL that is no LDAP URL
-        messages.error(request, f"The LDAP settings cannot be used: {error}.")
     return None
 
 

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.api import LoginView, LogoutView, TeamMemberView, TeamViewSet, UserViewSet
 from audit.api import AuditEntryViewSet
 from bundles.api import BundleView, ClientCAView, KeyChallengeView, PublicKeyViewSet
+from directory.api import DirectoryStatusView, GroupMappingViewSet, SyncRunListView, SyncView
 from policy.api import (
     AdmissionDecisionListView,
     AdmissionMutateView,
@@ -32,6 +33,7 @@ router.register("repositories", RepositoryViewSet, basename="repository")
 router.register("jobs", JobViewSet, basename="job")
 router.register("audit", AuditEntryViewSet, basename="audit-entry")
 router.register("trust/pins", RootKeyPinViewSet, basename="root-pin")
+router.register("directory/mappings", GroupMappingViewSet, basename="directory-mapping")
 
 urlpatterns = [
     path("auth/login/", LoginView.as_view(), name="api-login"),
@@ -73,6 +75,9 @@ urlpatterns = [
     ),
     path("trust/root/", TrustRootView.as_view(), name="api-trust-root"),
     path("trust/root/export/", TrustRootExportView.as_view(), name="api-trust-root-export"),
+    path("directory/", DirectoryStatusView.as_view(), name="api-directory"),
+    path("directory/runs/", SyncRunListView.as_view(), name="api-directory-runs"),
+    path("directory/sync/", SyncView.as_view(), name="api-directory-sync"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

@@ -1,10 +1,10 @@
 """The dashboard: the console's start page, which reads from the apps below it.
 
 Admins see the state of the installation (repositories by state, failed jobs, the policy,
-the latest denials, drift, the root key's backup) and, until it is set up, the steps that
-set it up, each done or not from what the database holds. Everyone else sees their teams,
-their signing keys and the repositories they sign. A bounded number of queries, whatever
-the installation holds.
+the latest denials, drift, the root key's backup, the directory's last sync) and, until it
+is set up, the steps that set it up, each done or not from what the database holds.
+Everyone else sees their teams, their signing keys and the repositories they sign. A
+bounded number of queries, whatever the installation holds.
 """
 
 import datetime as dt
@@ -22,6 +22,7 @@ from accounts import selectors as accounts_selectors
 from accounts.models import User
 from accounts.typing import AuthenticatedHttpRequest
 from bundles import selectors as bundles_selectors
+from directory import selectors as directory_selectors
 from policy import selectors as policy_selectors
 from policy.rules import ENFORCED, Policy, ucp_settings
 from trust import selectors as trust_selectors
@@ -138,6 +139,19 @@ def _admin_context(viewer: User) -> dict[str, Any]:
         "steps": steps,
         "steps_done": sum(step.done for step in steps),
         "setting_up": not all(step.done for step in steps),
+        **_directory_context(),
+    }
+
+
+def _directory_context() -> dict[str, Any]:
+    """The directory's last sync, and its failure to be read, once one is configured."""
+    status = directory_selectors.directory_status()
+    if not status.configured:
+        return {"directory": None}
+    last = status.last_run
+    return {
+        "directory": status,
+        "directory_error": last.error.rstrip(".") if last is not None and status.failing else "",
     }
 
 

@@ -1,7 +1,11 @@
 """Probes for load balancers and orchestrators: no login, no CSRF, JSON, never a 500.
 
 ``/healthz``: the process answers (touches nothing). ``/readyz``: the database, the broker and
-Notary answer, each reported with its time and, when it fails, its error (credentials removed).
+Notary answer, each reported with its time and, when it fails, its error (credentials removed);
+any of them failing is a 503 (``"status": "unavailable"``). When configured, LDAP (a connection
+and the service account's bind) and the OpenID provider (its discovery document) are checked
+too, but their failure is a 200 with ``"status": "degraded"``: the console, and the local
+admin who can always sign in to it, must stay in the load balancer through a directory outage.
 """
 
 import http.client
@@ -21,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from kombu.exceptions import KombuError
 
+from directory.selectors import ldap_reachable, oidc_reachable
 from gatehouse.celery import app as celery_app
 
 BROKER_TIMEOUT = 2.0
@@ -89,7 +94,21 @@ def _notary() -> None:
         raise CheckFailed(f"notary-server answered {answer.status}: {body[:200]}")
 
 
-CHECKS: dict[str, tuple[Callable[[], None], tuple[type[BaseException], ...]]] = {
+def _ldap() -> None:
+    problem = ldap_reachable()
+    if problem is not None:
+        raise CheckFailed(problem)
+
+
+def _oidc() -> None:
+    problem = oidc_reachable()
+    if problem is not None:
+        raise CheckFailed(problem)
+
+
+Check = tuple[Callable[[], None], tuple[type[BaseException], ...]]
+
+CHECKS: dict[str, Check] = {
     "database": (_database, (DatabaseError,)),
     # KeyError, ValueError, ImportError: a broker URL that names no transport or is malformed.
     "broker": (_broker, (CheckFailed, KombuError, OSError, KeyError, ValueError, ImportError)),
@@ -98,12 +117,24 @@ CHECKS: dict[str, tuple[Callable[[], None], tuple[type[BaseException], ...]]] = 
 }
 
 
+def optional_checks() -> dict[str, Check]:
+    """The directory's checks, for what is configured: reported, never a 503."""
+    checks: dict[str, Check] = {}
+    if settings.GATEHOUSE_LDAP_URL:
+        checks["ldap"] = (_ldap, (CheckFailed,))
+    if settings.GATEHOUSE_OIDC_ISSUER:
+        checks["oidc"] = (_oidc, (CheckFailed,))
+    return checks
+
+
 def _redact(message: str) -> str:
     """No credentials in an answer anyone may read: URL user info and known passwords go."""
     message = _USERINFO.sub("***@", message)
     secrets = [
         settings.DATABASES["default"].get("PASSWORD"),
         settings.NOTARY_PASSWORD,
+        settings.GATEHOUSE_LDAP_BIND_PASSWORD,
+        settings.GATEHOUSE_OIDC_CLIENT_SECRET,
         urlsplit(settings.CELERY_BROKER_URL).password,
     ]
     for secret in secrets:
@@ -137,7 +168,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {name: _run(check, errors) for name, (check, errors) in CHECKS.items()}
     ready = all(result["ok"] for result in checks.values())
+    optional = {name: _run(check, errors) for name, (check, errors) in optional_checks().items()}
+    whole = all(result["ok"] for result in optional.values())
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
+        {
+            "status": "unavailable" if not ready else "ok" if whole else "degraded",
+            "checks": {**checks, **optional},
+        },
         status=200 if ready else 503,
     )

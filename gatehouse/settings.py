@@ -351,6 +351,8 @@ if (
         "in the clear. Use ldaps://, StartTLS, or GATEHOUSE_LDAP_ALLOW_PLAIN in development."
     )
 GATEHOUSE_LDAP_CA_FILE = os.environ.get("GATEHOUSE_LDAP_CA_FILE", "")
+if GATEHOUSE_LDAP_CA_FILE and not os.path.isfile(GATEHOUSE_LDAP_CA_FILE):
+    raise ImproperlyConfigured(f"GATEHOUSE_LDAP_CA_FILE: no such file: {GATEHOUSE_LDAP_CA_FILE}")
 GATEHOUSE_LDAP_BIND_DN = os.environ.get("GATEHOUSE_LDAP_BIND_DN", "")
 GATEHOUSE_LDAP_BIND_PASSWORD = os.environ.get("GATEHOUSE_LDAP_BIND_PASSWORD", "")
 GATEHOUSE_LDAP_USER_DN_TEMPLATE = os.environ.get("GATEHOUSE_LDAP_USER_DN_TEMPLATE", "")
@@ -385,6 +387,8 @@ GATEHOUSE_OIDC_USERNAME_CLAIM = os.environ.get(
 )
 GATEHOUSE_OIDC_NAME = os.environ.get("GATEHOUSE_OIDC_NAME", "single sign-on")
 GATEHOUSE_OIDC_CA_FILE = os.environ.get("GATEHOUSE_OIDC_CA_FILE", "")
+if GATEHOUSE_OIDC_CA_FILE and not os.path.isfile(GATEHOUSE_OIDC_CA_FILE):
+    raise ImproperlyConfigured(f"GATEHOUSE_OIDC_CA_FILE: no such file: {GATEHOUSE_OIDC_CA_FILE}")
 # How long the groups of an OpenID Connect sign-in count: the provider cannot be asked who
 # left, so after this a user leaves mapped teams until they sign in again.
 GATEHOUSE_OIDC_GROUPS_SECONDS = int(os.environ.get("GATEHOUSE_OIDC_GROUPS_SECONDS", "86400"))

@@ -124,9 +124,7 @@ def test_a_callback_without_a_sign_in_of_this_session_is_refused(oidc_settings, 
         oidc.verified_claims(request)
 
 
-def test_groups_from_a_sign_in_expire_so_a_leaver_leaves_within_a_bounded_time(
-    settings, admin, db
-):
+def test_groups_from_a_sign_in_expire_so_a_leaver_leaves_within_a_bounded_time(settings, admin, db):
     """The provider cannot be asked who left: a sign-in's groups count for
     GATEHOUSE_OIDC_GROUPS_SECONDS, after which a sync takes the user out of mapped teams
     until they sign in again."""

@@ -110,6 +110,7 @@ def test_api_answers_without_server_errors(case, admin_token):
 # deactivation does not hide what the next request would reach.
 
 FUZZ_TEAM, FUZZ_USER, FUZZ_GONE = "fuzzteam", "fuzzuser", "fuzzgone"
+FUZZ_MAPPED = "fuzzmapped"  # a team a directory group is mapped to
 FUZZ_GUN = "registry.example.com/fuzz/app"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 DEEP = "[" * 5000 + "]" * 5000
@@ -149,6 +150,7 @@ def fuzz_world(db, settings) -> FuzzWorld:
     from accounts.services import api_token_create, user_deactivate
     from audit.models import AuditEntry
     from bundles.services import bundle_issue
+    from directory.services import group_mapping_create
     from policy.services import policy_apply
     from tests.factories import make_team, make_user
     from trust.pins import root_key_pin_create
@@ -160,6 +162,12 @@ def fuzz_world(db, settings) -> FuzzWorld:
     member = make_user(FUZZ_USER)
     user_deactivate(actor=admin, user=make_user(FUZZ_GONE))
     make_team(FUZZ_TEAM, members=(member,), actor=admin)
+    mapping = group_mapping_create(
+        actor=admin,
+        source="ldap",
+        group="cn=fuzz,ou=groups",
+        team=make_team(FUZZ_MAPPED, actor=admin),
+    )
     key = bundle_issue(user=admin, label="fuzz", signing=True).key
     repository, job = repository_create(actor=admin, gun=FUZZ_GUN, signer_team_names=[FUZZ_TEAM])
     pin = root_key_pin_create(
@@ -186,12 +194,14 @@ def fuzz_world(db, settings) -> FuzzWorld:
         },
         ids={
             "/api/v1/audit/": str(AuditEntry.objects.latest("pk").pk),
+            "/api/v1/directory/mappings/": str(mapping.pk),
             "/api/v1/jobs/": str(job.pk),
             "/api/v1/repositories/": str(repository.pk),
             "/api/v1/trust/pins/": str(pin.pk),
             "/api/v1/users/{username}/keys/": key.pk,
             "repositories:": str(repository.pk),
             "jobs:": str(job.pk),
+            "directory:": str(mapping.pk),
             "trust:": str(pin.pk),
         },
     )

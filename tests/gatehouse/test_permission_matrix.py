@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from audit.models import AuditEntry
 from bundles.services import bundle_issue
+from directory.services import group_mapping_create
 from policy.services import policy_apply
 from tests.bundles.helpers import certificate_pem, registration
 from tests.factories import PASSWORD, make_team, make_user
@@ -67,6 +68,8 @@ ALLOWLIST = {
     "api-schema": "public OpenAPI schema (tests/gatehouse/test_schema.py)",
     "api-docs": "public API documentation (tests/gatehouse/test_schema.py)",
     "notary-token": "Notary's token realm, Basic auth (tests/trust/token_service/test_tokens.py)",
+    "oidc-login": "public OpenID Connect sign-in (tests/directory/test_oidc.py)",
+    "oidc-callback": "public OpenID Connect sign-in (tests/directory/test_oidc.py)",
 }
 SKIPPED_PREFIXES = ("static/",)  # static files, when DEBUG serves them
 
@@ -270,6 +273,25 @@ TABLE: dict[str, list[Case]] = {
             200,
         ),
     ],
+    # --- API: directory (none is configured, so a sync is the documented 400) ------------
+    "api-directory": [api("get", "directory/", None, 401, 403, 403, 200)],
+    "directory-mapping-list": [
+        api("get", "directory/mappings/", None, 401, 403, 403, 200),
+        api(
+            "post",
+            "directory/mappings/",
+            {"source": "ldap", "group": "cn=qa,ou=groups", "team": "qa"},
+            401,
+            403,
+            403,
+            201,
+        ),
+    ],
+    "directory-mapping-detail": [
+        api("delete", "directory/mappings/{mapping}/", None, 401, 403, 403, 204),
+    ],
+    "api-directory-runs": [api("get", "directory/runs/", None, 401, 403, 403, 200)],
+    "api-directory-sync": [api("post", "directory/sync/", {"dry_run": True}, 401, 403, 403, 400)],
     # --- API: audit ----------------------------------------------------------------------
     "audit-entry-list": [
         api("get", "audit/", None, 401, 403, 403, 200),
@@ -480,6 +502,24 @@ TABLE: dict[str, list[Case]] = {
         ),
     ],
     "content_trust_history": [page("get", "/content-trust/history/", None, 302, 200, 200, 200)],
+    "directory:console": [page("get", "/directory/", None, 302, 403, 403, 200)],
+    "directory:mapping_create": [
+        page(
+            "post",
+            "/directory/mappings/",
+            {"source": "ldap", "group": "cn=qa,ou=groups", "team": "qa"},
+            302,
+            403,
+            403,
+            302,
+        ),
+    ],
+    "directory:mapping_delete": [
+        page("post", "/directory/mappings/{mapping}/delete/", None, 302, 403, 403, 302),
+    ],
+    # Without a directory, a sync is refused with a message on the directory page.
+    "directory:sync_preview": [page("post", "/directory/sync/preview/", None, 302, 403, 403, 302)],
+    "directory:sync": [page("post", "/directory/sync/", None, 302, 403, 403, 302)],
     "content_trust_revert": [
         page("post", "/content-trust/history/1/revert/", {"version": "1"}, 302, 403, 403, 302),
     ],
@@ -520,13 +560,20 @@ def world(admin, alice):
     """alice is in ci, which signs repo, and has a key; bob is in no team but has a key;
     ops signs other; qa has no members and nothing names it (so it may be deleted); every
     repository has its queued initialize job; the root key exists (so it can be exported); the
-    policy is at version 1, with the one rule web."""
+    policy is at version 1, with the one rule web; an LDAP group is mapped to mapped, which
+    nothing else uses."""
     custody.root_key()
     policy_apply(actor=admin, document={**DOCUMENT, "rules": [WEB_RULE]})  # version 1
     bob = make_user("bob")
     make_team("ci", members=(alice,), actor=admin)
     make_team("ops", actor=admin)
     make_team("qa", actor=admin)
+    mapping = group_mapping_create(
+        actor=admin,
+        source="ldap",
+        group="cn=mapped,ou=groups",
+        team=make_team("mapped", actor=admin),
+    )
     repo, job = repository_create(actor=admin, gun=GUN, signer_team_names=["ci"])
     other, other_job = repository_create(actor=admin, gun=OTHER_GUN, signer_team_names=["ops"])
     assert {job.status, other_job.status} == {Job.Status.QUEUED}
@@ -540,6 +587,7 @@ def world(admin, alice):
             "key": bundle_issue(user=alice, signing=True).key.pk,
             "bob_key": bundle_issue(user=bob).key.pk,
             "audit": AuditEntry.objects.order_by("pk").first().pk,
+            "mapping": mapping.pk,
             "pin": root_key_pin_create(
                 actor=admin, pattern="registry.example.com/pinned/*", key_ids=[ROOT_KEY_ID]
             ).pk,
