@@ -236,7 +236,19 @@ def user_password_change(
 
     Every other API token of the user is revoked, so a leaked token dies with the old
     password; ``keep_token`` is the one the caller is using right now.
+
+    Refused for an account whose password Gatehouse does not hold (a directory user's): a
+    password set here would let them in without the directory.
     """
+    if not user.has_usable_password():
+        raise ValidationError(
+            {
+                "new_password": [
+                    f"The directory checks the password of {user.username}; "
+                    "change it there, not in Gatehouse."
+                ]
+            }
+        )
     # Outside the transaction below, so a failure and its audit stay.
     if actor.pk == user.pk and not password_check(
         username=user.username,

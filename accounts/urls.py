@@ -43,6 +43,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", views.profile, name="profile"),
+    path("profile/token/", views.profile_token_create, name="profile_token"),
     path("users/", include((user_patterns, "users"))),
     path("teams/", include((team_patterns, "teams"))),
 ]

@@ -354,11 +354,38 @@ def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
             update_session_auth_hash(request, user)
             messages.success(request, "Your password has been changed.")
             return redirect("profile")
+    return _profile_page(request, form=form)
+
+
+def _profile_page(
+    request: AuthenticatedHttpRequest,
+    *,
+    form: PasswordChangeForm | None = None,
+    new_token: str = "",
+    token_error: str = "",
+) -> HttpResponse:
     return render(
         request,
         "accounts/profile.html",
         {
             "teams": _teams_of(request, request.user),
-            "form": form,
+            # Only where Gatehouse holds the password: a directory user's is the directory's.
+            "form": (form or PasswordChangeForm()) if request.user.has_usable_password() else None,
+            "new_token": new_token,
+            "token_error": token_error,
+            "token_hours": int(settings.GATEHOUSE_TOKEN_TTL.total_seconds() // 3600),
         },
     )
+
+
+@require_POST
+@login_required
+def profile_token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """An API token for oneself, shown once on the page it answers with (never stored, nor
+    put in a message or a redirect). What a user who signs in through the directory, and so
+    has no password here, gives Notary and the API."""
+    try:
+        raw_token, _ = services.api_token_create(user=request.user)
+    except services.TooManyTokens as error:
+        return _profile_page(request, token_error=f"{error} Try again later.")
+    return _profile_page(request, new_token=raw_token)

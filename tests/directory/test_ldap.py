@@ -262,3 +262,42 @@ def test_the_unattended_limit_applies_above_the_floor(ldap_settings, settings, m
 
     assert by_hand.run.outcome == SyncRun.Outcome.APPLIED
     assert set(User.objects.filter(is_active=True).values_list("username", flat=True)) == {"alice"}
+
+
+def test_a_directory_user_gets_an_api_token_from_their_profile_and_notary_takes_it(
+    ldap_settings,
+):
+    """No password of theirs is Gatehouse's: their profile offers a token instead of a
+    password form, and the token is what they give Notary's token service."""
+    import base64
+
+    client = Client()
+    assert (
+        client.post("/login/", {"username": "carol", "password": "carol-pass"}).status_code == 302
+    )
+
+    profile = client.get("/profile/").content.decode()
+    assert "Change password" not in profile
+    assert "holds your password" in profile
+
+    page = client.post("/profile/token/").content.decode()
+    token = page.split('id="new-token">')[1].split("<")[0]
+    basic = base64.b64encode(f"carol:{token}".encode()).decode()
+    answer = Client().get(
+        "/auth/token", {"service": "notary-server"}, HTTP_AUTHORIZATION=f"Basic {basic}"
+    )
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["token"]
+
+
+def test_nobody_sets_a_password_for_a_directory_user_in_gatehouse(ldap_settings, admin):
+    from django.core.exceptions import ValidationError
+
+    from accounts.services import user_password_change
+
+    carol = authenticate(None, username="carol", password="carol-pass")
+
+    with pytest.raises(ValidationError, match="directory checks the password"):
+        user_password_change(actor=admin, user=carol, new_password="a-long-new-password-9")
+    carol.refresh_from_db()
+    assert not carol.has_usable_password()
