@@ -438,7 +438,8 @@ def test_every_key_form_carries_a_csrf_token(as_alice, alice):
 
     forms = as_alice.get("/profile/").text.split('<form method="post"')[1:]
 
-    assert len(forms) == 7  # log out, bundle, password, label, signing, revoke, register
+    # log out, bundle, password, API token, label, signing, revoke, register
+    assert len(forms) == 8
     for form in forms:
         assert 'name="csrfmiddlewaretoken"' in form.split("</form>")[0]
 
