@@ -29,6 +29,7 @@ from accounts.signals import (
     identity_change_announce,
     team_delete_blockers,
     team_membership_owners,
+    user_activity_changed,
 )
 from audit.services import audit_record
 from gatehouse.addresses import address_group
@@ -188,6 +189,7 @@ def user_deactivate(*, actor: User | None, user: User, actor_name: str = "") -> 
         user.save(update_fields=["is_active"])
         api_tokens_revoke(user=user)
         identity_change_announce(actor=actor, cause=f"{user.username} deactivated", users=[user])
+        user_activity_changed.send(sender=User, user=user, active=False, actor_name=actor_name)
         audit_record(
             action="user.deactivated",
             actor=actor,
@@ -207,6 +209,7 @@ def user_reactivate(*, actor: User | None, user: User, actor_name: str = "") -> 
         user.is_active = True
         user.save(update_fields=["is_active"])
         identity_change_announce(actor=actor, cause=f"{user.username} reactivated", users=[user])
+        user_activity_changed.send(sender=User, user=user, active=True, actor_name=actor_name)
         audit_record(
             action="user.reactivated",
             actor=actor,
@@ -407,6 +410,8 @@ def _refuse_if_owned(team: Team) -> None:
 def team_member_add(*, actor: User, team: Team, user: User) -> tuple[Membership, bool]:
     """Add ``user`` to ``team``; returns the membership and whether it is new. Refused
     (``MembershipOwned``) for a team whose membership the directory owns."""
+    # The team's row, as ``group_mapping_create`` locks it: no mapping appears meanwhile.
+    Team.objects.select_for_update().filter(pk=team.pk).first()
     _refuse_if_owned(team)
     if not user.is_active:
         raise ValidationError({"username": [f"'{user.username}' is deactivated."]})
@@ -430,6 +435,7 @@ def team_member_add(*, actor: User, team: Team, user: User) -> tuple[Membership,
 def team_member_remove(*, actor: User, team: Team, user: User) -> bool:
     """Remove ``user`` from ``team``; returns whether they were a member. Refused
     (``MembershipOwned``) for a team whose membership the directory owns."""
+    Team.objects.select_for_update().filter(pk=team.pk).first()
     _refuse_if_owned(team)
     deleted, _ = Membership.objects.filter(team=team, user=user).delete()
     if deleted:

@@ -25,6 +25,11 @@ team_delete_blockers = Signal()
 # the owner changes the membership through ``team_membership_sync`` instead.
 membership_owners = Signal()
 
+# Sent by ``accounts.services.user_deactivate`` and ``user_reactivate`` in their transaction,
+# with ``sender=User``, ``user=``, ``active=`` (the new state) and ``actor_name=`` (who made
+# the change when it was not a person: ``"directory"``; blank when ``actor`` is a person).
+user_activity_changed = Signal()
+
 # Sent in the transaction of every change to who may sign: membership, deactivation and
 # reactivation, team deletion, signing keys issued, registered, marked, unmarked or revoked
 # (``identity_change_announce``). ``teams`` and ``users`` are those whose signing rights

@@ -6,7 +6,11 @@ class DirectoryConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, once the app registry is ready: receivers use models.
-        from accounts.signals import membership_owners, team_delete_blockers
+        from accounts.signals import (
+            membership_owners,
+            team_delete_blockers,
+            user_activity_changed,
+        )
         from directory import receivers
 
         membership_owners.connect(
@@ -14,4 +18,7 @@ class DirectoryConfig(AppConfig):
         )
         team_delete_blockers.connect(
             receivers.team_delete_blockers, dispatch_uid="directory.team_delete_blockers"
+        )
+        user_activity_changed.connect(
+            receivers.user_activity_changed, dispatch_uid="directory.user_activity_changed"
         )

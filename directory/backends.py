@@ -7,6 +7,8 @@ the address's password checks, ``LoginUnavailable`` when the directory cannot be
 (not a failure). The username's case does not matter."""
 
 import logging
+import re
+import unicodedata
 from functools import partial
 
 from django.contrib.auth.backends import ModelBackend
@@ -16,13 +18,27 @@ from django.views.decorators.debug import sensitive_variables
 from accounts import services as accounts
 from accounts.models import User
 from directory import config, services
-from directory.ldap import DirectoryUnavailable
+from directory.ldap import MAX_USERNAME, DirectoryUnavailable
 from directory.models import DirectoryAccount, Source
 from gatehouse.addresses import client_address
 
 logger = logging.getLogger(__name__)
 # How long a refused login asks the caller to wait while the directory cannot be reached.
 RETRY_AFTER_SECONDS = 30
+USERNAME = re.compile(r"[\w.@+-]+")  # UnicodeUsernameValidator's, which every username passes
+
+
+def _possible_username(username: str) -> bool:
+    """Whether ``username`` could name an account: a Gatehouse username as stored (letters,
+    digits and ``@.+-_``, in Unicode's NFKC form, at most ``MAX_USERNAME`` long). Any other
+    spelling (``"bob "``, ``bob`` in fullwidth letters) would reach the same directory entry
+    under a lockout counter of its own, since LDAP ignores spaces and folds such letters
+    when it compares."""
+    return (
+        len(username) <= MAX_USERNAME
+        and unicodedata.normalize("NFKC", username) == username
+        and USERNAME.fullmatch(username) is not None
+    )
 
 
 class DirectoryBackend(ModelBackend):
@@ -40,7 +56,7 @@ class DirectoryBackend(ModelBackend):
         password: str | None = None,
         **kwargs: object,
     ) -> User | None:
-        if username is None or password is None:
+        if username is None or password is None or not _possible_username(username):
             return None
         return accounts.password_check(
             username=username,
@@ -61,6 +77,9 @@ class DirectoryBackend(ModelBackend):
             # A local account, or LDAP is off: Gatehouse's own hash (a directory user's is
             # unusable), which costs the same time whether or not the username exists.
             return super().authenticate(request, username=username, password=password)
+        # As a local check costs: a deliberately slow hash, so the time taken does not tell
+        # local accounts from the directory's, nor either from no account.
+        User().set_password(password)
         try:
             person = directory.authenticate(username, password)
         except DirectoryUnavailable as error:

@@ -26,6 +26,7 @@ from ldap3.core.exceptions import (
     LDAPException,
     LDAPInvalidCredentialsResult,
     LDAPNoSuchObjectResult,
+    LDAPSASLPrepError,
 )
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 MAX_USERNAME = 150
+# A bind the server refused, or one ldap3 would not send: a password with characters LDAP's
+# string preparation prohibits cannot be anyone's.
+BIND_REFUSED = (LDAPInvalidCredentialsResult, LDAPSASLPrepError)
 
 
 class DirectoryUnavailable(Exception):
@@ -84,11 +88,13 @@ class Person:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everyone the user filter finds, by lowercased username, and which of them are
-    disabled. Complete or not at all: a partial read raises instead."""
+    """Everyone the user filter finds, by lowercased username, which of them are disabled,
+    and every group found (``group_key``s of their DNs and names). Complete or not at all:
+    a partial read raises instead."""
 
     people: dict[str, Person]
     disabled: frozenset[str]
+    groups: frozenset[str]
 
 
 def group_key(name: str) -> str:
@@ -163,7 +169,7 @@ class LdapDirectory:
                 connection.start_tls()
             connection.bind()
             yield connection
-        except LDAPInvalidCredentialsResult:
+        except BIND_REFUSED:
             raise
         except LDAPException as error:
             raise DirectoryUnavailable(_describe(error)) from error
@@ -196,7 +202,7 @@ class LdapDirectory:
                     with self._service() as service:
                         return self._person_if_enabled(service, dn, username)
                 return self._person_if_enabled(own, dn, username)
-        except LDAPInvalidCredentialsResult:
+        except BIND_REFUSED:
             return None
 
     def snapshot(self) -> Snapshot:
@@ -224,8 +230,10 @@ class LdapDirectory:
                     if username:
                         disabled.add(username.lower())
             groups_of: dict[str, set[str]] = {key: set() for key in people_values}
+            found: set[str] = set()
             for group_dn, values in self._groups(service, self.config.group_filter):
                 names = _group_names(group_dn, values, self.config.group_name_attribute)
+                found |= names
                 for member in values.get(self.config.member_attribute, []):
                     member_key = group_key(str(member))
                     if member_key in groups_of:
@@ -243,7 +251,9 @@ class LdapDirectory:
                 email=email,
                 groups=frozenset(groups_of[key]),
             )
-        return Snapshot(people=people, disabled=frozenset(disabled & people.keys()))
+        return Snapshot(
+            people=people, disabled=frozenset(disabled & people.keys()), groups=frozenset(found)
+        )
 
     # --- the parts ------------------------------------------------------------------
 

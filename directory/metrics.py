@@ -14,7 +14,7 @@ class DirectoryCollector:
 
     def collect(self) -> Iterator[Metric]:
         status = directory_status()
-        if not status.ldap_url:
+        if not status.configured:
             return
         failing = GaugeMetricFamily(
             "gatehouse_directory_sync_failing",

@@ -31,7 +31,7 @@ def client() -> DjangoOAuth2App:
         name="gatehouse",
         client_id=settings.GATEHOUSE_OIDC_CLIENT_ID,
         client_secret=settings.GATEHOUSE_OIDC_CLIENT_SECRET,
-        server_metadata_url=settings.GATEHOUSE_OIDC_ISSUER + WELL_KNOWN,
+        server_metadata_url=settings.GATEHOUSE_OIDC_ISSUER.rstrip("/") + WELL_KNOWN,
         client_kwargs={
             "scope": settings.GATEHOUSE_OIDC_SCOPES,
             "code_challenge_method": "S256",
@@ -104,10 +104,11 @@ def _claims_options() -> dict[str, Any]:
 
 
 def _checked_metadata(app: DjangoOAuth2App) -> dict[str, Any]:
-    """The provider's metadata, refused unless it names the configured issuer (a provider
-    answering for another would otherwise set the ``iss`` its tokens are checked against)."""
+    """The provider's metadata, refused unless it names the configured issuer exactly, as
+    its tokens' ``iss`` must (a provider answering for another would otherwise set the
+    ``iss`` its tokens are checked against)."""
     metadata: dict[str, Any] = app.load_server_metadata()
-    if str(metadata.get("issuer", "")).rstrip("/") != settings.GATEHOUSE_OIDC_ISSUER:
+    if metadata.get("issuer") != settings.GATEHOUSE_OIDC_ISSUER:
         raise SignInFailed("The sign-in was refused: the provider's metadata names another issuer.")
     return metadata
 

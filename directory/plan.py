@@ -24,6 +24,7 @@ class Account:
     deactivated_by_directory: bool
     full_name: str = ""
     email: str = ""
+    subject: str = ""  # what the source lists them by; blank: the username, lowercased
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def plan(
     for account in sorted(accounts, key=lambda a: a.username):
         groups, active = account.groups, account.is_active
         if account.source == source and listed is not None:
-            entry = listed.get(account.username.lower())
+            entry = listed.get(account.subject or account.username.lower())
             if entry is None or entry.disabled:
                 if account.is_active:
                     reason = "disabled in the directory" if entry else "no longer in the directory"

@@ -267,7 +267,9 @@ def directory_sync(*, trigger: str, actor: User | None = None, dry_run: bool = F
             mappings=_mappings(),
             members=_members(),
         )
-        too_many = _too_many_deactivations(changes, accounts_now)
+        too_many = _too_many_deactivations(changes, accounts_now) or (
+            _mapped_groups_missing(snapshot.groups) if snapshot is not None else ""
+        )
         if too_many and trigger == SyncRun.Trigger.SCHEDULE and not dry_run:
             logger.warning("directory sync refused: %s", too_many)
             return _record(source, trigger, actor, started, SyncRun.Outcome.REFUSED, error=too_many)
@@ -314,6 +316,29 @@ def _too_many_deactivations(
         f"users, more than GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT "
         f"({settings.GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT}%) allows unattended: "
         "nothing was changed. Preview a sync, and sync by hand if it is right."
+    )
+
+
+def _mapped_groups_missing(found: frozenset[str]) -> str:
+    """Why the sync would empty teams by way of groups the directory did not list (a wrong
+    group base or filter, groups hidden from the service account, a group renamed), or
+    ``""``; only teams that have members count."""
+    missing = sorted(
+        {
+            (mapping.group, mapping.team.name)
+            for mapping in GroupMapping.objects.filter(
+                source=Source.LDAP, team__memberships__isnull=False
+            ).select_related("team")
+            if mapping.key not in found
+        }
+    )
+    if not missing:
+        return ""
+    named = ", ".join(f"{group} (team {team})" for group, team in missing)
+    return (
+        f"The directory did not list the mapped group{'s' if len(missing) > 1 else ''} "
+        f"{named}: nothing was changed, rather than empty those teams unattended. Check "
+        "the group base and filter, or remove the mapping; a sync by hand applies it."
     )
 
 
@@ -395,6 +420,7 @@ def _account(account: DirectoryAccount, *, now: dt.datetime) -> plan.Account:
         deactivated_by_directory=account.deactivated_by_directory,
         full_name=account.user.full_name,
         email=account.user.email,
+        subject=account.subject,
     )
 
 
@@ -477,6 +503,8 @@ def group_mapping_create(*, actor: User, source: str, group: str, team: Team) ->
             {"group": ["Give the group's DN, name or claim value (1 to 500 characters)."]}
         )
     with transaction.atomic():
+        # As a hand edit of the team's members locks it: none slips in beside the mapping.
+        Team.objects.select_for_update().filter(pk=team.pk).first()
         mapping = GroupMapping(source=source, group=group, key=group_key(group), team=team)
         try:
             with transaction.atomic():

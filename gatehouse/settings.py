@@ -377,7 +377,8 @@ GATEHOUSE_DIRECTORY_SYNC_SECONDS = int(os.environ.get("GATEHOUSE_DIRECTORY_SYNC_
 GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT = float(
     os.environ.get("GATEHOUSE_DIRECTORY_MAX_DEACTIVATIONS_PERCENT", "20")
 )
-GATEHOUSE_OIDC_ISSUER = os.environ.get("GATEHOUSE_OIDC_ISSUER", "").strip().rstrip("/")
+# Exactly as the provider writes it in its tokens' iss (some end it with "/", most do not).
+GATEHOUSE_OIDC_ISSUER = os.environ.get("GATEHOUSE_OIDC_ISSUER", "").strip()
 GATEHOUSE_OIDC_CLIENT_ID = os.environ.get("GATEHOUSE_OIDC_CLIENT_ID", "")
 GATEHOUSE_OIDC_CLIENT_SECRET = os.environ.get("GATEHOUSE_OIDC_CLIENT_SECRET", "")
 GATEHOUSE_OIDC_SCOPES = os.environ.get("GATEHOUSE_OIDC_SCOPES", "openid profile email groups")

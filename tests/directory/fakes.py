@@ -60,6 +60,9 @@ class ListedDirectory:
                 for username, groups in self.people.items()
             },
             disabled=frozenset(),
+            groups=frozenset(
+                group_key(group) for groups in self.people.values() for group in groups
+            ),
         )
 
 

@@ -301,3 +301,65 @@ def test_nobody_sets_a_password_for_a_directory_user_in_gatehouse(ldap_settings,
         user_password_change(actor=admin, user=carol, new_password="a-long-new-password-9")
     carol.refresh_from_db()
     assert not carol.has_usable_password()
+
+
+def test_an_admins_deactivation_is_never_undone_by_the_directory(
+    ldap_people_settings, slapd_people, admin
+):
+    from accounts.services import user_deactivate, user_reactivate
+
+    authenticate(None, username="alice", password="alice-pass")
+    slapd_people.disable("alice")
+    services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    alice = User.objects.get(username="alice")
+    assert not alice.is_active
+    user_reactivate(actor=admin, user=alice)
+    slapd_people.enable("alice")
+
+    user_deactivate(actor=admin, user=alice)
+
+    assert authenticate(None, username="alice", password="alice-pass") is None
+    services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    assert not User.objects.get(username="alice").is_active
+
+
+@pytest.mark.parametrize("spelling", ["bob ", " bob", "\uff42\uff4f\uff42", "BOB\t"])
+def test_another_spelling_of_a_name_neither_logs_in_nor_escapes_the_lockout(
+    ldap_settings, settings, spelling
+):
+    from accounts.services import LoginLocked
+
+    assert authenticate(None, username=spelling, password="bob-pass") is None
+    for _ in range(settings.GATEHOUSE_LOGIN_MAX_FAILURES):
+        authenticate(None, username="bob", password="not-bobs")
+    with pytest.raises(LoginLocked):
+        authenticate(None, username="Bob", password="bob-pass")
+    assert authenticate(None, username=spelling, password="bob-pass") is None
+
+
+@pytest.mark.parametrize("password", ["alice\tpass", "bell\x07", "\ufffe"])
+def test_a_password_ldap_cannot_carry_is_a_wrong_password_not_an_outage(ldap_settings, password):
+    from accounts.models import LoginFailure
+
+    assert authenticate(None, username="alice", password=password) is None
+    assert LoginFailure.objects.filter(username="alice").count() == 1
+
+
+def test_a_mapped_group_the_directory_does_not_list_empties_no_team_unattended(
+    ldap_settings, settings, admin
+):
+    ci = team_create(actor=admin, name="ci")
+    services.group_mapping_create(actor=admin, source="ldap", group="ci", team=ci)
+    authenticate(None, username="alice", password="alice-pass")
+    settings.GATEHOUSE_LDAP_GROUP_BASE = settings.GATEHOUSE_LDAP_USER_BASE
+
+    scheduled = services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert scheduled.run.outcome == SyncRun.Outcome.REFUSED
+    assert "ci (team ci)" in scheduled.run.error
+    assert members("ci") == {"alice"}
+
+    by_hand = services.directory_sync(trigger=SyncRun.Trigger.MANUAL)
+
+    assert by_hand.run.outcome == SyncRun.Outcome.APPLIED
+    assert members("ci") == set()

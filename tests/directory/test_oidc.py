@@ -164,3 +164,12 @@ def test_groups_from_a_sign_in_expire_so_a_leaver_leaves_within_a_bounded_time(s
 
     sign_in()
     assert Membership.objects.filter(team=ci, user=alice).exists()
+
+
+def test_an_issuer_configured_other_than_the_provider_writes_it_is_refused(
+    oidc_settings, oidc_provider, db
+):
+    oidc_settings.GATEHOUSE_OIDC_ISSUER = oidc_provider.issuer + "/"
+
+    with pytest.raises(oidc.SignInFailed, match="another issuer"):
+        oidc.provider_check()

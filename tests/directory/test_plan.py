@@ -144,3 +144,19 @@ def test_applying_a_plan_leaves_nothing_to_change(accounts, directory, members, 
     for team in teams:
         keys = {m.key for m in mapped if m.team == team}
         assert frozen[team] == {a.username for a in after if a.is_active and a.groups & keys}
+
+
+def test_a_person_is_found_by_what_the_directory_lists_them_as():
+    """A directory name Gatehouse stores normalised (the ligature in ``ﬁona``) is still
+    that person: no deactivation at every sync."""
+    fiona = Account("fiona", "ldap", frozenset({CI.key}), True, False, subject="ﬁona")
+
+    changes = plan(
+        source="ldap",
+        accounts=[fiona],
+        listed={"ﬁona": listed(CI.key)},
+        mappings=[CI],
+        members={"ci": frozenset({"fiona"})},
+    )
+
+    assert changes == []
