@@ -12,7 +12,7 @@ lock as the disabled filter) and Gatehouse on PostgreSQL:
 
 Each is split into reading the directory (``LdapDirectory.snapshot``), planning (reading
 Gatehouse's accounts, mappings and members, then the pure ``directory.plan.plan``), applying
-(writing every account's groups, DN and time seen, then ``_apply`` making the changes
+(writing the accounts whose groups or DN changed, then ``_apply`` making the changes
 through the identity services) and recording the run (with the commit). The goal is a
 whole sync in under 10 s. Times are medians over the rounds.
 
