@@ -17,7 +17,6 @@ No Django here: tests start it before (and without) the project's settings.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import secrets
 import shutil
@@ -33,12 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from devtools.notary import _certificate_builder, _key_usage, _name, _write, _write_key
+from devtools.certificates import loopback_certificates
+from devtools.notary import _write
 from devtools.ports import free_port
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "oidc_provider"
@@ -318,29 +315,9 @@ class OidcProvider:
 
     def _write_certificates(self) -> None:
         """A CA and a server certificate for 127.0.0.1 and localhost; reused when both exist."""
-        if (self.state_dir / "ca.crt").exists() and (self.state_dir / "server.key").exists():
-            return
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = _name("gatehouse-test-oidc-ca")
-        ca = (
-            _certificate_builder(ca_name, ca_name, ca_key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-            .sign(ca_key, hashes.SHA256())
+        loopback_certificates(
+            self.state_dir, ca_name="gatehouse-test-oidc-ca", server_name="oidc-provider"
         )
-        key = ec.generate_private_key(ec.SECP256R1())
-        san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        server = (
-            _certificate_builder(_name("oidc-provider"), ca_name, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(digital_signature=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(san), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write_key(self.state_dir / "server.key", key)
-        _write(self.state_dir / "server.crt", server.public_bytes(serialization.Encoding.PEM))
-        _write(self.state_dir / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
 
 
 class _PortTaken(OidcProviderError):

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import os
 import secrets
 import shutil
@@ -49,12 +48,8 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
-from devtools.notary import _certificate_builder, _key_usage, _name, _tail, _write, _write_key
+from devtools.certificates import loopback_certificates
+from devtools.notary import _tail, _write
 from devtools.ports import free_port
 
 SUFFIX = "dc=example,dc=org"
@@ -544,31 +539,9 @@ class Slapd:
 
     def _write_certificates(self) -> None:
         """A CA and slapd's server certificate (DNS:localhost, IP:127.0.0.1); reused if present."""
-        certs = self.state_dir / "certs"
-        if all((certs / name).exists() for name in ("ca.crt", "server.crt", "server.key")):
-            return
-        certs.mkdir(mode=0o700, exist_ok=True)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = _name("gatehouse-test-ldap-ca")
-        ca = (
-            _certificate_builder(ca_name, ca_name, ca_key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-            .sign(ca_key, hashes.SHA256())
+        loopback_certificates(
+            self.state_dir / "certs", ca_name="gatehouse-test-ldap-ca", server_name="localhost"
         )
-        key = ec.generate_private_key(ec.SECP256R1())
-        san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        server = (
-            _certificate_builder(_name("localhost"), ca_name, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(digital_signature=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(san), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write(certs / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
-        _write_key(certs / "server.key", key)
-        _write(certs / "server.crt", server.public_bytes(serialization.Encoding.PEM))
 
 
 class _PortTaken(SlapdError):
