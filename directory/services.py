@@ -381,6 +381,11 @@ def _record(
     people: int = 0,
 ) -> SyncResult:
     changes = changes or []
+    previous = (
+        SyncRun.objects.exclude(outcome=SyncRun.Outcome.DRY_RUN)
+        .values_list("outcome", flat=True)
+        .first()
+    )
     run = SyncRun.objects.create(
         source=source,
         trigger=trigger,
@@ -394,7 +399,9 @@ def _record(
     )
     old = SyncRun.objects.values_list("pk", flat=True)[KEPT_RUNS:]
     SyncRun.objects.filter(pk__in=list(old)).delete()
-    if outcome != SyncRun.Outcome.DRY_RUN:
+    # The audit log keeps what changed: a sync that changed something, and the moment syncs
+    # start or stop failing, not one entry per scheduled sync.
+    if outcome != SyncRun.Outcome.DRY_RUN and (changes or outcome != previous):
         audit_record(
             action=f"directory.sync_{outcome}",
             actor=actor,

@@ -363,3 +363,34 @@ def test_a_mapped_group_the_directory_does_not_list_empties_no_team_unattended(
 
     assert by_hand.run.outcome == SyncRun.Outcome.APPLIED
     assert members("ci") == set()
+
+
+def test_the_audit_log_keeps_what_syncs_changed_not_every_scheduled_sync(
+    ldap_people_settings, slapd_people
+):
+    authenticate(None, username="alice", password="alice-pass")
+
+    def sync_entries() -> list[str]:
+        return list(
+            AuditEntry.objects.filter(action__startswith="directory.sync_")
+            .order_by("pk")
+            .values_list("action", flat=True)
+        )
+
+    for _ in range(2):
+        services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    slapd_people.stop()
+    for _ in range(2):
+        services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    slapd_people.start()
+    services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    slapd_people.disable("alice")
+    services.directory_sync(trigger=SyncRun.Trigger.SCHEDULE)
+
+    assert sync_entries() == [
+        "directory.sync_applied",  # the first
+        "directory.sync_unreachable",  # failing starts
+        "directory.sync_applied",  # and stops
+        "directory.sync_applied",  # alice deactivated
+    ]
+    assert SyncRun.objects.count() == 6
