@@ -12,55 +12,24 @@ notary-signer and the CLI) and ``wrk``. Run: ``.venv/bin/python benchmarks/admis
 """
 
 import io
-import json
 import os
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from common import configure_environment, gunicorn, run_jobs, scratch_database, sign_tags, wrk
+from common import (
+    REVIEW_CONTAINERS,
+    configure_environment,
+    gunicorn,
+    review_body,
+    run_jobs,
+    scratch_database,
+    sign_tags,
+    wrk,
+)
 
 SECONDS = 3.0
-REPOSITORIES = ("api", "metrics", "envoy")
-
-
-def review_body(guns: list[str]) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "5b1f6c6e-3f1a-4c47-9d4e-0d8e2f1a7b10",
-                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-                "name": "checkout",
-                "namespace": "shop",
-                "operation": "CREATE",
-                "userInfo": {"username": "kubernetes-admin"},
-                "object": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": "checkout", "namespace": "shop"},
-                    "spec": {
-                        "replicas": 3,
-                        "selector": {"matchLabels": {"app": "checkout"}},
-                        "template": {
-                            "metadata": {"labels": {"app": "checkout"}},
-                            "spec": {
-                                "containers": [
-                                    {"name": name, "image": f"{gun}:1.0"}
-                                    for name, gun in zip(REPOSITORIES, guns, strict=True)
-                                ]
-                            },
-                        },
-                    },
-                },
-                "oldObject": None,
-                "dryRun": False,
-            },
-        }
-    )
 
 
 def rate(step, seconds: float = SECONDS) -> tuple[float, float, float]:
@@ -127,7 +96,7 @@ def run(notary_url: str, trust_dir: Path):
         key_pem = next(
             archive.read(name) for name in archive.namelist() if name.endswith("key.pem")
         )
-    guns = [f"bench.gatehouse/shop/{name}" for name in REPOSITORIES]
+    guns = [f"bench.gatehouse/shop/{name}" for name in REVIEW_CONTAINERS]
     for gun in guns:
         repository_create(actor=admin, gun=gun, signer_team_names=["ci"])
     run_jobs()

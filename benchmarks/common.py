@@ -1,7 +1,10 @@
 """What the benchmarks share: a scratch PostgreSQL database, Django set up on it, and a
 production-style server (gunicorn) started against it."""
 
+import cProfile
+import json
 import os
+import pstats
 import secrets
 import signal
 import subprocess
@@ -211,3 +214,56 @@ def run_jobs() -> None:
     failed = Job.objects.filter(status=Job.Status.FAILED).first()
     if failed is not None:
         raise SystemExit(f"job {failed.pk} ({failed.kind} of {failed.gun}) failed: {failed.error}")
+
+
+REVIEW_CONTAINERS = ("api", "metrics", "envoy")
+
+
+def review_body(guns: list[str]) -> str:
+    """An ``admission.k8s.io/v1`` review of a Deployment whose containers (one per name in
+    ``REVIEW_CONTAINERS``) run tag ``1.0`` of each of ``guns``."""
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "5b1f6c6e-3f1a-4c47-9d4e-0d8e2f1a7b10",
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "name": "checkout",
+                "namespace": "shop",
+                "operation": "CREATE",
+                "userInfo": {"username": "kubernetes-admin"},
+                "object": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "checkout", "namespace": "shop"},
+                    "spec": {
+                        "replicas": 3,
+                        "selector": {"matchLabels": {"app": "checkout"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "checkout"}},
+                            "spec": {
+                                "containers": [
+                                    {"name": name, "image": f"{gun}:1.0"}
+                                    for name, gun in zip(REVIEW_CONTAINERS, guns, strict=True)
+                                ]
+                            },
+                        },
+                    },
+                },
+                "oldObject": None,
+                "dryRun": False,
+            },
+        }
+    )
+
+
+def profile_stats(step, count: int) -> pstats.Stats:
+    """``step`` called ``count`` times under cProfile."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(count):
+        step()
+    profiler.disable()
+    return pstats.Stats(profiler)

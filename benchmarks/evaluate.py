@@ -19,11 +19,9 @@ Needs PostgreSQL (``BENCH_POSTGRES_URL``, default postgres://postgres@127.0.0.1:
 (Debian package) and ``wrk``. Run: ``.venv/bin/python benchmarks/evaluate.py [--profile]``.
 """
 
-import cProfile
 import io
 import json
 import os
-import pstats
 import sys
 import tempfile
 import zipfile
@@ -32,6 +30,7 @@ from pathlib import Path
 from common import (
     configure_environment,
     gunicorn,
+    profile_stats,
     rate,
     run_jobs,
     scratch_database,
@@ -44,6 +43,11 @@ IMAGE = f"{GUN}:1.0"
 DIGEST = "a1" * 32
 GOAL_RATE = 2000.0  # evaluations/s in-process
 GOAL_P99_MS = 20.0  # over HTTP
+# What the profile shows by cumulative time: our code and the layers above it.
+PROFILED = (
+    r"/(policy|trust|accounts|gatehouse)/\w+\.py|rest_framework/(views|authentication)"
+    r"|django/(core/handlers/base|db/models/query\.py.*\(__iter__\))"
+)
 
 
 def setup(notary_url: str, directory: Path) -> str:
@@ -98,18 +102,10 @@ def round_trip() -> None:
 def profile(step, count: int = 1000) -> str:
     """Where ``step``'s time goes: our functions and the layers above them, by cumulative
     time, then the hottest functions of all by their own time."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(count):
-        step()
-    profiler.disable()
     out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("cumulative").print_stats(
-        r"/(policy|trust|accounts|gatehouse)/\w+\.py|rest_framework/(views|authentication)"
-        r"|django/(core/handlers/base|db/models/query\.py.*\(__iter__\))",
-        25,
-    )
+    stats = profile_stats(step, count)
+    stats.stream = out
+    stats.sort_stats("cumulative").print_stats(PROFILED, 25)
     stats.sort_stats("tottime").print_stats(12)
     return out.getvalue()
 
