@@ -9,7 +9,10 @@ each, 50 repositories on a real notary stack (three of them signed by ``jenkins`
 enforcing ``ci`` changed 50 times, 50 root key pins, 50 directory sync runs, 50 admission
 decisions and the audit entries all of that wrote.
 
-The endpoints: every route under ``/api/v1/`` that answers ``GET`` (found through DRF's
+The endpoints: two floors of the API beside ``/healthz`` (``floor_urls.py``: DRF's view
+answering a fixed body, without authentication and with the bearer token's lookup, so the
+table shows what any authenticated request costs before it reads its own rows); every route
+under ``/api/v1/`` that answers ``GET`` (found through DRF's
 endpoint enumerator, the one the schema is made from), each asked by the admin with a bearer
 token, ids and names taken from the seed; then the hot paths: ``POST
 /api/v1/policy/evaluate/``, ``POST /api/v1/admission/validate/`` and ``.../mutate/`` with a
@@ -38,7 +41,8 @@ audit entries) is there for the phases after.
 Needs PostgreSQL (``BENCH_POSTGRES_URL``), the ``notary`` package and ``wrk``. Run:
 ``.venv/bin/python benchmarks/api_overhead.py [--quick] [--only PATTERN]``; ``--quick`` is a
 smoke run (fewer requests, runs of 1 s), ``--only`` measures the endpoints whose label
-matches the regular expression (``/healthz`` always, as the floor).
+matches the regular expression (``/healthz`` always, as the floor), ``--in-process`` skips
+the profiles and the HTTP runs.
 """
 
 import argparse
@@ -120,7 +124,7 @@ class Endpoint:
     label: str
     method: str
     path: str
-    kind: str  # floor, read, list, evaluate, validate, mutate, bundles, token, other
+    kind: str  # floor, drf-floor, read, list, evaluate, validate, mutate, bundles, token, other
     authorization: str = ""
     body: str = ""
     rows: int | None = None
@@ -308,7 +312,11 @@ def endpoints_of(values: dict[str, str]) -> list[Endpoint]:
         ),
     }
     admin = f"Bearer {values['admin']}"
-    endpoints = [Endpoint("GET /healthz", "GET", "/healthz", "floor")]
+    endpoints = [
+        Endpoint("GET /healthz", "GET", "/healthz", "floor"),
+        Endpoint("GET floor: DRF, no authentication", "GET", "/floor/drf", "drf-floor"),
+        Endpoint("GET floor: DRF, the bearer token", "GET", "/floor/drf-token", "drf-floor", admin),
+    ]
     for route in get_routes():
         path = concrete.get(route, route)
         if "{" in path:
@@ -485,7 +493,7 @@ def hot_functions(stats: pstats.Stats, count: int) -> list[str]:
 def profile_worst(endpoints: list[Endpoint], floor: Endpoint, settings: Settings) -> str:
     """Where the time of the five endpoints with the worst in-process ratio goes."""
     ranked = sorted(
-        (e for e in endpoints if e.kind not in {"floor", "other"}),
+        (e for e in endpoints if e.kind not in {"floor", "drf-floor", "other"}),
         key=lambda e: -e.in_process["median_ms"],
     )[:WORST]
     out = []
@@ -596,6 +604,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: fewer requests")
     parser.add_argument("--only", help="measure only endpoints whose label matches this")
+    parser.add_argument(
+        "--in-process", action="store_true", help="skip the HTTP runs and the profiles"
+    )
     options = parser.parse_args()
     settings = QUICK if options.quick else FULL
 
@@ -606,36 +617,39 @@ def main() -> None:
     stack.start()
     try:
         with (
-            scratch_database("gatehouse_bench_api_overhead") as database_url,
+            scratch_database(f"gatehouse_bench_api_overhead_{os.getpid()}") as database_url,
             tempfile.TemporaryDirectory() as trust_dir,
         ):
             os.environ["NOTARY_URL"] = stack.url
-            configure_environment(database_url)
+            os.environ["PYTHONPATH"] = str(Path(__file__).parent)  # the floors, under gunicorn
+            configure_environment(database_url, settings_module="floor_settings")
             started = time.perf_counter()
             values = seed(stack.url, Path(trust_dir))
             print(f"seeded in {time.perf_counter() - started:.0f} s: {values['counts']}")
             endpoints = [
                 endpoint
                 for endpoint in endpoints_of(values)
-                if endpoint.kind == "floor"
+                if endpoint.kind in {"floor", "drf-floor"}
                 or not options.only
                 or re.search(options.only, endpoint.label)
             ]
             floor = endpoints[0]
             for endpoint in endpoints:
                 measure_in_process(endpoint, settings)
-            profiles = profile_worst(endpoints, floor, settings)
-            measure_http(endpoints, settings)
+            profiles = "" if options.in_process else profile_worst(endpoints, floor, settings)
+            if not options.in_process:
+                measure_http(endpoints, settings)
     finally:
         stack.discard()
 
+    lopsided = sum(endpoint.http.get("lopsided", 0) for endpoint in endpoints)
     print(
         f"in-process: django.test.Client, {settings.requests} requests after "
         f"{settings.warmup} (at most {settings.seconds_each:.0f} s each); HTTP: gunicorn 2 "
         f"workers x 4 threads, wrk {CONNECTIONS} connections, {WRK_RUNS} runs of "
         f"{settings.wrk_seconds} s with both workers serving after {settings.wrk_warmup} s of "
         "warm-up, the median run (the range of the runs' requests/s in brackets); runs with "
-        f"every connection on one worker, repeated: {sum(e.http['lopsided'] for e in endpoints)}"
+        f"every connection on one worker, repeated: {lopsided}"
     )
     print(table(endpoints, floor))
     print(profiles)

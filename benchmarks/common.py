@@ -39,10 +39,10 @@ def scratch_database(name: str):
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def configure_environment(database_url: str) -> None:
+def configure_environment(database_url: str, settings_module: str = "gatehouse.settings") -> None:
     """Production mode with throwaway secrets, on the scratch database."""
     os.environ.update(
-        DJANGO_SETTINGS_MODULE="gatehouse.settings",
+        DJANGO_SETTINGS_MODULE=settings_module,
         GATEHOUSE_DEBUG="0",
         GATEHOUSE_SECRET_KEY=secrets.token_urlsafe(50),
         GATEHOUSE_KEY_ENCRYPTION_KEY=secrets.token_urlsafe(32),
