@@ -33,15 +33,18 @@ def connection_is_quiet(connection: psycopg.Connection) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    _checking_health = False
+
     def close_if_health_check_failed(self) -> None:
-        if (
-            self.connection is None
-            or not self.health_check_enabled
-            or self.health_check_done
-            or self.pool
-        ):
+        """Django decides when a check is due (once per request, when enabled); the check
+        itself is ``connection_is_quiet``."""
+        self._checking_health = True
+        try:
             super().close_if_health_check_failed()
-            return
-        if not connection_is_quiet(self.connection):
-            self.close()
-        self.health_check_done = True
+        finally:
+            self._checking_health = False
+
+    def is_usable(self) -> bool:
+        if self._checking_health and self.connection is not None:
+            return connection_is_quiet(self.connection)
+        return super().is_usable()
