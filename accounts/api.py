@@ -4,11 +4,11 @@ Views parse input, call one service or selector, and render the result.
 """
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django.contrib.auth import authenticate, logout
-from django.db.models import QuerySet
+from django.db.models import Field, Model, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -131,8 +131,27 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class RelatedNamesField(serializers.ListField):
+    """Related ``model`` objects by their ``slug_field``, for a field named as the relation:
+    from the context's entry under that name (names by object id, read at once for what a
+    request shows), else from the relation itself (an object just written)."""
+
+    def __init__(self, *, model: type[Model], slug_field: str, **kwargs: Any) -> None:
+        # Described as the slug's model field, as SlugRelatedField would be in the schema.
+        help_text = cast(Field, model._meta.get_field(slug_field)).help_text or None
+        super().__init__(child=serializers.CharField(help_text=help_text), read_only=True, **kwargs)
+        self.slug_field = slug_field
+
+    def get_attribute(self, instance: Model) -> list[str]:
+        relation = cast(str, self.field_name)  # set once bound to its serializer
+        names = self.context.get(relation)
+        if names is not None:
+            return names.get(instance.pk, [])
+        return [getattr(item, self.slug_field) for item in getattr(instance, relation).all()]
+
+
 class UserSerializer(serializers.ModelSerializer):
-    teams = serializers.SlugRelatedField[Team](slug_field="name", many=True, read_only=True)
+    teams = RelatedNamesField(model=Team, slug_field="name")
     # Blank when the user has none, so not ``format: email`` in the schema.
     email = serializers.CharField(read_only=True)
     locked_until = serializers.SerializerMethodField(
@@ -154,10 +173,11 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_locked_until(self, user: User) -> dt.datetime | None:
-        """From the context's ``locked_until`` (a list's, read at once) or else read now."""
+        """From the context's ``locked_until`` (what the request shows, read at once) or else
+        read now."""
         locked = self.context.get("locked_until")
         if locked is None:
-            locked = selectors.accounts_locked_until([user.username])
+            locked = selectors.users_locked_until([user])
         return locked.get(user.username)
 
 
@@ -213,9 +233,12 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = UserFilter
     lookup_field = "username"
     lookup_value_regex = r"[^/]+"
+    READS = frozenset({"list", "retrieve"})  # answered from what users_shown read with them
 
     def get_queryset(self) -> QuerySet[User]:
-        return selectors.user_list(viewer=self.request.user)
+        if self.action in self.READS:
+            return selectors.users_shown(viewer=self.request.user)
+        return selectors.users_visible(viewer=self.request.user)
 
     def get_permissions(self) -> list:
         if self.action in {"create", "destroy", "unlock"}:
@@ -223,12 +246,13 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return [IsAuthenticated()]
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> serializers.BaseSerializer:
-        """A page of users reads their lockouts in one query."""
-        if self.action == "list" and args:
+        """The users a read shows (a page, or one) have their teams read in one query, and
+        their lockouts from the query that read them."""
+        if self.action in self.READS and args:
+            users = list(args[0]) if kwargs.get("many") else [args[0]]
             context = self.get_serializer_context()
-            context["locked_until"] = selectors.accounts_locked_until(
-                user.username for user in args[0]
-            )
+            context["teams"] = selectors.team_names_of(users)
+            context["locked_until"] = selectors.users_locked_until(users)
             kwargs["context"] = context
         return super().get_serializer(*args, **kwargs)
 
@@ -307,7 +331,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
 
 class TeamSerializer(serializers.ModelSerializer):
-    members = serializers.SlugRelatedField[User](slug_field="username", many=True, read_only=True)
+    members = RelatedNamesField(model=User, slug_field="username")
 
     class Meta:
         model = Team
@@ -351,12 +375,21 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     lookup_value_regex = r"[^/]+"
 
     def get_queryset(self) -> QuerySet[Team]:
-        return selectors.team_list(viewer=self.request.user)
+        return selectors.teams_visible(viewer=self.request.user)
 
     def get_permissions(self) -> list:
         if self.action in {"list", "retrieve", "members"}:
             return [IsAuthenticated()]
         return [IsAdmin()]
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> serializers.BaseSerializer:
+        """The teams a read shows (a page, or one) have their members read in one query."""
+        if self.action in {"list", "retrieve"} and args:
+            teams = list(args[0]) if kwargs.get("many") else [args[0]]
+            context = self.get_serializer_context()
+            context["members"] = selectors.member_names_of(teams)
+            kwargs["context"] = context
+        return super().get_serializer(*args, **kwargs)
 
     @extend_schema(request=TeamSerializer, responses={201: TeamSerializer})
     def create(self, request: AuthenticatedRequest) -> Response:
@@ -404,7 +437,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["get"], filterset_class=None)
     def members(self, request: Request, name: str) -> Response:
         members = selectors.team_members(team=self.get_object())
-        page = self.paginate_queryset(members)
+        page = self.paginate_queryset(members.only(*MemberSerializer.Meta.fields))
         return self.get_paginated_response(MemberSerializer(page, many=True).data)
 
 

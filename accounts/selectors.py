@@ -11,7 +11,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Model, Prefetch, Q, QuerySet
+from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.expressions import Col
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -71,11 +71,72 @@ def accounts_locked_until(usernames: Iterable[str]) -> dict[str, dt.datetime]:
     }
 
 
+def users_locked_until(users: Iterable[User]) -> dict[str, dt.datetime]:
+    """For each of ``users`` whose account is locked out, when that lifts: from what
+    ``users_shown`` read with them, and in one query for the rest (users read otherwise, or
+    whose names the database lowers unlike Python, which keys the failures)."""
+    lockout = dt.timedelta(seconds=settings.GATEHOUSE_LOGIN_LOCKOUT_SECONDS)
+    locked: dict[str, dt.datetime] = {}
+    unread = []
+    for user in users:
+        if getattr(user, "lockout_account", None) != login_account_key(user.username):
+            unread.append(user.username)
+        elif user.lockout_from is not None:  # type: ignore[attr-defined]
+            locked[user.username] = user.lockout_from + lockout  # type: ignore[attr-defined]
+    if unread:
+        locked.update(accounts_locked_until(unread))
+    return locked
+
+
+def users_visible(*, viewer: User) -> QuerySet[User]:
+    """The users ``viewer`` may see: everyone for an admin, else themself."""
+    users = User.objects.all()
+    return users if viewer.is_admin else users.filter(pk=viewer.pk)
+
+
 def user_list(*, viewer: User, search: str = "") -> QuerySet[User]:
-    users = User.objects.prefetch_related(Prefetch("teams", queryset=Team.objects.only("name")))
-    if not viewer.is_admin:
-        users = users.filter(pk=viewer.pk)
+    users = users_visible(viewer=viewer).prefetch_related(
+        Prefetch("teams", queryset=Team.objects.only("name"))
+    )
     return users_matching(users, search)
+
+
+def users_shown(*, viewer: User) -> QuerySet[User]:
+    """The users ``viewer`` may see, each with what its lockout depends on read in the same
+    statement (``lockout_account``, ``lockout_from``: for ``users_locked_until``). As it was
+    when read: not for a response after a write."""
+    limit = max(1, settings.GATEHOUSE_LOGIN_MAX_FAILURES)
+    lockout_from = (
+        _recent_failures()
+        .filter(username=Lower(OuterRef("username")))
+        .order_by("-at")
+        .values("at")[limit - 1 : limit]
+    )
+    return users_visible(viewer=viewer).annotate(
+        lockout_account=Lower("username"), lockout_from=Subquery(lockout_from)
+    )
+
+
+def team_names_of(users: Iterable[User]) -> dict[int, list[str]]:
+    """The names of the teams of each of ``users``, by user id, in name order. One query
+    and no models: cheaper than prefetching ``teams`` (a related manager per user)."""
+    names: dict[int, list[str]] = {}
+    memberships = Membership.objects.filter(user__in=[user.pk for user in users])
+    for user_id, name in memberships.order_by("team__name").values_list("user_id", "team__name"):
+        names.setdefault(user_id, []).append(name)
+    return names
+
+
+def member_names_of(teams: Iterable[Team]) -> dict[int, list[str]]:
+    """The usernames of the members of each of ``teams``, by team id, in username order.
+    One query and no models, as ``team_names_of``."""
+    names: dict[int, list[str]] = {}
+    memberships = Membership.objects.filter(team__in=[team.pk for team in teams])
+    for team_id, username in memberships.order_by("user__username").values_list(
+        "team_id", "user__username"
+    ):
+        names.setdefault(team_id, []).append(username)
+    return names
 
 
 def teams_matching(teams: QuerySet[Team], term: str) -> QuerySet[Team]:
@@ -99,6 +160,12 @@ def team_list(*, viewer: User, member: User | None = None) -> QuerySet[Team]:
     return teams
 
 
+def teams_visible(*, viewer: User) -> QuerySet[Team]:
+    """The teams ``viewer`` may see: all for an admin, else those they belong to."""
+    teams = Team.objects.all()
+    return teams if viewer.is_admin else teams.filter(memberships__user=viewer)
+
+
 def users_besides_admins_exist() -> bool:
     """Whether anyone but an admin may sign in: the first step of setting Gatehouse up."""
     return User.objects.filter(is_active=True, is_admin=False).exists()
@@ -110,7 +177,9 @@ def team_members_exist() -> bool:
 
 
 def team_members(*, team: Team) -> QuerySet[User]:
-    return team.members.order_by("username")
+    """A query of its own: ``team.members`` would start from a prefetch of the team's, and
+    keep the columns that one deferred."""
+    return User.objects.filter(memberships__team=team).order_by("username")
 
 
 def team_member_candidates(*, team: Team) -> QuerySet[User]:

@@ -1,7 +1,7 @@
 """``/api/v1/bundles/`` and ``/api/v1/users/{username}/keys/``."""
 
 from django.db.models import QuerySet
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.selectors import user_list
+from accounts.selectors import users_visible
 from accounts.typing import AuthenticatedRequest
 from bundles import selectors, services
 from bundles.certificates import SIGNATURE_MAX
@@ -49,8 +49,15 @@ class PublicKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_signing_role(self, key: PublicKey) -> str | None:
+        # (No docstring: the schema would take it for the field's description.)
+        if not key.is_signing_key:
+            return None
+        # The API's reads annotate the role's name; a key just written has its owner's read.
+        if hasattr(key, "signing_role_name"):
+            name = key.signing_role_name
+            return f"targets/{name}" if name is not None else None
         role = getattr(key.user, "signing_role", None)
-        return role.role if key.is_signing_key and role is not None else None
+        return role.role if role is not None else None
 
 
 class PublicKeyUpdateSerializer(serializers.Serializer):
@@ -120,9 +127,7 @@ class ClientCAView(APIView):
 
     @extend_schema(responses={(200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.STR)})
     def get(self, request: Request) -> HttpResponse:
-        return HttpResponse(
-            services.client_ca_ensure().certificate, content_type="application/x-pem-file"
-        )
+        return HttpResponse(services.client_ca_certificate(), content_type="application/x-pem-file")
 
 
 class PublicKeyViewSet(viewsets.GenericViewSet):
@@ -136,18 +141,29 @@ class PublicKeyViewSet(viewsets.GenericViewSet):
 
     def owner(self) -> User:
         return get_object_or_404(
-            user_list(viewer=self.request.user), username=self.kwargs["username"]
+            users_visible(viewer=self.request.user), username=self.kwargs["username"]
         )
 
     def get_queryset(self) -> QuerySet[PublicKey]:
+        if self.action in {"list", "retrieve"}:
+            return selectors.public_keys_shown(
+                viewer=self.request.user, username=self.kwargs["username"]
+            )
         return selectors.public_key_list(viewer=self.request.user, owner=self.owner())
 
     def list(self, request: Request, username: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
+        if not page:
+            self.owner()  # an empty page is a 404 when there is no owner one may see
         return self.get_paginated_response(PublicKeySerializer(page, many=True).data)
 
     def retrieve(self, request: Request, username: str, pk: str) -> Response:
-        return Response(PublicKeySerializer(self.get_object()).data)
+        try:
+            key = self.get_object()
+        except Http404:
+            self.owner()  # the 404 names what is missing: the owner, else the key
+            raise
+        return Response(PublicKeySerializer(key).data)
 
     @extend_schema(request=PublicKeyRegisterSerializer, responses={201: PublicKeySerializer})
     def create(self, request: AuthenticatedRequest, username: str) -> Response:

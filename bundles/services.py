@@ -4,7 +4,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import cast
@@ -93,6 +92,17 @@ def client_ca_ensure() -> CertificateAuthority:
     return ca
 
 
+def client_ca_certificate() -> str:
+    """The client CA's certificate (PEM), created on first use. Only that column is read:
+    not the sealed key beside it."""
+    existing = (
+        CertificateAuthority.objects.filter(name=CLIENT_CA)
+        .values_list("certificate", flat=True)
+        .first()
+    )
+    return existing if existing is not None else client_ca_ensure().certificate
+
+
 @cache
 def client_ca_signer() -> tuple[str, x509.Certificate, ec.EllipticCurvePrivateKey]:
     """The client CA's PEM, certificate and unsealed key, loaded once per process.
@@ -166,9 +176,8 @@ def signing_role_ensure(user: User) -> SigningRole:
 def bundle_issue(*, user: User, label: str | None = None, signing: bool = False) -> IssuedBundle:
     """A fresh ECDSA P-256 keypair and certificate, zipped. The private key is never stored.
 
-    The zip is built before the public key is saved, so a failure leaves nothing behind, and
-    the save of a plain key is a single autocommitted INSERT: no transaction round trips on
-    a hot path.
+    The zip is built before the public key is saved, so a failure leaves nothing behind. The
+    key and its audit entry are one transaction: one commit to wait for, not one each.
     """
     label = _clean_label(label) or _default_bundle_label()
     ca_pem, ca_certificate, ca_key = client_ca_signer()
@@ -208,8 +217,8 @@ def bundle_issue(*, user: User, label: str | None = None, signing: bool = False)
         else "",
     )
     # A signing key and the identity change it makes commit together (the receivers run in
-    # this transaction); a plain key stays one autocommitted INSERT on the hot path.
-    with transaction.atomic() if signing else nullcontext():
+    # this transaction).
+    with transaction.atomic():
         key = PublicKey.objects.create(
             id=key_id,
             user=user,

@@ -335,6 +335,22 @@ def test_admins_see_which_accounts_are_locked_and_until_when(api, admin, alice_l
     )
 
 
+def test_an_account_whose_name_lowers_differently_shows_its_lock(api, admin, settings):
+    """Failures count against the username as Python lowers it; the API reads lockouts
+    with the users, lowered by the database, so such a name is read apart, and right."""
+    settings.GATEHOUSE_LOGIN_MAX_FAILURES = 2
+    make_user("\u0130nci")
+    make_user("bob")
+    for _ in range(2):
+        login("\u0130nci", "wrong")
+    client = api(admin)
+    users = {u["username"]: u for u in client.get("/api/v1/users/").json()["results"]}
+    assert users["bob"]["locked_until"] is None
+    assert users["\u0130nci"]["locked_until"] is not None
+    one = client.get("/api/v1/users/\u0130nci/").json()
+    assert one["locked_until"] == users["\u0130nci"]["locked_until"]
+
+
 def test_only_admins_unlock_and_it_is_audited(api, admin, alice_locked):
     assert api(make_user("bob")).post("/api/v1/users/alice/unlock/").status_code == 403
     assert api(alice_locked).post("/api/v1/users/alice/unlock/").status_code == 403

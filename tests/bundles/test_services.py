@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import DatabaseError
 
 from bundles import services
 from bundles.models import CertificateAuthority, PublicKey
@@ -86,6 +87,18 @@ def test_the_private_key_is_stored_nowhere(alice):
     private = serialization.load_pem_private_key(key_pem, None)
     raw = private.private_numbers().private_value.to_bytes(32, "big")
     assert not any(raw.hex() in row for row in stored)
+
+
+def test_a_key_and_its_audit_entry_are_written_together(alice, monkeypatch):
+    """One transaction: one commit to wait for, and no key issued without its entry."""
+
+    def audit_unavailable(**fields: object) -> None:
+        raise DatabaseError("the audit log cannot be written")
+
+    monkeypatch.setattr(services, "audit_record", audit_unavailable)
+    with pytest.raises(DatabaseError):
+        services.bundle_issue(user=alice)
+    assert not PublicKey.objects.exists()
 
 
 def test_two_downloads_give_two_keys_both_on_the_account(alice):
