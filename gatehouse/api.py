@@ -40,16 +40,21 @@ class Pagination(pagination.LimitOffsetPagination):
     max_limit = 500
 
 
+PAGING_PARAMETERS = frozenset({Pagination.limit_query_param, Pagination.offset_query_param})
+
+
 class ListFilterBackend(DjangoFilterBackend):
-    """A list's query-parameter filters, applied to lists only.
+    """A list's query-parameter filters, applied to lists, when the request gives any.
 
     DRF runs the filter backends in ``get_object`` too, so a read of one object would build
-    and validate the list's whole filter form for nothing (a fifth of a user's read). The
-    filters are documented on lists only, and one object is found by its key.
+    and validate the list's whole filter form for nothing (a fifth of a user's read); the
+    filters are documented on lists only, and one object is found by its key. A list asked
+    for with no parameter but paging's would build the same form to filter by nothing (an
+    empty value filters nothing, django-filter's rule for every filter and method).
     """
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: APIView) -> QuerySet:
-        if getattr(view, "detail", False):
+        if getattr(view, "detail", False) or request.query_params.keys() <= PAGING_PARAMETERS:
             return queryset
         return super().filter_queryset(request, queryset, view)
 
