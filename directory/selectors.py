@@ -40,15 +40,20 @@ def directory_status() -> DirectoryStatus:
     ldap = config.ldap_config()
     can_list = ldap is not None and ldap.can_list
     can_sync = can_list or config.oidc_enabled()
-    runs = SyncRun.objects.exclude(outcome=SyncRun.Outcome.DRY_RUN)
+    runs = sync_runs().exclude(outcome=SyncRun.Outcome.DRY_RUN)
+    last_run = runs.first()
+    last_applied = last_run
+    if last_run is not None and last_run.outcome != SyncRun.Outcome.APPLIED:
+        # Only then is the latest applied sync another, earlier one.
+        last_applied = runs.filter(outcome=SyncRun.Outcome.APPLIED).first()
     return DirectoryStatus(
         ldap_url=settings.GATEHOUSE_LDAP_URL,
         oidc_issuer=settings.GATEHOUSE_OIDC_ISSUER,
         # As the worker's beat schedules it (gatehouse/settings.py).
         sync_seconds=settings.GATEHOUSE_DIRECTORY_SYNC_SECONDS if can_sync else 0,
         can_list=can_list,
-        last_run=runs.first(),
-        last_applied=runs.filter(outcome=SyncRun.Outcome.APPLIED).first(),
+        last_run=last_run,
+        last_applied=last_applied,
     )
 
 

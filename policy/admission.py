@@ -13,7 +13,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+import yaml
 
 from gatehouse import jsonbody
 from policy.evaluation import (
@@ -576,6 +579,27 @@ def parse_custom_resource(text: str) -> tuple[str, str, str]:
             "no subresource)"
         )
     return match["group"], match["version"], match["resource"]
+
+
+@lru_cache(maxsize=32)
+def webhook_configuration_yaml(
+    *,
+    mode: str,
+    base_url: str,
+    ca_bundle: bytes | None,
+    custom_resources: tuple[tuple[str, str, str], ...] = (),
+) -> str:
+    """``webhook_configuration`` as the file to ``kubectl apply``, headed by how. Kept per
+    process for each set of arguments, which decide it: writing the YAML is most of the
+    work of the request that asks for it."""
+    configuration = webhook_configuration(
+        mode=mode, base_url=base_url, ca_bundle=ca_bundle, custom_resources=custom_resources
+    )
+    return (
+        f"# Gatehouse content trust: {mode} admission webhook.\n"
+        "# Apply with: kubectl apply -f <this file>\n"
+        + yaml.safe_dump(configuration, sort_keys=False, default_flow_style=False)
+    )
 
 
 def webhook_configuration(

@@ -5,7 +5,6 @@ admission webhook under ``/api/v1/admission/``."""
 import re
 import urllib.parse
 
-import yaml
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
@@ -406,7 +405,7 @@ class PolicyVersionListView(generics.ListAPIView):
     serializer_class = PolicyVersionSerializer
 
     def get_queryset(self) -> QuerySet[PolicyVersion]:
-        return selectors.policy_versions()
+        return selectors.policy_version_list()
 
 
 class PolicyVersionDetailView(generics.RetrieveAPIView):
@@ -597,7 +596,7 @@ class EvaluateView(APIView):
         data = EvaluateRequestSerializer(data=given)
         data.is_valid(raise_exception=True)
         try:
-            evaluation = services.image_evaluate(
+            evaluation, identities = services.image_evaluation(
                 image=data.validated_data["image"],
                 namespace=data.validated_data.get("namespace") or None,
             )
@@ -606,7 +605,7 @@ class EvaluateView(APIView):
                 f"Notary cannot be reached, so nothing is verified: {error}"
             ) from error
         evaluation, redacted, steps = explanations.evaluation_explained(
-            viewer=request.user, evaluation=evaluation
+            viewer=request.user, evaluation=evaluation, identities=identities
         )
         body = explanation_json(evaluation, redacted=redacted)
         body["next_steps"] = [step.to_json() for step in steps]
@@ -623,7 +622,7 @@ class CanReviewAdmission(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.has_perm("policy.review_admission"))
+        return bool(user and user.is_authenticated and selectors.may_review_admission(user))
 
 
 class _AdmissionView(APIView):
@@ -784,16 +783,10 @@ class WebhookConfigurationView(APIView):
     def get(self, request: Request) -> HttpResponse:
         query = WebhookConfigurationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        mode, url = query.validated_data["mode"], query.validated_data["url"]
-        configuration = admission.webhook_configuration(
-            mode=mode,
-            base_url=url,
+        text = admission.webhook_configuration_yaml(
+            mode=query.validated_data["mode"],
+            base_url=query.validated_data["url"],
             ca_bundle=_ca_bundle(),
-            custom_resources=query.validated_data["resource"],
-        )
-        text = (
-            f"# Gatehouse content trust: {mode} admission webhook.\n"
-            "# Apply with: kubectl apply -f <this file>\n"
-            + yaml.safe_dump(configuration, sort_keys=False, default_flow_style=False)
+            custom_resources=tuple(query.validated_data["resource"]),
         )
         return HttpResponse(text, content_type="application/yaml")

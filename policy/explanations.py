@@ -26,21 +26,13 @@ from policy.evaluation import (
 from policy.inputs import evaluation_context
 from policy.next_steps import NextStep, Remembered
 from policy.redaction import GENERAL_WORDS, UNKNOWN_WORDS, redact
-from policy.selectors import explanation_visible
+from policy.selectors import explanation_visible, repository_signer_teams
 from trust import signed_tags
 from trust.models import Repository
 from trust.notary.errors import InvalidMetadata, NotaryRejected, NotaryUnavailable, NotFound
 from trust.trust_data import verified_repository
 
 NOTARY_REFUSED = "notary_refused"  # Notary answered a read with a 4xx other than 404
-
-
-def _signer_teams(gun: str) -> tuple[str, ...] | None:
-    """The signer teams of the repository Gatehouse manages under ``gun``; None if none."""
-    repository = Repository.objects.filter(gun=gun).prefetch_related("signer_teams").first()
-    if repository is None:
-        return None
-    return tuple(sorted(team.name for team in repository.signer_teams.all()))
 
 
 def _remembered(gun: str, tag: str | None = None) -> list[Remembered]:
@@ -66,21 +58,22 @@ def _current_trust(gun: str) -> TrustData:
 
 
 def evaluation_explained(
-    *, viewer: User, evaluation: Evaluation
+    *, viewer: User, evaluation: Evaluation, identities: Identities | None = None
 ) -> tuple[Evaluation, bool, tuple[NextStep, ...]]:
     """The evaluation as ``viewer`` may read it (redacted as ``selectors.evaluation_for``
     does for anyone who may not see the repository), whether it was, and its next steps.
     A tag the trust data no longer names is explained by what its signers signed, when
-    Gatehouse remembers it."""
+    Gatehouse remembers it. ``identities`` are those the evaluation judged by
+    (``services.image_evaluation``); without them they are read as of now. An evaluation
+    that passes has no next step, so nothing more is read for it."""
     visible = explanation_visible(viewer=viewer, gun=evaluation.gun)
-    identities = evaluation_context().identities
-    signer_teams = _signer_teams(evaluation.gun)
+    if not next_steps.failing(evaluation):
+        return (evaluation, False, ()) if visible else (redact(evaluation), True, ())
+    if identities is None:
+        identities = evaluation_context().identities
+    signer_teams = repository_signer_teams(evaluation.gun)
     gone: tuple[NotCounted, ...] = ()
-    if (
-        next_steps.failing(evaluation)
-        and evaluation.tag is not None
-        and evaluation.missing in (None, UNKNOWN_TAG)
-    ):
+    if evaluation.tag is not None and evaluation.missing in (None, UNKNOWN_TAG):
         remembered = _remembered(evaluation.gun, evaluation.tag)
         if remembered:
             try:

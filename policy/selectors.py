@@ -3,12 +3,18 @@
 import datetime as dt
 import json
 from collections import Counter
+from dataclasses import dataclass
+from functools import cache, lru_cache
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum, Value
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import Col
 from django.db.models.functions import Coalesce
 
-from accounts.models import User
+from accounts.models import Membership, User
 from audit.models import AuditEntry
 from audit.selectors import FieldChange, audit_changes, audit_entries
 from policy.evaluation import Evaluation, InvalidReference, parse_image_reference
@@ -16,13 +22,79 @@ from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion, 
 from policy.preview import ADMISSION, SIGNED_TAG, Subject
 from policy.redaction import redact
 from policy.rules import Policy, policy_from_document, readable, ucp_settings
-from trust.selectors import repository_list, signed_tags_managed
+from trust.models import Repository
+from trust.selectors import signed_tags_managed
+
+POLICY_PK = 1
 
 
 def policy_get() -> ContentTrustPolicy:
-    """The one policy row; it exists from the first read on, disabled."""
-    policy, _ = ContentTrustPolicy.objects.select_related("updated_by").get_or_create(pk=1)
-    return policy
+    """The one policy row, with who changed it last (their username; the rest of the user
+    is deferred); it exists from the first read on, disabled.
+
+    Every read of the policy comes through here, so it is one SELECT written out: built by
+    the ORM it took five times as long. Its row becomes models as the ORM's would, each
+    column through the backend's converters.
+    """
+    read = _policy_read()
+    with connection.cursor() as cursor:
+        cursor.execute(read.sql, [POLICY_PK])
+        row = cursor.fetchone()
+    if row is None:
+        policy, _ = ContentTrustPolicy.objects.select_related("updated_by").get_or_create(
+            pk=POLICY_PK
+        )
+        return policy
+    return read.policy_from(row)
+
+
+# Of the user who changed the policy last: what its readers show.
+_UPDATED_BY_FIELDS = ("id", "username")
+
+
+@dataclass(frozen=True)
+class _PolicyRead:
+    sql: str
+    converters: list[tuple[Col, list]]  # per column, the ORM's converters for it
+
+    def policy_from(self, row: tuple) -> ContentTrustPolicy:
+        values = []
+        for value, (column, converters) in zip(row, self.converters, strict=True):
+            for convert in converters:
+                value = convert(value, column, connection)
+            values.append(value)
+        fields = ContentTrustPolicy._meta.concrete_fields
+        policy = ContentTrustPolicy.from_db(
+            connection.alias, [field.attname for field in fields], values[: len(fields)]
+        )
+        user = values[len(fields) :]
+        policy.updated_by = (
+            None if user[0] is None else User.from_db(connection.alias, _UPDATED_BY_FIELDS, user)
+        )
+        return policy
+
+
+@cache
+def _policy_read() -> _PolicyRead:
+    """The statement and its columns' converters, made once per process."""
+    q = connection.ops.quote_name
+    policy, user = ContentTrustPolicy._meta, User._meta
+    columns = [field.get_col("p") for field in policy.concrete_fields]
+    columns += [
+        field.get_col("u") for field in user.concrete_fields if field.name in _UPDATED_BY_FIELDS
+    ]
+    selected = ", ".join(f"{column.alias}.{q(column.target.column)}" for column in columns)
+    # Only our own table and column names are formatted in; every value is bound.
+    sql = (
+        f"SELECT {selected} FROM {q(policy.db_table)} p "  # noqa: S608
+        f"LEFT JOIN {q(user.db_table)} u ON u.{q('id')} = p.{q('updated_by_id')} "
+        f"WHERE p.{q('id')} = %s"
+    )
+    converters = [
+        (column, connection.ops.get_db_converters(column) + column.get_db_converters(connection))
+        for column in columns
+    ]
+    return _PolicyRead(sql, converters)
 
 
 def policy_of(row: ContentTrustPolicy) -> Policy:
@@ -32,9 +104,18 @@ def policy_of(row: ContentTrustPolicy) -> Policy:
 
 def policy_stored(document: object) -> Policy:
     """A document Gatehouse wrote (the policy's, a version's), read again: never refused
-    for a pattern an earlier grammar took (``policy_from_document``'s ``stored``)."""
+    for a pattern an earlier grammar took (``policy_from_document``'s ``stored``).
+
+    Reading a document takes ten times as long as writing it out as JSON, and every read
+    of the policy reads one, so each is read once per process, found again by its JSON (a
+    ``Policy`` never changes)."""
+    return _policy_from_json(json.dumps(document), settings.GATEHOUSE_TRUST_ON_FIRST_USE)
+
+
+@lru_cache(maxsize=64)
+def _policy_from_json(text: str, trust_on_first_use: bool) -> Policy:
     return policy_from_document(
-        document, trust_on_first_use=settings.GATEHOUSE_TRUST_ON_FIRST_USE, stored=True
+        json.loads(text), trust_on_first_use=trust_on_first_use, stored=True
     )
 
 
@@ -48,8 +129,25 @@ def policy_settings(row: ContentTrustPolicy) -> dict:
     return ucp_settings(policy_of(row))
 
 
+# The annotation of ``policy_versions``: the policy of the version before (None for the first).
+PREVIOUS_POLICY = "previous_policy"
+
+
 def policy_versions() -> QuerySet[PolicyVersion]:
-    return PolicyVersion.objects.select_related("actor")
+    """Newest first, each with who made it and, in the same query, the policy of the
+    version before it, which ``policy_version_diff`` compares it with."""
+    previous = PolicyVersion.objects.filter(number=OuterRef("number") - 1).values("policy")
+    return PolicyVersion.objects.select_related("actor").annotate(
+        **{PREVIOUS_POLICY: Subquery(previous)}
+    )
+
+
+def policy_version_list() -> QuerySet[PolicyVersion]:
+    """The versions as their list shows them: who made each (the username alone), when,
+    and which fields changed; not the policies, the largest columns by far."""
+    return PolicyVersion.objects.select_related("actor").only(
+        "number", "created_at", "changed", "actor__username"
+    )
 
 
 def policy_version(number: int) -> PolicyVersion | None:
@@ -57,10 +155,11 @@ def policy_version(number: int) -> PolicyVersion | None:
 
 
 def policy_version_diff(version: PolicyVersion) -> list[FieldChange]:
-    """What ``version`` changed, field by field in words (``rules.readable``), against the
-    version before it; version 1 against the policy every installation starts with."""
-    previous = policy_version(version.number - 1)
-    before = previous.policy if previous else {"enabled": False, **default_document()}
+    """What ``version`` (of ``policy_versions``) changed, field by field in words
+    (``rules.readable``), against the version before it; version 1 against the policy
+    every installation starts with."""
+    previous = getattr(version, PREVIOUS_POLICY)
+    before = previous if previous is not None else {"enabled": False, **default_document()}
     return audit_changes(readable(policy_stored(before)), readable(policy_stored(version.policy)))
 
 
@@ -127,8 +226,47 @@ def admission_decisions_latest(limit: int = 20) -> QuerySet[AdmissionDecision]:
 
 def admission_decisions() -> QuerySet[AdmissionDecision]:
     """The admission decision log, newest first. Admins' alone (the API and the console
-    check): it names namespaces, workloads and why they failed."""
-    return AdmissionDecision.objects.order_by("-created_at", "-id")
+    check): it names namespaces, workloads and why they failed. Without the images each
+    decision kept for the preview (``preview_subjects`` reads them): no log shows them."""
+    return AdmissionDecision.objects.order_by("-created_at", "-id").defer("images")
+
+
+REVIEW_ADMISSION = ("policy", "review_admission")  # app label, codename
+
+
+def may_review_admission(user: User) -> bool:
+    """``user.has_perm("policy.review_admission")`` as Django's ``ModelBackend`` answers
+    it (inactive: no; admins, Gatehouse's superusers: yes; else a permission of the user's
+    own or of one of their groups), in one statement instead of Django's two: every
+    admission review asks. Nothing is kept between calls, so a permission taken away
+    refuses the very next review."""
+    if not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(_review_permission_sql(), [*REVIEW_ADMISSION, user.pk, user.pk])
+        row = cursor.fetchone()
+    return bool(row[0])
+
+
+@cache
+def _review_permission_sql() -> str:
+    """The statement, made once per process from the tables' names."""
+    q = connection.ops.quote_name
+    own = User.user_permissions.through._meta.db_table
+    member = User.groups.through._meta.db_table
+    granted = Group.permissions.through._meta.db_table
+    # Only our own table and column names are formatted in; every value is bound.
+    return (
+        "SELECT EXISTS (SELECT 1 "  # noqa: S608
+        f"FROM {q(Permission._meta.db_table)} p "
+        f"JOIN {q(ContentType._meta.db_table)} c ON c.id = p.content_type_id "
+        "WHERE c.app_label = %s AND p.codename = %s AND ("
+        f"EXISTS (SELECT 1 FROM {q(own)} o WHERE o.permission_id = p.id AND o.user_id = %s) "
+        f"OR EXISTS (SELECT 1 FROM {q(granted)} g JOIN {q(member)} m ON m.group_id = g.group_id "
+        "WHERE g.permission_id = p.id AND m.user_id = %s)))"
+    )
 
 
 # The audit actions of a denial: admission's, and a check's (``services.image_evaluate``).
@@ -163,8 +301,21 @@ def images_checked(*, viewer: User) -> bool:
 def explanation_visible(*, viewer: User, gun: str) -> bool:
     """Whether ``viewer`` may learn who signs ``gun``: admins, and whoever may see its
     repository (``trust.selectors.repository_list``: the members of its signer teams). A
-    GUN Gatehouse does not manage is nobody's but the admins'."""
-    return viewer.is_admin or repository_list(viewer=viewer).filter(gun=gun).exists()
+    GUN Gatehouse does not manage is nobody's but the admins'. Every evaluation by a
+    non-admin asks, so it is one plain ``EXISTS`` over the viewer's memberships."""
+    return (
+        viewer.is_admin
+        or Membership.objects.filter(user=viewer, team__repositories__gun=gun).exists()
+    )
+
+
+def repository_signer_teams(gun: str) -> tuple[str, ...] | None:
+    """The names of the signer teams of the repository Gatehouse manages under ``gun``,
+    sorted; None if it manages none. One query: the repository's teams, joined."""
+    names = list(Repository.objects.filter(gun=gun).values_list("signer_teams__name", flat=True))
+    if not names:
+        return None
+    return tuple(sorted(name for name in names if name is not None))
 
 
 def evaluation_for(*, viewer: User, evaluation: Evaluation) -> tuple[Evaluation, bool]:

@@ -245,10 +245,16 @@ def image_evaluate(*, image: str, namespace: str | None = None) -> Evaluation:
     them, and one caller's distinct denials beyond ``GATEHOUSE_AUDIT_FOLD_DISTINCT`` in that
     window fold into one more.
     """
+    return image_evaluation(image=image, namespace=namespace)[0]
+
+
+def image_evaluation(*, image: str, namespace: str | None = None) -> tuple[Evaluation, Identities]:
+    """``image_evaluate``, and the identities it judged by, so that its explanation
+    (``explanations.evaluation_explained``) need not check the generation again."""
     started = time.perf_counter()
     context = evaluation_context()
     try:
-        evaluation = image_evaluate_under(
+        evaluation, identities = _evaluated_under(
             image=image, policy=context.policy, identities=context.identities, namespace=namespace
         )
     except NotaryUnavailable:
@@ -269,7 +275,7 @@ def image_evaluate(*, image: str, namespace: str | None = None) -> Evaluation:
                 "reasons": list(evaluation.reasons),
             },
         )
-    return evaluation
+    return evaluation, identities
 
 
 def image_evaluate_under(
@@ -277,12 +283,23 @@ def image_evaluate_under(
 ) -> Evaluation:
     """``image_evaluate`` with the policy and identities the caller has read already, so
     admission reads them once per review, not once per image."""
+    evaluation, _ = _evaluated_under(
+        image=image, policy=policy, identities=identities, namespace=namespace
+    )
+    return evaluation
+
+
+def _evaluated_under(
+    *, image: str, policy: Policy, identities: Identities, namespace: str | None
+) -> tuple[Evaluation, Identities]:
+    """The evaluation, and the identities it used: read again when its trust data read
+    found a replay, so the replay counts at once."""
     try:
         reference = parse_image_reference(image)
     except InvalidReference as error:
         raise ValidationError({"image": [str(error)]}) from error
     if not needs_trust_data(policy, reference.gun, namespace):
-        return evaluate(reference, policy, None, identities, namespace=namespace)
+        return evaluate(reference, policy, None, identities, namespace=namespace), identities
     trust, trust_error = None, None
     replays = replays_found()
     try:
@@ -297,9 +314,10 @@ def image_evaluate_under(
         raise NotaryUnavailable(f"Notary refused Gatehouse's read: {error}") from error
     if replays_found() != replays:  # this read found a replay: count it at once
         identities = evaluation_context().identities
-    return evaluate(
+    evaluation = evaluate(
         reference, policy, trust, identities, namespace=namespace, trust_error=trust_error
     )
+    return evaluation, identities
 
 
 # --- Kubernetes admission ----------------------------------------------------------------

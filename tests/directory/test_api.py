@@ -3,11 +3,13 @@
 (``tests/directory/fakes.py``) where a sync needs people, or the session's slapd."""
 
 import datetime as dt
+import json
 
 import pytest
 from django.utils import timezone
 
 from accounts.models import Membership
+from directory.api import ChangeSerializer, ChangesField
 from directory.models import GroupMapping, SyncRun
 from directory.services import group_mapping_create
 from gatehouse import health
@@ -56,6 +58,43 @@ def test_the_status_without_a_directory(as_admin):
         "last_run": None,
         "last_applied": None,
     }
+
+
+def test_the_status_shows_the_latest_run_and_the_latest_applied_one(
+    as_admin, admin, django_assert_max_num_queries
+):
+    now = timezone.now()
+
+    def run(minutes_ago: int, outcome: str, actor=None) -> int:
+        started = now - dt.timedelta(minutes=minutes_ago)
+        return SyncRun.objects.create(
+            source="ldap",
+            trigger="manual" if actor else "schedule",
+            actor=actor,
+            started_at=started,
+            finished_at=started,
+            outcome=outcome,
+            people=minutes_ago,
+            changes=[{"kind": "join", "username": "carol", "team": "ci", "detail": ""}],
+        ).pk
+
+    def status(statements: int) -> tuple[dict, dict]:
+        """The status, read in ``statements`` at most, and every run as the list shows it."""
+        listed = as_admin.get("/api/v1/directory/runs/").json()["results"]
+        with django_assert_max_num_queries(statements):
+            body = as_admin.get("/api/v1/directory/").json()
+        return body, {row["id"]: row for row in listed}
+
+    applied = run(3, "applied", admin)
+    run(1, "dry_run", admin)
+    body, listed = status(2)  # the token, the latest run: it is the latest applied one too
+    assert body["last_run"] == body["last_applied"] == listed[applied]
+    assert body["last_run"]["actor"] == "root"
+
+    unreachable = run(2, "unreachable")
+    body, listed = status(3)
+    assert body["last_run"] == listed[unreachable]
+    assert body["last_applied"] == listed[applied]
 
 
 def test_the_status_says_ldap_is_unreachable_and_shows_no_secret(as_admin, settings):
@@ -250,6 +289,35 @@ def test_runs_are_listed_newest_first_and_paginated(as_admin):
     assert [run["people"] for run in page["results"]] == [0, 1]
     assert page["next"]
     assert as_admin.get(page["next"]).json()["results"][0]["people"] == 2
+
+
+def test_the_lists_statements_do_not_grow_with_their_rows(
+    as_admin, admin, django_assert_max_num_queries
+):
+    """Each list: the token, the count and the page, whatever the runs' actors and the
+    mappings' teams."""
+    now = timezone.now()
+    for number in range(4):
+        team = make_team(f"team-{number}", actor=admin)
+        group_mapping_create(actor=admin, source="ldap", group=f"cn=g{number},dc=x", team=team)
+        actor = make_user(f"admin-{number}", is_admin=True)
+        SyncRun.objects.create(
+            source="ldap", trigger="manual", actor=actor, started_at=now, finished_at=now,
+            outcome="applied",
+        )  # fmt: skip
+        for path in ("/api/v1/directory/runs/", "/api/v1/directory/mappings/"):
+            with django_assert_max_num_queries(3):
+                assert as_admin.get(path).json()["count"] == number + 1
+
+
+def test_a_runs_changes_read_as_the_change_serializer_gives_them():
+    changes = [
+        {"kind": "join", "username": "carol", "team": "ci", "detail": ""},
+        {"detail": "disabled in the directory", "username": "dave", "kind": "deactivate"},
+        {"kind": "profile", "username": None, "team": 7, "detail": "email", "extra": "x"},
+    ]
+    given = ChangesField().to_representation(changes)
+    assert json.dumps(given) == json.dumps(ChangeSerializer(changes, many=True).data)  # in order
 
 
 def test_a_sync_without_a_directory_is_400(as_admin):

@@ -12,13 +12,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import ApiToken
 from policy import admission
 from policy.models import AdmissionDecision, PolicyVersion
-from policy.selectors import admission_decisions_latest, policy_get, policy_settings
+from policy.selectors import (
+    admission_decisions_latest,
+    may_review_admission,
+    policy_get,
+    policy_settings,
+)
 from policy.services import policy_update
 from tests.factories import make_team, make_user
 from trust.trust_data import forget
@@ -847,6 +853,80 @@ def test_no_token_is_a_401_and_a_user_without_the_permission_a_403(api, admin, a
     assert api(admin).post(VALIDATE, document, format="json").status_code == 200
 
 
+def test_a_permission_taken_away_refuses_the_very_next_review(api, alice):
+    permission = Permission.objects.get(codename="review_admission")
+    reviewers = Group.objects.create(name="reviewers")
+    client = api(alice)
+    document = load("pod.json")
+
+    def status() -> int:
+        return client.post(VALIDATE, document, format="json").status_code
+
+    alice.user_permissions.add(permission)
+    assert [status(), status()] == [200, 200]
+    alice.user_permissions.remove(permission)
+    assert status() == 403
+
+    reviewers.permissions.add(permission)
+    alice.groups.add(reviewers)
+    assert status() == 200
+    reviewers.permissions.remove(permission)  # the group keeps its member
+    assert status() == 403
+    assert AdmissionDecision.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("is_admin", "is_active", "own", "by_group", "other_permission"),
+    [
+        (False, True, False, False, False),
+        (False, True, True, False, False),
+        (False, True, False, True, False),
+        (False, True, False, False, True),  # another permission is not this one
+        (False, False, True, True, False),  # deactivated: nothing
+        (True, True, False, False, False),  # admins have every permission
+        (True, False, False, False, False),
+    ],
+)
+def test_the_review_permission_is_django_s(is_admin, is_active, own, by_group, other_permission):
+    user = make_user("bob", is_admin=is_admin)
+    permission = Permission.objects.get(codename="review_admission")
+    if own:
+        user.user_permissions.add(permission)
+    if by_group:
+        group = Group.objects.create(name="reviewers")
+        group.permissions.add(permission)
+        user.groups.add(group)
+    if other_permission:
+        user.user_permissions.add(Permission.objects.get(codename="add_user"))
+    user.is_active = is_active
+    user.save()
+    user = type(user).objects.get(pk=user.pk)  # no permission Django's backend cached
+
+    assert may_review_admission(user) is user.has_perm("policy.review_admission")
+
+
+def test_a_review_is_four_statements_whatever_its_images(review_client, django_assert_num_queries):
+    """Its token, the permission, the generation of the evaluations' inputs and the decision:
+    nothing is read again per image (the policy is off, so no trust data is read)."""
+    review_client(VALIDATE, load("pod.json"))  # reads the policy and identities once
+    for name in ("pod.json", "deployment.json"):
+        with django_assert_num_queries(4):
+            review_client(VALIDATE, load(name))
+
+
+def test_the_decision_log_reads_three_statements_whatever_its_length(
+    api, admin, review_client, django_assert_max_num_queries
+):
+    client = api(admin)
+    for count in (1, 2, 3):
+        review_client(MUTATE, load("deployment.json"))
+        with django_assert_max_num_queries(3):  # the token, the count, the page
+            page = client.get("/api/v1/admission/decisions/").json()
+        assert page["count"] == count
+    assert page["results"][0]["pinned"] == 0
+    assert "images" not in page["results"][0]
+
+
 def test_the_service_account_command_prints_one_working_long_lived_token(api):
     out, err = io.StringIO(), io.StringIO()
     call_command("admission_service_account", "k8s", "--days", "30", stdout=out, stderr=err)
@@ -951,6 +1031,22 @@ def test_the_webhook_configuration_is_ready_to_apply(api, admin, settings, tmp_p
     assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in webhook["rules"])
     assert all(rule["scope"] == "Namespaced" for rule in webhook["rules"])
     assert ("reinvocationPolicy" in webhook) == (mode == "mutate")
+
+
+def test_a_changed_ca_file_shows_in_the_next_configuration(api, admin, settings, tmp_path):
+    """The YAML is kept per process for its arguments, the CA file's bytes among them."""
+    ca = tmp_path / "ca.pem"
+    settings.GATEHOUSE_TLS_CA_FILE = str(ca)
+    client = api(admin)
+    query = {"mode": "validate", "url": "https://gatehouse.example.com"}
+
+    def ca_bundle() -> str:
+        (webhook,) = yaml.safe_load(client.get(CONFIGURATION, query).content)["webhooks"]
+        return webhook["clientConfig"]["caBundle"]
+
+    for pem in (b"first\n", b"second\n", b"first\n"):
+        ca.write_bytes(pem)
+        assert [ca_bundle(), ca_bundle()] == [base64.b64encode(pem).decode()] * 2
 
 
 def test_the_configuration_registers_every_kind_admission_reads_a_pod_spec_of():

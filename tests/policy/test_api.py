@@ -4,9 +4,13 @@ import socket
 
 import pytest
 
+from accounts.services import team_member_add
+from policy.explanations import evaluation_explained
 from policy.models import PolicyVersion
 from policy.selectors import policy_get
 from tests.factories import make_team
+from tests.policy.test_next_steps import GUN, A, check, identities, trust
+from trust.models import Repository
 from trust.services.repositories import repository_create
 from trust.trust_data import forget
 
@@ -110,6 +114,54 @@ def test_evaluation_without_notary_when_disabled_or_exempt(api, admin, alice, te
     assert exempt["decision"] == "allowed"
     assert any("registry.example.com/public/*" in reason for reason in exempt["reasons"])
     assert (exempt["rule"]["name"], exempt["mode"]) == ("exempt-repositories", "off")
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_evaluation_reads_its_token_and_one_generation(
+    api, admin, alice, teams, method, django_assert_max_num_queries
+):
+    """An image that passes has nothing to explain: beside the evaluation's own generation
+    check, only who may see its signers is read (nothing at all for an admin)."""
+    for viewer, statements in ((admin, 2), (alice, 3)):
+        ask = getattr(api(viewer), method)
+        data = {"image": "nginx"}
+        first = ask("/api/v1/policy/evaluate/", data, format="json")  # inputs read once
+        assert first.status_code == 200
+        with django_assert_max_num_queries(statements):
+            again = ask("/api/v1/policy/evaluate/", data, format="json")
+        assert again.json() == first.json()
+        assert again.json()["decision"] == "not_enforced"
+
+
+def test_an_explanation_reads_its_repositorys_signer_teams_and_viewers_afresh(
+    admin, alice, django_assert_num_queries
+):
+    ci, ops = make_team("ci", actor=admin), make_team("ops", actor=admin)
+    repository = Repository.objects.create(gun=GUN)
+    repository.signer_teams.set([ci])
+    in_ops = identities(teams={"ops"})
+    signed = trust(targets_releases={"1.0": A}, targets_jenkins={"1.0": A})
+    failing = check("1.0", signed, in_ops)
+
+    def explained(viewer):
+        return evaluation_explained(viewer=viewer, evaluation=failing, identities=in_ops)
+
+    _, redacted, (step,) = explained(alice)
+    assert redacted
+    assert "jenkins" not in step.why
+    _, redacted, (step,) = explained(admin)
+    assert not redacted
+    assert "jenkins is no longer in ci" in step.why
+
+    repository.signer_teams.set([ci, ops])  # jenkins signs for the repository again
+    team_member_add(actor=admin, team=ci, user=alice)
+    _, redacted, (step,) = explained(alice)
+    assert not redacted
+    assert "no longer" not in step.why
+
+    passing = check("1.0", signed, identities())
+    with django_assert_num_queries(0):
+        assert evaluation_explained(viewer=admin, evaluation=passing) == (passing, False, ())
 
 
 @pytest.mark.parametrize("image", ["", "Not A Valid::ref", "app@sha256:abc", "http://x/y", " "])

@@ -314,3 +314,40 @@ def test_a_pattern_an_older_grammar_took_is_read_matches_nothing_and_is_refused_
     saved = client.put(URL, read.json(), format="json", HTTP_IF_MATCH=read["ETag"])
     assert saved.status_code == 400
     assert "must be lowercase" in " ".join(saved.json()["rules[0].images[0]"])
+
+
+def test_reads_of_the_versions_do_not_grow_with_them(
+    api, admin, alice, teams, django_assert_max_num_queries
+):
+    """The list: the token, the count, the page (without the policies); one version: the
+    token, and the version with the policy before it (for its diff)."""
+    client = api(alice)
+    for count in (1, 2):
+        put(api(admin), with_count(count), version=count - 1)
+        with django_assert_max_num_queries(3):
+            assert client.get(f"{URL}versions/").json()["count"] == count
+    put(api(admin), with_count(3), version=2)
+    with django_assert_max_num_queries(2):
+        third = client.get(f"{URL}versions/3/").json()
+    assert third["diff"] == [
+        {"field": "rules.prod.require", "before": "2 of ci", "after": "3 of ci"}
+    ]
+
+
+def test_the_policy_read_is_the_rows_at_the_very_next_request(api, admin, alice, teams):
+    """A document is read once per process, found again by its JSON: a change made any way
+    at all, even straight to the row without a new version, shows at the next read."""
+    client = api(alice)
+    put(api(admin), DOCUMENT, version=0)
+    before = client.get(URL).json()
+    assert client.get(URL).json() == before
+
+    row = policy_get()
+    row.document = {**row.document, "rules": with_count(2)["rules"]}
+    row.enabled = False
+    row.save()
+
+    after = client.get(URL).json()
+    assert (after["enabled"], after["version"]) == (False, 1)
+    assert after["rules"] == with_count(2)["rules"] != before["rules"]
+    assert client.get("/api/v1/policy/content-trust/").json()["enabled"] is False
