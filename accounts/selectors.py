@@ -8,16 +8,17 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.expressions import Col
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import ApiToken, LoginFailure, Membership, Team, User
 from accounts.services import api_token_digest, login_account_key
+from gatehouse.rows import RowReader
 
 
 def users_matching(users: QuerySet[User], term: str) -> QuerySet[User]:
@@ -206,41 +207,25 @@ def api_token_lookup(*, raw_token: str) -> ApiToken | None:
 @dataclass(frozen=True)
 class _TokenLookup:
     sql: str
-    converters: list[tuple[Col, list]]  # per column, the ORM's converters for it
+    reader: RowReader
 
     def token_from(self, row: tuple) -> ApiToken:
-        values = []
-        for value, (column, converters) in zip(row, self.converters, strict=True):
-            for convert in converters:
-                value = convert(value, column, connection)
-            values.append(value)
-        split = len(ApiToken._meta.concrete_fields)
-        token = ApiToken.from_db(connection.alias, _attnames(ApiToken), values[:split])
-        token.user = User.from_db(connection.alias, _attnames(User), values[split:])
+        token, user = self.reader.models(row)  # both found: an inner join
+        token = cast(ApiToken, token)
+        token.user = cast(User, user)
         return token
-
-
-def _attnames(model: type[Model]) -> list[str]:
-    return [field.attname for field in model._meta.concrete_fields]
 
 
 @cache
 def _token_lookup() -> _TokenLookup:
-    """The statement and its columns' converters, made once per process."""
+    """The statement and its row's reader, made once per process."""
     q = connection.ops.quote_name
-    token, user = ApiToken._meta, User._meta
-    columns = [field.get_col("t") for field in token.concrete_fields]
-    columns += [field.get_col("u") for field in user.concrete_fields]
-    selected = ", ".join(f"{column.alias}.{q(column.target.column)}" for column in columns)
+    reader = RowReader.of((ApiToken, "t", None), (User, "u", None))
     # Only our own table and column names are formatted in; every value is bound.
     sql = (
-        f"SELECT {selected} FROM {q(token.db_table)} t "  # noqa: S608
-        f"JOIN {q(user.db_table)} u ON u.{q('id')} = t.{q('user_id')} "
+        f"SELECT {reader.columns} FROM {q(ApiToken._meta.db_table)} t "  # noqa: S608
+        f"JOIN {q(User._meta.db_table)} u ON u.{q('id')} = t.{q('user_id')} "
         f"WHERE t.{q('digest')} = %s AND t.{q('revoked_at')} IS NULL "
         f"AND t.{q('expires_at')} > %s AND u.{q('is_active')} = %s"
     )
-    converters = [
-        (column, connection.ops.get_db_converters(column) + column.get_db_converters(connection))
-        for column in columns
-    ]
-    return _TokenLookup(sql=sql, converters=converters)
+    return _TokenLookup(sql=sql, reader=reader)

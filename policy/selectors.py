@@ -5,18 +5,19 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.expressions import Col
 from django.db.models.functions import Coalesce
 
 from accounts.models import Membership, User
 from audit.models import AuditEntry
 from audit.selectors import FieldChange, audit_changes, audit_entries
+from gatehouse.rows import RowReader
 from policy.evaluation import Evaluation, InvalidReference, parse_image_reference
 from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion, default_document
 from policy.preview import ADMISSION, SIGNED_TAG, Subject
@@ -48,53 +49,31 @@ def policy_get() -> ContentTrustPolicy:
     return read.policy_from(row)
 
 
-# Of the user who changed the policy last: what its readers show.
-_UPDATED_BY_FIELDS = ("id", "username")
-
-
 @dataclass(frozen=True)
 class _PolicyRead:
     sql: str
-    converters: list[tuple[Col, list]]  # per column, the ORM's converters for it
+    reader: RowReader
 
     def policy_from(self, row: tuple) -> ContentTrustPolicy:
-        values = []
-        for value, (column, converters) in zip(row, self.converters, strict=True):
-            for convert in converters:
-                value = convert(value, column, connection)
-            values.append(value)
-        fields = ContentTrustPolicy._meta.concrete_fields
-        policy = ContentTrustPolicy.from_db(
-            connection.alias, [field.attname for field in fields], values[: len(fields)]
-        )
-        user = values[len(fields) :]
-        policy.updated_by = (
-            None if user[0] is None else User.from_db(connection.alias, _UPDATED_BY_FIELDS, user)
-        )
+        policy, updated_by = self.reader.models(row)
+        policy = cast(ContentTrustPolicy, policy)
+        policy.updated_by = cast(User | None, updated_by)
         return policy
 
 
 @cache
 def _policy_read() -> _PolicyRead:
-    """The statement and its columns' converters, made once per process."""
+    """The statement and its row's reader, made once per process. Of the user who changed
+    the policy last, only what its readers show."""
     q = connection.ops.quote_name
-    policy, user = ContentTrustPolicy._meta, User._meta
-    columns = [field.get_col("p") for field in policy.concrete_fields]
-    columns += [
-        field.get_col("u") for field in user.concrete_fields if field.name in _UPDATED_BY_FIELDS
-    ]
-    selected = ", ".join(f"{column.alias}.{q(column.target.column)}" for column in columns)
+    reader = RowReader.of((ContentTrustPolicy, "p", None), (User, "u", ("id", "username")))
     # Only our own table and column names are formatted in; every value is bound.
     sql = (
-        f"SELECT {selected} FROM {q(policy.db_table)} p "  # noqa: S608
-        f"LEFT JOIN {q(user.db_table)} u ON u.{q('id')} = p.{q('updated_by_id')} "
+        f"SELECT {reader.columns} FROM {q(ContentTrustPolicy._meta.db_table)} p "  # noqa: S608
+        f"LEFT JOIN {q(User._meta.db_table)} u ON u.{q('id')} = p.{q('updated_by_id')} "
         f"WHERE p.{q('id')} = %s"
     )
-    converters = [
-        (column, connection.ops.get_db_converters(column) + column.get_db_converters(connection))
-        for column in columns
-    ]
-    return _PolicyRead(sql, converters)
+    return _PolicyRead(sql, reader)
 
 
 def policy_of(row: ContentTrustPolicy) -> Policy:
