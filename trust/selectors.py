@@ -5,6 +5,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from cryptography import x509
 from django.conf import settings
@@ -28,9 +29,22 @@ from trust.notary.metadata import RELEASES
 
 def repository_list(*, viewer: User) -> QuerySet[Repository]:
     """Admins see every repository; others those their teams sign."""
-    repositories = Repository.objects.prefetch_related(
-        Prefetch("signer_teams", queryset=Team.objects.only("name"))
+    return _visible(
+        Repository.objects.prefetch_related(
+            Prefetch("signer_teams", queryset=Team.objects.only("name"))
+        ),
+        viewer,
     )
+
+
+def repositories_shown(*, viewer: User) -> QuerySet[Repository]:
+    """``repository_list`` for showing with ``repository_details``, which reads the signer
+    teams of them all at once, and without ``notary_state``, the largest column by far, of
+    which ``repository_details`` reads the little it needs."""
+    return _visible(Repository.objects.defer("notary_state"), viewer)
+
+
+def _visible(repositories: QuerySet[Repository], viewer: User) -> QuerySet[Repository]:
     if viewer.is_admin:
         return repositories
     return repositories.filter(signer_teams__memberships__user=viewer).distinct()
@@ -147,6 +161,7 @@ def signed_tags_managed() -> list[tuple[str, str, str, str]]:
 class RepositoryDetails:
     """What showing repositories takes beyond their rows, read once for all of them."""
 
+    signer_teams: dict[int, list[str]]  # repository id -> the names of its signer teams
     delegations: dict[int, list[dict]]  # repository id -> published delegations, described
     latest_jobs: dict[int, Job]  # repository id -> its newest job
     gatehouse_root_key_id: str | None
@@ -159,60 +174,127 @@ class RepositoryDetails:
 
 
 def repository_details(repositories: Sequence[Repository]) -> RepositoryDetails:
-    """Four queries for a page of any size: the keys named by the published delegations
-    (with owners), the custodian key, the newest jobs and the root key."""
-    key_ids = {k for r in repositories for entry in r.delegations for k in entry["key_ids"]}
-    known = {
-        key.tuf_key_id: key
-        for key in PublicKey.objects.filter(tuf_key_id__in=key_ids).select_related("user")
+    """Four queries for a page of any size: the signer teams, the custodian and root key
+    IDs, the keys named by the published delegations (with owners) and the newest jobs; a
+    fifth only for keys nobody here owns, whose IDs come from the published targets
+    (``notary_state``, the largest column, which a list may leave deferred).
+
+    Only the columns shown are read: not a key's certificate, nor a custody key's sealed
+    private key, nor anything of a key's owner but the username.
+    """
+    shown = [r.pk for r in repositories]
+    custodian_key_id, gatehouse_root_key_id = _custodian_and_root_key_ids()
+    key_ids = {k for r in repositories for k in _key_ids_of(r)}
+    named = _named_keys(key_ids, custodian_key_id)
+    unknown = key_ids - named.keys()
+    published_keys = _published_keys(
+        [r for r in repositories if unknown and not unknown.isdisjoint(_key_ids_of(r))]
+    )
+    return RepositoryDetails(
+        signer_teams=_signer_teams(shown),
+        delegations={r.pk: _described(r, named, published_keys.get(r.pk)) for r in repositories},
+        latest_jobs=_latest_jobs(shown),
+        gatehouse_root_key_id=gatehouse_root_key_id,
+    )
+
+
+def _key_ids_of(repository: Repository) -> set[str]:
+    return {k for entry in repository.delegations for k in entry["key_ids"]}
+
+
+def _custodian_and_root_key_ids() -> tuple[str | None, str | None]:
+    """The custodian key's ID and the current root key's, in one query (there is at most
+    one of each: ``custody_key_one_root_one_custodian``)."""
+    ids = dict(
+        CustodyKey.objects.filter(
+            Q(kind=CustodyKey.Kind.CUSTODIAN)
+            | Q(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
+        ).values_list("kind", "key_id")
+    )
+    return ids.get(CustodyKey.Kind.CUSTODIAN), ids.get(CustodyKey.Kind.ROOT)
+
+
+_CUSTODIAN_LABEL = "Gatehouse custodian (keeps remaining signers able to sign)"
+
+
+def _named_keys(key_ids: set[str], custodian_key_id: str | None) -> dict[str, dict]:
+    """Each of these keys that Gatehouse knows, as a delegation shows it: people's keys by
+    owner and label, and the custodian. One dict per key for the whole page, shared by
+    every repository that delegates to it (so not to be changed)."""
+    named: dict[str, dict[str, str | None]] = {
+        key.tuf_key_id: {"id": key.id, "username": key.user__username, "label": key.label}
+        for key in PublicKey.objects.filter(tuf_key_id__in=key_ids).values_list(
+            "tuf_key_id", "id", "user__username", "label", named=True
+        )
     }
-    custodian = CustodyKey.objects.filter(kind=CustodyKey.Kind.CUSTODIAN).first()
+    if custodian_key_id in key_ids:
+        named.setdefault(
+            custodian_key_id, {"id": custodian_key_id, "username": None, "label": _CUSTODIAN_LABEL}
+        )
+    return named
+
+
+def _published_keys(repositories: Sequence[Repository]) -> dict[int, Any]:
+    """The keys of each repository's published delegations (``targets.delegations.keys`` of
+    ``notary_state``): from the rows when they hold the column, else in one query that reads
+    only that part of it."""
+    published: dict[int, Any] = {}
+    deferred = []
+    for repository in repositories:
+        if "notary_state" in repository.get_deferred_fields():
+            deferred.append(repository.pk)
+        else:
+            state = repository.notary_state or {}
+            published[repository.pk] = ((state.get("targets") or {}).get("delegations") or {}).get(
+                "keys"
+            )
+    if deferred:
+        published.update(
+            Repository.objects.filter(pk__in=deferred).values_list(
+                "pk", "notary_state__targets__delegations__keys"
+            )
+        )
+    return published
+
+
+def _signer_teams(shown: list[int]) -> dict[int, list[str]]:
+    """Each repository's signer teams by name, in one query and no more: a prefetch also
+    builds a queryset for each repository, which cost more than the rows."""
+    teams: dict[int, list[str]] = {pk: [] for pk in shown}
+    for pk, name in (
+        Repository.signer_teams.through.objects.filter(repository__in=shown)
+        .order_by("team__name")
+        .values_list("repository", "team__name")
+    ):
+        teams[pk].append(name)
+    return teams
+
+
+def _latest_jobs(shown: list[int]) -> dict[int, Job]:
+    """Each repository's newest job, if it has one, in one query."""
     newest = (
         Job.objects.filter(repository=OuterRef("pk")).order_by("-created_at", "-id").values("pk")
     )
-    latest = Repository.objects.filter(pk__in=[r.pk for r in repositories]).annotate(
-        latest_job=Subquery(newest[:1])
-    )
+    latest = Repository.objects.filter(pk__in=shown).annotate(latest_job=Subquery(newest[:1]))
     jobs = Job.objects.select_related("caused_by").filter(pk__in=latest.values("latest_job"))
-    return RepositoryDetails(
-        delegations={
-            r.pk: _described(r, known, custodian.key_id if custodian else None)
-            for r in repositories
-        },
-        # Each the newest job of one of the repositories, so none is without one.
-        latest_jobs={job.repository_id: job for job in jobs if job.repository_id is not None},
-        gatehouse_root_key_id=root_key_id(),
-    )
+    # Each the newest job of one of the repositories, so none is without one.
+    return {job.repository_id: job for job in jobs if job.repository_id is not None}
 
 
-def _described(
-    repository: Repository, known: dict[str, PublicKey], custodian_key_id: str | None
-) -> list[dict]:
+def _described(repository: Repository, named: dict[str, dict], published_keys: Any) -> list[dict]:
     """Published delegations, each key by the ID ``notary key list`` shows, with its owner
     and label when known."""
-    published = ((repository.notary_state or {}).get("targets") or {}).get("delegations") or {}
-    published_keys = published.get("keys") or {}
-    described = []
-    for entry in repository.delegations:
-        keys: list[dict[str, str | None]] = []
-        for key_id in entry["key_ids"]:
-            key = known.get(key_id)
-            if key is not None:
-                keys.append({"id": key.id, "username": key.user.username, "label": key.label})
-            elif key_id == custodian_key_id:
-                keys.append(
-                    {
-                        "id": key_id,
-                        "username": None,
-                        "label": "Gatehouse custodian (keeps remaining signers able to sign)",
-                    }
-                )
-            else:
-                keys.append(
-                    {"id": _shown_id(key_id, published_keys), "username": None, "label": ""}
-                )
-        described.append({"role": entry["role"], "keys": keys})
-    return described
+    return [
+        {
+            "role": entry["role"],
+            "keys": [
+                named.get(key_id)
+                or {"id": _shown_id(key_id, published_keys or {}), "username": None, "label": ""}
+                for key_id in entry["key_ids"]
+            ],
+        }
+        for entry in repository.delegations
+    ]
 
 
 def _shown_id(key_id: str, published_keys: dict) -> str:
@@ -227,14 +309,29 @@ def _shown_id(key_id: str, published_keys: dict) -> str:
 
 
 def root_key_id() -> str | None:
-    key = CustodyKey.objects.filter(
-        kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT
-    ).first()
-    return key.key_id if key else None
+    return (
+        CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
+        .values_list("key_id", flat=True)
+        .first()
+    )
 
 
 def root_key_exported() -> bool:
     return RootKeyExport.objects.exists()
+
+
+def root_key_status() -> tuple[str | None, bool]:
+    """The current root key's ID (``None`` until it is made) and whether it was ever
+    exported: one query once the key exists."""
+    row = (
+        CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
+        .annotate(exported=Exists(RootKeyExport.objects.all()))
+        .values_list("key_id", "exported")
+        .first()
+    )
+    if row is None:
+        return None, root_key_exported()
+    return row[0], row[1]
 
 
 def root_key_awaits_export() -> bool:

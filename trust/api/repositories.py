@@ -4,6 +4,7 @@ Long work answers 202 with a link to its job, as Pulp does.
 """
 
 from collections.abc import Iterable
+from functools import cached_property
 from typing import cast
 
 import django_filters
@@ -21,10 +22,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import Team, User
+from accounts.models import User
 from accounts.typing import AuthenticatedRequest
 from gatehouse.api import IsAdmin
 from trust import selectors
+from trust.api import fields
 from trust.models import Job, JobEvent, Repository
 from trust.services import repositories, sync_requests
 
@@ -38,10 +40,10 @@ def job_link(request: Request, job: Job) -> dict:
     return {"id": job.pk, "url": request.build_absolute_uri(reverse("job-detail", args=[job.pk]))}
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(fields.ModelSerializer):
     repository = serializers.PrimaryKeyRelatedField[Repository](read_only=True)
     caused_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
-    url = serializers.HyperlinkedIdentityField(view_name="job-detail")
+    url = fields.IdentityLinkField(view_name="job-detail")
 
     class Meta:
         model = Job
@@ -64,7 +66,7 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class JobEventSerializer(serializers.ModelSerializer):
+class JobEventSerializer(fields.ModelSerializer):
     class Meta:
         model = JobEvent
         fields = ["status", "at", "attempt", "detail"]
@@ -93,8 +95,8 @@ class DelegationSerializer(serializers.Serializer):
     keys = DelegationKeySerializer(many=True)
 
 
-class RepositorySerializer(serializers.ModelSerializer):
-    signer_teams = serializers.SlugRelatedField[Team](slug_field="name", many=True, read_only=True)
+class RepositorySerializer(fields.ModelSerializer):
+    signer_teams = serializers.SerializerMethodField()
     delegations = serializers.SerializerMethodField()
     root_key_id = serializers.SerializerMethodField()
     latest_job = serializers.SerializerMethodField()
@@ -131,6 +133,10 @@ class RepositorySerializer(serializers.ModelSerializer):
             self.context["repository_details"] = details
         return details
 
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_signer_teams(self, repository: Repository) -> list[str]:
+        return self._details(repository).signer_teams[repository.pk]
+
     @extend_schema_field(DelegationSerializer(many=True))
     def get_delegations(self, repository: Repository) -> list[dict]:
         return self._details(repository).delegations[repository.pk]
@@ -138,10 +144,16 @@ class RepositorySerializer(serializers.ModelSerializer):
     def get_root_key_id(self, repository: Repository) -> str | None:
         return self._details(repository).root_key_id(repository)
 
+    @cached_property
+    def _job_serializer(self) -> JobSerializer:
+        """One for every repository shown: a serializer builds its fields anew for each
+        instance, which cost more than the rows."""
+        return JobSerializer(context=self.context)
+
     @extend_schema_field(JobSerializer(allow_null=True))
     def get_latest_job(self, repository: Repository) -> dict | None:
         job = self._details(repository).latest_jobs.get(repository.pk)
-        return JobSerializer(job, context=self.context).data if job else None
+        return self._job_serializer.to_representation(job) if job else None
 
 
 class RepositoryCreateSerializer(serializers.Serializer):
@@ -199,6 +211,8 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     filterset_class = RepositoryFilter
 
     def get_queryset(self) -> QuerySet[Repository]:
+        if self.action in {"list", "retrieve"}:
+            return selectors.repositories_shown(viewer=self.request.user)
         return selectors.repository_list(viewer=self.request.user)
 
     def get_permissions(self) -> list:

@@ -18,6 +18,7 @@ from accounts.models import User
 from accounts.typing import AuthenticatedRequest
 from gatehouse.api import Conflict, IsAdmin
 from trust import custody, pins, selectors
+from trust.api import fields
 from trust.models import RootKeyPin
 from trust.services import root_key
 
@@ -58,12 +59,12 @@ class TrustRootView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        key_id = selectors.root_key_id()
+        key_id, exported = selectors.root_key_status()
         return Response(
             {
                 "root_key_id": key_id,
                 "message": None if key_id else custody.ROOT_KEY_MISSING,
-                "exported": selectors.root_key_exported(),
+                "exported": exported,
                 "daemon_json": pins.trust_pinning_snippet(),
             }
         )
@@ -94,7 +95,7 @@ class TrustRootExportView(APIView):
         return response
 
 
-class RootKeyPinSerializer(serializers.ModelSerializer):
+class RootKeyPinSerializer(fields.ModelSerializer):
     key_ids = serializers.ListField(child=serializers.CharField())
     created_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
 
