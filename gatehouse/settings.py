@@ -137,6 +137,12 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend, with a health check that sends nothing (gatehouse/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "gatehouse.postgresql"
+    # Values travel as parameters, not quoted into the SQL text, and a statement run five
+    # times on a connection is prepared there: no parsing and planning it again. Off for a
+    # pooler that cannot keep prepared statements (PgBouncer's transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
+    if env_bool("GATEHOUSE_DB_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}

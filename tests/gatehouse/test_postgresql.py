@@ -1,7 +1,12 @@
-"""The per-request health check of a kept PostgreSQL connection: nothing is sent while the
-connection is healthy, and one the server has ended is replaced before a query fails on it."""
+"""Gatehouse's PostgreSQL connections: the per-request health check sends nothing while the
+connection is healthy and replaces one the server has ended before a query fails on it; a
+statement run again and again is prepared, unless turned off for a pooler."""
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import dj_database_url
 import psycopg
@@ -87,3 +92,39 @@ def test_a_connection_the_server_ended_is_replaced_before_the_next_query(
     assert kept_connection.connection is None
     new_pid = backend_pid(kept_connection)
     assert new_pid != pid
+
+
+COUNT_PREPARED = """
+from django.db import connection
+with connection.cursor() as cursor:
+    for _ in range(6):
+        cursor.execute("SELECT %s::int", [1])
+    cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+    print(cursor.fetchone()[0])
+"""
+
+
+def prepared_after_six_runs(server_url: str, tmp_path: Path, **env: str) -> int:
+    """How many statements a fresh process's connection holds prepared after running one
+    statement six times, under Gatehouse's settings and ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", COUNT_PREPARED],
+        cwd=Path(__file__).resolve().parents[2],
+        env={
+            **clean,
+            "DATABASE_URL": server_url,
+            "GATEHOUSE_DEBUG": "1",
+            "GATEHOUSE_VAR_DIR": str(tmp_path),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stdout.strip())
+
+
+def test_a_statement_run_again_and_again_is_prepared_unless_turned_off(server_url, tmp_path):
+    assert prepared_after_six_runs(server_url, tmp_path) == 1
+    assert prepared_after_six_runs(server_url, tmp_path, GATEHOUSE_DB_PREPARED_STATEMENTS="0") == 0
