@@ -23,12 +23,12 @@ from accounts.models import ApiToken, Team, User
 from accounts.typing import AuthenticatedRequest
 from audit.services import audit_record, login_failure_record
 from gatehouse.addresses import client_address
-from gatehouse.api import Conflict, IsAdmin
+from gatehouse.api import Conflict, DateTimeField, IsAdmin, ModelSerializer
 
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(read_only=True)
-    expires_at = serializers.DateTimeField(read_only=True)
+    expires_at = DateTimeField(read_only=True)
 
 
 class LoginSerializer(serializers.Serializer):
@@ -150,7 +150,7 @@ class RelatedNamesField(serializers.ListField):
         return [getattr(item, self.slug_field) for item in getattr(instance, relation).all()]
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ModelSerializer):
     teams = RelatedNamesField(model=Team, slug_field="name")
     # Blank when the user has none, so not ``format: email`` in the schema.
     email = serializers.CharField(read_only=True)
@@ -330,7 +330,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(UserSerializer(user).data)
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(ModelSerializer):
     members = RelatedNamesField(model=User, slug_field="username")
 
     class Meta:
@@ -344,7 +344,7 @@ class TeamUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=500, allow_blank=True, required=False)
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(ModelSerializer):
     class Meta:
         model = User
         fields = ["username", "full_name", "is_active"]

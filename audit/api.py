@@ -8,10 +8,10 @@ from rest_framework import mixins, serializers, viewsets
 
 from audit import selectors
 from audit.models import AuditEntry
-from gatehouse.api import IsAdmin
+from gatehouse.api import DateTimeField, IsAdmin, ModelSerializer
 
 
-class AuditEntrySerializer(serializers.ModelSerializer):
+class AuditEntrySerializer(ModelSerializer):
     actor_name = serializers.CharField(
         read_only=True,
         help_text="Who acted, by username, kept if the user is deleted; for `login.failed` "
@@ -23,7 +23,7 @@ class AuditEntrySerializer(serializers.ModelSerializer):
         help_text="How many identical events the entry stands for: 1, or more when repeats "
         "(of a denied evaluation) were folded into it.",
     )
-    last_occurred_at = serializers.DateTimeField(
+    last_occurred_at = DateTimeField(
         read_only=True, help_text="When the last of them happened (`created_at` for one)."
     )
 

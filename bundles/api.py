@@ -16,7 +16,7 @@ from accounts.typing import AuthenticatedRequest
 from bundles import selectors, services
 from bundles.certificates import SIGNATURE_MAX
 from bundles.models import PublicKey
-from gatehouse.api import Conflict
+from gatehouse.api import Conflict, DateTimeField, ModelSerializer
 
 LABEL_MAX = services.LABEL_MAX
 
@@ -27,7 +27,7 @@ class BundleRequestSerializer(serializers.Serializer):
     signing = serializers.BooleanField(required=False, default=False)
 
 
-class PublicKeySerializer(serializers.ModelSerializer):
+class PublicKeySerializer(ModelSerializer):
     signing_role = serializers.SerializerMethodField(
         help_text="The owner's own Notary role, targets/<name>, that a signing key signs in."
     )
@@ -86,7 +86,7 @@ class PublicKeyRegisterSerializer(serializers.Serializer):
 
 class ChallengeSerializer(serializers.Serializer):
     nonce = serializers.CharField()
-    expires_at = serializers.DateTimeField()
+    expires_at = DateTimeField()
 
 
 class BundleView(APIView):

@@ -18,7 +18,7 @@ from accounts.typing import AuthenticatedRequest
 from directory import selectors, services
 from directory.models import GroupMapping, Source, SyncRun
 from directory.views import ldap_check
-from gatehouse.api import IsAdmin
+from gatehouse.api import IsAdmin, ModelSerializer
 
 SOURCES = f"One of: {', '.join(Source.values)}."
 GROUP = "LDAP: the group's DN or name (cn); OpenID Connect: a value of the groups claim."
@@ -65,7 +65,7 @@ class ChangesField(serializers.Field):
         ]
 
 
-class SyncRunSerializer(serializers.ModelSerializer):
+class SyncRunSerializer(ModelSerializer):
     serializer_choice_field = PlainChoiceField  # for ``source``; the others are declared
     trigger = serializers.ChoiceField(choices=SyncRun.Trigger.choices, read_only=True)
     outcome = serializers.ChoiceField(choices=SyncRun.Outcome.choices, read_only=True)
@@ -162,7 +162,7 @@ class DirectoryStatusView(APIView):
         )
 
 
-class GroupMappingSerializer(serializers.ModelSerializer):
+class GroupMappingSerializer(ModelSerializer):
     serializer_choice_field = PlainChoiceField
     team = serializers.SlugRelatedField[Team](slug_field="name", read_only=True)
 
@@ -173,7 +173,7 @@ class GroupMappingSerializer(serializers.ModelSerializer):
         extra_kwargs = {"source": {"help_text": SOURCES}, "group": {"help_text": GROUP}}
 
 
-class GroupMappingCreateSerializer(serializers.ModelSerializer):
+class GroupMappingCreateSerializer(ModelSerializer):
     """Shape only: ``group_mapping_create`` checks the group, and refuses a mapping twice."""
 
     serializer_choice_field = PlainChoiceField

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.typing import AuthenticatedRequest
-from gatehouse.api import IsAdmin
+from gatehouse.api import DateTimeField, IsAdmin, ModelSerializer
 from policy import admission, evaluation, explanations, rules, selectors, services
 from policy.models import AdmissionDecision, ContentTrustPolicy, PolicyVersion
 from policy.redaction import explanation_json
@@ -61,7 +61,7 @@ class PolicyReadSerializer(PolicySerializer):
     exempt_namespaces = serializers.ListField(child=serializers.CharField())
     version = serializers.IntegerField()
     updated_by = serializers.CharField(allow_null=True)
-    updated_at = serializers.DateTimeField(allow_null=True)
+    updated_at = DateTimeField(allow_null=True)
 
 
 def policy_data(policy: ContentTrustPolicy) -> dict:
@@ -165,7 +165,7 @@ class PolicyWriteSerializer(PolicyDocumentSerializer):
 class PolicyDocumentReadSerializer(PolicyDocumentSerializer):
     version = serializers.IntegerField(help_text="Also the ETag.")
     updated_by = serializers.CharField(allow_null=True)
-    updated_at = serializers.DateTimeField(allow_null=True)
+    updated_at = DateTimeField(allow_null=True)
 
 
 class PolicyChangeSerializer(PolicyDocumentReadSerializer):
@@ -356,7 +356,7 @@ class PolicyPreviewView(APIView):
         return Response({**result.to_json(), "days": days})
 
 
-class PolicyVersionSerializer(serializers.ModelSerializer):
+class PolicyVersionSerializer(ModelSerializer):
     actor = serializers.SlugRelatedField[User](
         slug_field="username", read_only=True, help_text="null: Gatehouse itself."
     )
@@ -667,7 +667,7 @@ class AdmissionMutateView(_AdmissionView):
     mutate = True
 
 
-class AdmissionDecisionSerializer(serializers.ModelSerializer):
+class AdmissionDecisionSerializer(ModelSerializer):
     class Meta:
         model = AdmissionDecision
         fields = [

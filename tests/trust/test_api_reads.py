@@ -14,10 +14,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
+from gatehouse.api import DateTimeField, IdentityLinkField
 from tests.factories import make_team, make_user
 from tests.trust.helpers import signing_key_of
 from trust import custody, selectors
-from trust.api.fields import DateTimeField, IdentityLinkField
 from trust.models import Job, Repository, RootKeyExport
 from trust.notary.keys import (
     canonical_key_id,

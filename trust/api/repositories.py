@@ -24,9 +24,8 @@ from rest_framework.response import Response
 
 from accounts.models import User
 from accounts.typing import AuthenticatedRequest
-from gatehouse.api import IsAdmin
+from gatehouse.api import IdentityLinkField, IsAdmin, ModelSerializer
 from trust import selectors
-from trust.api import fields
 from trust.models import Job, JobEvent, Repository
 from trust.services import repositories, sync_requests
 
@@ -40,10 +39,10 @@ def job_link(request: Request, job: Job) -> dict:
     return {"id": job.pk, "url": request.build_absolute_uri(reverse("job-detail", args=[job.pk]))}
 
 
-class JobSerializer(fields.ModelSerializer):
+class JobSerializer(ModelSerializer):
     repository = serializers.PrimaryKeyRelatedField[Repository](read_only=True)
     caused_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
-    url = fields.IdentityLinkField(view_name="job-detail")
+    url = IdentityLinkField(view_name="job-detail")
 
     class Meta:
         model = Job
@@ -66,7 +65,7 @@ class JobSerializer(fields.ModelSerializer):
         read_only_fields = fields
 
 
-class JobEventSerializer(fields.ModelSerializer):
+class JobEventSerializer(ModelSerializer):
     class Meta:
         model = JobEvent
         fields = ["status", "at", "attempt", "detail"]
@@ -95,7 +94,7 @@ class DelegationSerializer(serializers.Serializer):
     keys = DelegationKeySerializer(many=True)
 
 
-class RepositorySerializer(fields.ModelSerializer):
+class RepositorySerializer(ModelSerializer):
     signer_teams = serializers.SerializerMethodField()
     delegations = serializers.SerializerMethodField()
     root_key_id = serializers.SerializerMethodField()

@@ -16,9 +16,8 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.typing import AuthenticatedRequest
-from gatehouse.api import Conflict, IsAdmin
+from gatehouse.api import Conflict, IsAdmin, ModelSerializer
 from trust import custody, pins, selectors
-from trust.api import fields
 from trust.models import RootKeyPin
 from trust.services import root_key
 
@@ -95,7 +94,7 @@ class TrustRootExportView(APIView):
         return response
 
 
-class RootKeyPinSerializer(fields.ModelSerializer):
+class RootKeyPinSerializer(ModelSerializer):
     key_ids = serializers.ListField(child=serializers.CharField())
     created_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
 
