@@ -60,6 +60,10 @@ class PublicKeySerializer(ModelSerializer):
         return role.role if role is not None else None
 
 
+# The key's own columns a read shows: all but the owner's role, annotated beside them.
+SHOWN_COLUMNS = [name for name in PublicKeySerializer.Meta.fields if name != "signing_role"]
+
+
 class PublicKeyUpdateSerializer(serializers.Serializer):
     # The stubs take a field named "label" for Field.label (djangorestframework-stubs#78).
     label = serializers.CharField(max_length=LABEL_MAX, required=False, allow_blank=True)  # type: ignore[assignment]
@@ -147,7 +151,7 @@ class PublicKeyViewSet(viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[PublicKey]:
         if self.action in {"list", "retrieve"}:
             return selectors.public_keys_shown(
-                viewer=self.request.user, username=self.kwargs["username"]
+                viewer=self.request.user, username=self.kwargs["username"], columns=SHOWN_COLUMNS
             )
         return selectors.public_key_list(viewer=self.request.user, owner=self.owner())
 

@@ -1,23 +1,12 @@
 """Reads of public keys, scoped to what the viewer may see: their own, or anyone's for admins."""
 
+from collections.abc import Sequence
+
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
 from bundles.models import PublicKey, SigningRole
-
-# What the API shows of a key: no owner, no TUF key ID, no validity start.
-SHOWN_COLUMNS = (
-    "id",
-    "label",
-    "is_signing_key",
-    "algorithm",
-    "certificate",
-    "source",
-    "created_at",
-    "expires_at",
-    "revoked_at",
-)
 
 
 def public_key_list(*, viewer: User, owner: User) -> QuerySet[PublicKey]:
@@ -26,15 +15,17 @@ def public_key_list(*, viewer: User, owner: User) -> QuerySet[PublicKey]:
     return PublicKey.objects.none()
 
 
-def public_keys_shown(*, viewer: User, username: str) -> QuerySet[PublicKey]:
+def public_keys_shown(
+    *, viewer: User, username: str, columns: Sequence[str]
+) -> QuerySet[PublicKey]:
     """The keys of the user named ``username`` that ``viewer`` may see (as
-    ``public_key_list``), as the API shows them: only the columns it shows, and the owner's
-    role name (``signing_role_name``) from the same statement. No owner is read: a list or a
-    key that is not there is all the same whether its owner is."""
+    ``public_key_list``), as the API shows them: only ``columns``, and the owner's role name
+    (``signing_role_name``) from the same statement. No owner is read: a list or a key that
+    is not there is all the same whether its owner is."""
     keys = PublicKey.objects.filter(user__username=username)
     if not viewer.is_admin:
         keys = keys.filter(user=viewer)
-    return keys.only(*SHOWN_COLUMNS).annotate(signing_role_name=F("user__signing_role__name"))
+    return keys.only(*columns).annotate(signing_role_name=F("user__signing_role__name"))
 
 
 def signing_role_of(user: User) -> SigningRole | None:
