@@ -1,6 +1,7 @@
 """Gatehouse's PostgreSQL connections: the per-request health check sends nothing while the
 connection is healthy and replaces one the server has ended before a query fails on it; a
-statement run again and again is prepared, unless turned off for a pooler."""
+statement run again and again is prepared, unless turned off for a pooler, and a prepared
+statement outlives another process changing the schema."""
 
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 import psycopg
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 
 from devtools.notary import LOCAL_POSTGRES_URL, postgres_answers
 from gatehouse.postgresql.base import DatabaseWrapper
@@ -27,10 +28,12 @@ def server_url() -> str:
 
 @pytest.fixture
 def kept_connection(server_url, django_db_blocker):
-    """A connection as a web request keeps it between requests (health checks on), to the
-    server itself rather than the test database, which a test transaction would hold."""
+    """A connection as a web request keeps it between requests (health checks on, statements
+    prepared as Gatehouse's settings have them), to the server itself rather than the test
+    database, which a test transaction would hold."""
     settings = dj_database_url.parse(server_url, conn_max_age=60, conn_health_checks=True)
     settings["ENGINE"] = "gatehouse.postgresql"
+    settings["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
     configured = connections.configure_settings({"default": settings})["default"]
     wrapper = DatabaseWrapper(configured, alias="health-check-test")
     with django_db_blocker.unblock():
@@ -128,3 +131,60 @@ def prepared_after_six_runs(server_url: str, tmp_path: Path, **env: str) -> int:
 def test_a_statement_run_again_and_again_is_prepared_unless_turned_off(server_url, tmp_path):
     assert prepared_after_six_runs(server_url, tmp_path) == 1
     assert prepared_after_six_runs(server_url, tmp_path, GATEHOUSE_DB_PREPARED_STATEMENTS="0") == 0
+
+
+@pytest.fixture
+def probe_table(server_url):
+    """A table another process will change the type of a column of, as a migration would."""
+    name = f"gatehouse_prepared_probe_{os.getpid()}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, label varchar(10))")
+        admin.execute(f"INSERT INTO {name} VALUES (1, 'first')")  # noqa: S608
+        try:
+            yield name
+        finally:
+            admin.execute(f"DROP TABLE {name}")
+
+
+def widen_label(server_url: str, table: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as migration:
+        migration.execute(f"ALTER TABLE {table} ALTER COLUMN label TYPE varchar(600)")
+
+
+def read_label(wrapper: DatabaseWrapper, table: str) -> str:
+    with wrapper.cursor() as cursor:
+        cursor.execute(f"SELECT label FROM {table} WHERE id = %s", [1])  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def test_a_prepared_statement_outlives_a_migration_made_elsewhere(
+    kept_connection, server_url, probe_table
+):
+    for _ in range(6):
+        read_label(kept_connection, probe_table)
+    widen_label(server_url, probe_table)
+
+    assert read_label(kept_connection, probe_table) == "first"
+
+    next_request(kept_connection)
+    assert kept_connection.connection is None  # replaced, with what it had prepared
+    for _ in range(6):
+        assert read_label(kept_connection, probe_table) == "first"
+
+
+def test_in_a_transaction_it_is_a_try_again_and_the_connection_is_replaced(
+    kept_connection, server_url, probe_table
+):
+    for _ in range(6):
+        read_label(kept_connection, probe_table)
+    widen_label(server_url, probe_table)
+
+    kept_connection.set_autocommit(False)
+    with pytest.raises(OperationalError, match="try again"):
+        read_label(kept_connection, probe_table)
+    kept_connection.rollback()
+    kept_connection.set_autocommit(True)
+
+    next_request(kept_connection)
+    assert kept_connection.connection is None
+    assert read_label(kept_connection, probe_table) == "first"
