@@ -48,7 +48,12 @@ _stale_plans: "weakref.WeakSet[psycopg.Connection]" = weakref.WeakSet()
 
 
 def is_stale_plan(error: psycopg.Error) -> bool:
-    return isinstance(error, psycopg.errors.FeatureNotSupported) and "cached plan" in str(error)
+    """PostgreSQL's refusal to run a prepared plan whose result type changed, told by where
+    it was raised rather than by its message, which the server may translate."""
+    return (
+        isinstance(error, psycopg.errors.FeatureNotSupported)
+        and error.diag.source_function == "RevalidateCachedQuery"
+    )
 
 
 # Django's server-binding cursor, which django-stubs do not declare.
@@ -69,7 +74,7 @@ class PreparingCursor(_ServerBindingCursor):
                 raise psycopg.OperationalError(
                     "A statement prepared before the schema changed; try again."
                 ) from error
-            return super().execute(query, params, prepare=False, **kwargs)
+            return super().execute(query, params, **{**kwargs, "prepare": False})
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
