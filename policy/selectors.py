@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from accounts.models import Membership, User
+from accounts.models import User
 from audit.models import AuditEntry
 from audit.selectors import FieldChange, audit_changes, audit_entries
 from gatehouse.rows import RowReader
@@ -24,7 +24,7 @@ from policy.preview import ADMISSION, SIGNED_TAG, Subject
 from policy.redaction import redact
 from policy.rules import Policy, policy_from_document, readable, ucp_settings
 from trust.models import Repository
-from trust.selectors import signed_tags_managed
+from trust.selectors import repository_visible, signed_tags_managed
 
 POLICY_PK = 1
 
@@ -281,11 +281,8 @@ def explanation_visible(*, viewer: User, gun: str) -> bool:
     """Whether ``viewer`` may learn who signs ``gun``: admins, and whoever may see its
     repository (``trust.selectors.repository_list``: the members of its signer teams). A
     GUN Gatehouse does not manage is nobody's but the admins'. Every evaluation by a
-    non-admin asks, so it is one plain ``EXISTS`` over the viewer's memberships."""
-    return (
-        viewer.is_admin
-        or Membership.objects.filter(user=viewer, team__repositories__gun=gun).exists()
-    )
+    non-admin asks, so it is one ``EXISTS``."""
+    return viewer.is_admin or repository_visible(viewer=viewer, gun=gun)
 
 
 def repository_signer_teams(gun: str) -> tuple[str, ...] | None:

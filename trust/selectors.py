@@ -44,6 +44,12 @@ def repositories_shown(*, viewer: User) -> QuerySet[Repository]:
     return _visible(Repository.objects.defer("notary_state"), viewer)
 
 
+def repository_visible(*, viewer: User, gun: str) -> bool:
+    """Whether ``viewer`` may see the repository Gatehouse manages under ``gun``, by
+    ``repository_list``'s rule, in one ``EXISTS``."""
+    return _visible(Repository.objects.filter(gun=gun), viewer).exists()
+
+
 def _visible(repositories: QuerySet[Repository], viewer: User) -> QuerySet[Repository]:
     if viewer.is_admin:
         return repositories
