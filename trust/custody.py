@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from gatehouse.keywrap import seal, unseal
-from trust.models import CustodyKey
+from trust.models import CURRENT_ROOT, CustodyKey
 from trust.notary.keys import (
     SigningKey,
     generate_ecdsa_key,
@@ -109,9 +109,7 @@ def root_key() -> CustodyKey:
 
 def root_key_if_exists() -> CustodyKey | None:
     """The root key, or ``None`` before it is made: reads (a GET) must not make it."""
-    return CustodyKey.objects.filter(
-        kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT
-    ).first()
+    return CustodyKey.objects.filter(CURRENT_ROOT).first()
 
 
 def custodian_key() -> CustodyKey:

@@ -95,6 +95,10 @@ class CustodyKey(models.Model):
         return f"{self.kind} key {self.key_id[:12]}"
 
 
+# The root key Gatehouse signs with: at most one (``custody_key_one_root_one_custodian``).
+CURRENT_ROOT = Q(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
+
+
 class RootKeyExport(models.Model):
     """Each offline backup of the root key: who took it and when."""
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Membership, Team, User
 from bundles.models import PublicKey, SigningRole
 from trust.models import (
+    CURRENT_ROOT,
     CustodyKey,
     Job,
     Repository,
@@ -212,10 +213,9 @@ def _custodian_and_root_key_ids() -> tuple[str | None, str | None]:
     """The custodian key's ID and the current root key's, in one query (there is at most
     one of each: ``custody_key_one_root_one_custodian``)."""
     ids = dict(
-        CustodyKey.objects.filter(
-            Q(kind=CustodyKey.Kind.CUSTODIAN)
-            | Q(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
-        ).values_list("kind", "key_id")
+        CustodyKey.objects.filter(Q(kind=CustodyKey.Kind.CUSTODIAN) | CURRENT_ROOT).values_list(
+            "kind", "key_id"
+        )
     )
     return ids.get(CustodyKey.Kind.CUSTODIAN), ids.get(CustodyKey.Kind.ROOT)
 
@@ -315,11 +315,7 @@ def _shown_id(key_id: str, published_keys: dict) -> str:
 
 
 def root_key_id() -> str | None:
-    return (
-        CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
-        .values_list("key_id", flat=True)
-        .first()
-    )
+    return CustodyKey.objects.filter(CURRENT_ROOT).values_list("key_id", flat=True).first()
 
 
 def root_key_exported() -> bool:
@@ -330,7 +326,7 @@ def root_key_status() -> tuple[str | None, bool]:
     """The current root key's ID (``None`` until it is made) and whether it was ever
     exported: one query once the key exists."""
     row = (
-        CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
+        CustodyKey.objects.filter(CURRENT_ROOT)
         .annotate(exported=Exists(RootKeyExport.objects.all()))
         .values_list("key_id", "exported")
         .first()
@@ -343,7 +339,7 @@ def root_key_status() -> tuple[str | None, bool]:
 def root_key_awaits_export() -> bool:
     """The root key exists and has never been exported, in one query."""
     return (
-        CustodyKey.objects.filter(kind=CustodyKey.Kind.ROOT, state=CustodyKey.State.CURRENT)
+        CustodyKey.objects.filter(CURRENT_ROOT)
         .filter(~Exists(RootKeyExport.objects.all()))
         .exists()
     )
