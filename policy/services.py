@@ -328,7 +328,12 @@ def _verdicts(
 ) -> tuple[dict[str, admission.Verdict], dict[str, Evaluation], bool]:
     """Evaluate each distinct image once (``nginx`` and ``nginx:latest`` are one image);
     also the evaluations by image, and whether Notary could not be reached. An unreachable
-    Notary fails every image that would need it, without waiting on Notary again for each."""
+    Notary fails every image that would need it, without waiting on Notary again for each.
+
+    A replay found while the review runs (reading one image's trust data, or by another
+    thread) counts for every image after it: ``identities`` are read again before the
+    next evaluation, or a copy first read for one image would pass for the next."""
+    replays = replays_found()
     verdicts: dict[str, admission.Verdict] = {}
     evaluations: dict[str, Evaluation] = {}
     by_reference: dict[str, admission.Verdict] = {}
@@ -348,6 +353,8 @@ def _verdicts(
             if unavailable is not None and needs_trust_data(policy, reference.gun, namespace):
                 verdict = admission.verdict_of_error(image, unavailable, mode)
             else:
+                if replays_found() != replays:
+                    replays, identities = replays_found(), evaluation_context().identities
                 try:
                     evaluation = image_evaluate_under(
                         image=image, policy=policy, identities=identities, namespace=namespace

@@ -122,8 +122,13 @@ class SigningWorld:
         assert response.status_code == 200, response.content
         return response.json()
 
-    def admission(self, image: str) -> dict[str, bool]:
-        """The validating and the mutating webhook's answers for a Pod running ``image``."""
+    def admission(self, image: str, *more: str) -> dict[str, bool]:
+        """The validating and the mutating webhook's answers for a Pod running ``image``
+        (and ``more``, in containers of their own, in that order)."""
+        containers = [
+            {"name": f"app-{number}" if number else "app", "image": each}
+            for number, each in enumerate((image, *more))
+        ]
         _, token, _, _ = admission_service_account(username="kube-apiserver", revoke_others=False)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -142,7 +147,7 @@ class SigningWorld:
                         "apiVersion": "v1",
                         "kind": "Pod",
                         "metadata": {"name": "app", "namespace": "prod"},
-                        "spec": {"containers": [{"name": "app", "image": image}]},
+                        "spec": {"containers": containers},
                     },
                 },
             }

@@ -242,6 +242,29 @@ def test_a_file_replayed_under_the_same_role_in_another_repository_does_not_coun
     assert reasons_of(denied(world, f"{q}:1.0"), "ci") == ["replayed"]
 
 
+def test_a_replay_one_image_of_a_review_finds_counts_for_the_images_after_it(world):
+    """The copy of alice's file from P in Q is first read by an admission review whose
+    first image is Q's genuine 2.0, signed by bob: reading Q for it finds the replay. The
+    review's later image, Q:1.0, which only the copy signs, must not pass on identities
+    the review read before the replay was known."""
+    alice = world.person("alice", "ci")
+    world.person("bob", "ci")
+    world.person("mallory", "dev")
+    p = world.repository("ci")
+    q = world.repository("ci", "dev")
+    world.policy("ci")
+    world.sign("alice", p, "1.0", D)
+    assert world.decision(f"{p}:1.0") == "allowed"
+    world.sign("bob", q, "2.0", E)
+    assert world.decision(f"{q}:2.0") == "allowed"
+
+    world.sign("mallory", q, "1.0", D, RELEASES)
+    assert world.upload(q, {alice.role: world.fetch(p, alice.role)}) in (200, 201)
+
+    assert world.admission(f"{q}:2.0", f"{q}:1.0") == {"validate": False, "mutate": False}
+    assert reasons_of(denied(world, f"{q}:1.0"), "ci") == ["replayed"]
+
+
 def test_an_older_version_gatehouse_never_read_replayed_to_another_repository(world):
     """The attacker's choice of file for the replay above: one Gatehouse has never read.
     alice signs 1.0 = D in P, then 1.1 before anything deploys, so the first version of her
